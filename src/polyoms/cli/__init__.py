@@ -1,0 +1,1 @@
+"""The `polyoms` command line."""

@@ -1,0 +1,24 @@
+"""Entry point of the `polyoms` console script; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from polyoms.cli import order
+
+app = typer.Typer(
+    name="polyoms",
+    help="Order management and execution for Polymarket's CLOB V2.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(order.app, name="order")
+
+
+def main() -> None:  # pragma: no cover - thin wrapper for `python -m polyoms.cli.main`
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

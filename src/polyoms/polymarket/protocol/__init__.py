@@ -1,0 +1,1 @@
+"""Everything specific to the venue's wire protocol; pure (no I/O)."""

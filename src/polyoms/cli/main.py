@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from polyoms.cli import order
+from polyoms.cli import order, sim
 
 app = typer.Typer(
     name="polyoms",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(order.app, name="order")
+app.command("sim")(sim.sim)
 
 
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m polyoms.cli.main`

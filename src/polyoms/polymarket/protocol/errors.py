@@ -72,6 +72,17 @@ MESSAGE_PATTERNS: tuple[tuple[str, type[PolyomsError]], ...] = (
     ("invalid order payload", InvalidOrderError),
     ("too many requests", RateLimitedError),
     ("not found", NotFoundError),
+    # Legacy V1 error codes (doc §5.2), still possible in `errorMsg` of batch items.
+    ("invalid_order_min_tick_size", InvalidPriceError),
+    ("invalid_order_min_size", BelowMinimumSizeError),
+    ("invalid_order_not_enough_balance", InsufficientBalanceError),
+    ("invalid_order_expiration", InvalidExpirationError),
+    ("invalid_order_error", InvalidOrderError),
+    ("fok_order_not_filled_error", FokNotFilledError),
+    ("delaying_order_error", OrderRejectedError),
+    ("order_delayed", OrderDelayedError),
+    ("market_not_ready", MarketNotReadyError),
+    ("execution_error", OrderRejectedError),
 )
 
 _STATUS_CLASSES: dict[int, type[PolyomsError]] = {

@@ -14,12 +14,17 @@ from polyoms.core.clock import Clock, WallClock
 from polyoms.core.enums import OrderType, Side, SignatureType
 from polyoms.core.errors import (
     BelowMinimumSizeError,
+    InvalidAmountError,
     InvalidExpirationError,
     InvalidOrderError,
     InvalidOrderTypeError,
+    InvalidPriceError,
     InvalidSignatureError,
+    InvalidSizeError,
+    PolyomsError,
+    TooManyDecimalsError,
 )
-from polyoms.core.units import Micro, NumberLike, TickSize, fmt_micro, tick_size, to_micro
+from polyoms.core.units import DECIMALS, Micro, NumberLike, TickSize, decimal_places, fmt_micro, tick_size, to_decimal, to_micro
 from polyoms.polymarket.protocol import constants as C
 from polyoms.polymarket.protocol.amounts import limit_amounts, market_amounts, order_size_and_price
 from polyoms.polymarket.protocol.eip712 import (
@@ -170,8 +175,8 @@ class OrderBuilder:
         return self.limit_micro(
             _token_id(token_id),
             Side.parse(side),
-            to_micro(price, "price"),
-            to_micro(size, "size"),
+            _order_micro(price, "price", InvalidPriceError, InvalidPriceError),
+            _order_micro(size, "size", InvalidSizeError, TooManyDecimalsError),
             tick=tick,
             neg_risk=neg_risk,
             order_type=OrderType.parse(order_type),
@@ -199,8 +204,8 @@ class OrderBuilder:
         return self.market_micro(
             _token_id(token_id),
             Side.parse(side),
-            to_micro(amount, "amount"),
-            to_micro(price, "price"),
+            _order_micro(amount, "amount", InvalidSizeError, TooManyDecimalsError),
+            _order_micro(price, "price", InvalidPriceError, InvalidPriceError),
             tick=tick_size(tick),
             neg_risk=neg_risk,
             order_type=OrderType.parse(order_type),
@@ -329,7 +334,27 @@ class OrderBuilder:
         )
 
 
+def _order_micro(
+    value: NumberLike, what: str, invalid: type[PolyomsError], too_precise: type[PolyomsError]
+) -> Micro:
+    """`to_micro` for an order's price, size or amount, raising the order's own error classes.
+
+    Not a finite number -> `invalid`; more than 6 decimals -> `too_precise` (a price that precise is
+    off every tick grid; a size that precise has too many decimals).
+    """
+    try:
+        dec = to_decimal(value, what)
+    except InvalidAmountError as exc:
+        raise invalid(exc.message, **exc.context) from None
+    places = decimal_places(dec)
+    if places > DECIMALS:
+        raise too_precise(f"{what} {value} has {places} decimals, at most {DECIMALS} allowed", field=what, value=value)
+    return to_micro(dec, what)
+
+
 def _token_id(value: int | str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidOrderError(f"token id must be a decimal integer, got {value!r}")
     try:
         token = int(value)
     except (TypeError, ValueError):

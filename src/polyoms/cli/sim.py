@@ -1,0 +1,54 @@
+"""`polyoms sim`: the local exchange on a port, speaking Polymarket's CLOB REST protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from polyoms.core.errors import PolyomsError
+from polyoms.core.units import to_micro
+from polyoms.exchange.api.runner import SimServer, build_service
+
+
+def sim(
+    host: Annotated[str, typer.Option("--host", help="Address to bind (keep it on loopback).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port (0 = any free port).")] = 8080,
+    config: Annotated[Path | None, typer.Option("--config", help="Markets file (TOML or JSON).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for ids and keys (reproducible runs).")] = 0,
+    fund: Annotated[
+        str | None, typer.Option("--fund", help="Give every new address this much pUSD automatically.")
+    ] = None,
+    chain_id: Annotated[int, typer.Option("--chain-id", help="Chain id orders must be signed for.")] = 137,
+) -> None:
+    """Serve the local exchange's REST API at http://HOST:PORT until interrupted."""
+    console = Console(stderr=True)
+    try:
+        service = build_service(config, seed=seed, auto_fund=to_micro(fund, "fund") if fund else 0, chain_id=chain_id)
+    except PolyomsError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+    async def serve() -> None:
+        server = SimServer(service, host, port)
+        try:
+            url = await server.start()
+        except OSError as exc:
+            console.print(f"[bold red]error:[/] cannot listen on {host}:{port}: {exc.strerror}", highlight=False)
+            raise typer.Exit(2) from None
+        markets = service.exchange.markets()
+        console.print(f"polyoms sim: {len(markets)} markets at [bold]{url}[/] (Ctrl-C to stop)", highlight=False)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await server.stop()
+
+    asyncio.run(serve())

@@ -1,0 +1,578 @@
+"""The local exchange's REST API (aiohttp): the venue's paths, status codes, shapes and errors.
+
+Handlers parse the request, call the service or the exchange, and render. Success is always
+HTTP 200 (the official Python client treats anything else as an error). Test-only administration
+sits under /_sim/, apart from the venue's paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from typing import Any, Final
+
+from aiohttp import web
+
+from polyoms.core.enums import Side
+from polyoms.core.errors import InputError, NotFoundError, PolyomsError
+from polyoms.core.units import MICRO, fmt_micro, from_micro, to_micro
+from polyoms.exchange import messages as msg
+from polyoms.exchange.api import render, render_markets
+from polyoms.exchange.api.http import (
+    decode_json,
+    error_body,
+    error_response,
+    json_response,
+    page_body,
+    paginate,
+    query,
+)
+from polyoms.exchange.api.service import INVALID_HEARTBEAT, Caller, SimService
+from polyoms.polymarket.protocol import constants as C
+from polyoms.polymarket.protocol.auth import verify_l1, verify_l2
+from polyoms.polymarket.protocol.wire import decode_envelope, decode_envelopes
+
+log = logging.getLogger("polyoms.sim")
+
+SERVICE: Final = web.AppKey("service", SimService)
+TICK_INTERVAL_S: Final = 0.1
+DATA_PAGE: Final = 100
+MARKETS_PAGE: Final = 500
+MAX_UINT256: Final = str(2**256 - 1)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# --- middleware and auth ---------------------------------------------------------------------------
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except PolyomsError as exc:
+        return error_response(exc)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("internal error on %s %s", request.method, request.path)
+        return json_response(error_body("internal error"), status=500)
+
+
+def _svc(request: web.Request) -> SimService:
+    return request.app[SERVICE]
+
+
+async def _l2(request: web.Request) -> tuple[Caller, bytes]:
+    body = await request.read()
+    owner, creds, _ = verify_l2(request.headers, request.method, request.path, body, _svc(request).keys.lookup())
+    return Caller(owner, creds), body
+
+
+def _l1(request: web.Request) -> tuple[str, int]:
+    address, nonce, _ = verify_l1(request.headers, _svc(request).chain_id)
+    return address, nonce
+
+
+def _token_param(request: web.Request) -> str:
+    token = query(request, "token_id", required=True)
+    assert token is not None
+    return token
+
+
+def _creds_body(creds: Any) -> dict[str, str]:
+    return {"apiKey": creds.api_key, "secret": creds.secret, "passphrase": creds.passphrase}
+
+
+# --- meta ------------------------------------------------------------------------------------------
+
+
+async def ok(request: web.Request) -> web.Response:
+    return web.Response(text="OK")
+
+
+async def server_time(request: web.Request) -> web.Response:
+    return json_response(_svc(request).clock.now_ms() // 1000)
+
+
+async def version(request: web.Request) -> web.Response:
+    return json_response({"version": 2})
+
+
+# --- API keys --------------------------------------------------------------------------------------
+
+
+async def create_api_key(request: web.Request) -> web.Response:
+    address, nonce = _l1(request)
+    return json_response(_creds_body(_svc(request).create_key(address, nonce)))
+
+
+async def derive_api_key(request: web.Request) -> web.Response:
+    address, nonce = _l1(request)
+    return json_response(_creds_body(_svc(request).derive_key(address, nonce)))
+
+
+async def get_api_keys(request: web.Request) -> web.Response:
+    caller, _ = await _l2(request)
+    return json_response({"apiKeys": _svc(request).keys.keys_of(caller.address)})
+
+
+async def delete_api_key(request: web.Request) -> web.Response:
+    caller, _ = await _l2(request)
+    _svc(request).keys.delete(caller.api_key)
+    return json_response("OK")
+
+
+async def closed_only(request: web.Request) -> web.Response:
+    await _l2(request)
+    return json_response({"closed_only": False})
+
+
+# --- markets ---------------------------------------------------------------------------------------
+
+
+def _prices(svc: SimService, market: Any) -> tuple[Decimal, Decimal]:
+    last = svc.exchange.last_trade(market.yes_token_id)
+    yes = last[0] if last else MICRO // 2
+    return from_micro(yes), from_micro(MICRO - yes)
+
+
+def _market_list(render_one: Callable[..., dict[str, Any]]) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        svc = _svc(request)
+        items = [render_one(m, _prices(svc, m)) for m in svc.exchange.markets()]
+        page, cursor = paginate(items, request.query.get("next_cursor"), MARKETS_PAGE)
+        return json_response(page_body(page, cursor, MARKETS_PAGE))
+
+    return handler
+
+
+async def get_market(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    market = svc.exchange.market(request.match_info["condition_id"])
+    return json_response(render_markets.clob_market(market, _prices(svc, market)))
+
+
+async def clob_market(request: web.Request) -> web.Response:
+    market = _svc(request).exchange.market(request.match_info["condition_id"])
+    return json_response(render_markets.compact_market(market))
+
+
+async def markets_by_token(request: web.Request) -> web.Response:
+    market = _svc(request).exchange.market_of_token(request.match_info["token_id"])
+    return json_response(
+        {
+            "condition_id": market.condition_id,
+            "primary_token_id": market.yes_token_id,
+            "secondary_token_id": market.no_token_id,
+        }
+    )
+
+
+async def tick_size(request: web.Request) -> web.Response:
+    market = _svc(request).exchange.market_of_token(_token_param(request))
+    return json_response({"minimum_tick_size": Decimal(market.tick.text)})
+
+
+async def neg_risk(request: web.Request) -> web.Response:
+    market = _svc(request).exchange.market_of_token(_token_param(request))
+    return json_response({"neg_risk": market.neg_risk})
+
+
+async def fee_rate(request: web.Request) -> web.Response:
+    # V1 legacy: V2 fees are not signed; the curve is in /clob-markets `fd`.
+    _svc(request).exchange.market_of_token(_token_param(request))
+    return json_response({"base_fee": 0})
+
+
+async def builder_fees(request: web.Request) -> web.Response:
+    raise NotFoundError(f"builder code not found: {request.match_info['code']}")
+
+
+# --- book and prices -------------------------------------------------------------------------------
+
+
+def _book_body(svc: SimService, token_id: str) -> dict[str, Any]:
+    view = svc.exchange.book(token_id)
+    last = svc.exchange.last_trade(token_id)
+    return render.book(view, svc.exchange.market_of_token(token_id), svc.clock.now_ms(), last[0] if last else None)
+
+
+def _token_list(payload: Any) -> list[dict[str, Any]]:
+    if not isinstance(payload, list) or not all(isinstance(p, dict) and "token_id" in p for p in payload):
+        raise InputError('expected a JSON array of {"token_id": ...}', status=400)
+    return payload
+
+
+async def get_book(request: web.Request) -> web.Response:
+    return json_response(_book_body(_svc(request), _token_param(request)))
+
+
+async def post_books(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    items = _token_list(decode_json(await request.read()))
+    return json_response([_book_body(svc, str(p["token_id"])) for p in items])
+
+
+def _best(svc: SimService, token_id: str) -> tuple[int, int]:
+    """Best bid and ask with the market channel's convention for an empty side: bid 0, ask 1."""
+    bid, ask = svc.exchange.best_bid_ask(token_id)
+    return (0 if bid is None else bid), (MICRO if ask is None else ask)
+
+
+def _side_price(svc: SimService, token_id: str, side: str) -> str:
+    bid, ask = _best(svc, token_id)
+    # side names the resting side: BUY -> best bid, SELL -> best ask (doc §4.3).
+    return fmt_micro(bid if Side.parse(side) is Side.BUY else ask)
+
+
+def _mid(svc: SimService, token_id: str) -> str:
+    bid, ask = _best(svc, token_id)
+    return str(from_micro(bid + ask) / 2)
+
+
+async def get_price(request: web.Request) -> web.Response:
+    side = query(request, "side", required=True)
+    assert side is not None
+    return json_response({"price": _side_price(_svc(request), _token_param(request), side)})
+
+
+async def post_prices(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    out: dict[str, dict[str, str]] = {}
+    for p in _token_list(decode_json(await request.read())):
+        side = str(p.get("side", "BUY"))
+        out.setdefault(str(p["token_id"]), {})[Side.parse(side).name] = _side_price(svc, str(p["token_id"]), side)
+    return json_response(out)
+
+
+async def get_midpoint(request: web.Request) -> web.Response:
+    mid = _mid(_svc(request), _token_param(request))
+    return json_response({"mid": mid, "mid_price": mid})
+
+
+async def post_midpoints(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    return json_response(
+        {str(p["token_id"]): _mid(svc, str(p["token_id"])) for p in _token_list(decode_json(await request.read()))}
+    )
+
+
+def _spread(svc: SimService, token_id: str) -> str:
+    bid, ask = _best(svc, token_id)
+    return fmt_micro(ask - bid)
+
+
+async def get_spread(request: web.Request) -> web.Response:
+    return json_response({"spread": _spread(_svc(request), _token_param(request))})
+
+
+async def post_spreads(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    return json_response(
+        {str(p["token_id"]): _spread(svc, str(p["token_id"])) for p in _token_list(decode_json(await request.read()))}
+    )
+
+
+def _last_trade(svc: SimService, token_id: str) -> dict[str, str]:
+    last = svc.exchange.last_trade(token_id)
+    if last is None:
+        return {"price": "0.5", "side": ""}
+    return {"price": fmt_micro(last[0]), "side": last[1].name}
+
+
+async def get_last_trade_price(request: web.Request) -> web.Response:
+    return json_response(_last_trade(_svc(request), _token_param(request)))
+
+
+async def post_last_trades_prices(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    items = _token_list(decode_json(await request.read()))
+    return json_response([{"token_id": str(p["token_id"]), **_last_trade(svc, str(p["token_id"]))} for p in items])
+
+
+async def prices_history(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    token = query(request, "market", required=True)
+    assert token is not None
+    svc.exchange.market_of_token(token)
+    start = int(request.query.get("startTs", "0") or 0)
+    end = int(request.query.get("endTs", "0") or 0) or None
+    history = []
+    for t in svc.exchange.all_trades:
+        involved = t.asset_id == token or any(m.asset_id == token for m in t.maker_orders)
+        if not involved or t.match_time < start or (end is not None and t.match_time > end):
+            continue
+        price = t.price if t.asset_id == token else MICRO - t.price
+        history.append({"t": t.match_time, "p": from_micro(price)})
+    return json_response({"history": history})
+
+
+# --- orders ----------------------------------------------------------------------------------------
+
+
+async def post_order(request: web.Request) -> web.Response:
+    caller, body = await _l2(request)
+    result = _svc(request).submit(caller, decode_envelope(body))
+    return json_response(render.order_response(result))
+
+
+async def post_orders(request: web.Request) -> web.Response:
+    caller, body = await _l2(request)
+    out = []
+    for order_id, outcome in _svc(request).submit_batch(caller, decode_envelopes(body)):
+        if isinstance(outcome, PolyomsError):
+            out.append(render.order_failure(order_id, outcome.message))
+        else:
+            out.append(render.order_response(outcome))
+    return json_response(out)
+
+
+def _cancel_body(result: Any) -> dict[str, Any]:
+    return {"canceled": result.canceled, "not_canceled": result.not_canceled}
+
+
+async def cancel_order(request: web.Request) -> web.Response:
+    caller, body = await _l2(request)
+    payload = decode_json(body, msg.INVALID_PAYLOAD)
+    if not isinstance(payload, dict) or not isinstance(payload.get("orderID"), str):
+        raise InputError(msg.INVALID_PAYLOAD, status=400)
+    return json_response(_cancel_body(_svc(request).cancel(caller, [payload["orderID"]])))
+
+
+async def cancel_orders(request: web.Request) -> web.Response:
+    caller, body = await _l2(request)
+    payload = decode_json(body, msg.INVALID_PAYLOAD)
+    if not isinstance(payload, list) or not all(isinstance(x, str) for x in payload):
+        raise InputError(msg.INVALID_PAYLOAD, status=400)
+    if len(payload) > 1000:
+        raise InputError(f"Too many orders in payload: {len(payload)}, max allowed: 1000", status=400)
+    return json_response(_cancel_body(_svc(request).cancel(caller, payload)))
+
+
+async def cancel_all(request: web.Request) -> web.Response:
+    caller, _ = await _l2(request)
+    return json_response(_cancel_body(_svc(request).exchange.cancel_all(caller.api_key)))
+
+
+async def cancel_market_orders(request: web.Request) -> web.Response:
+    caller, body = await _l2(request)
+    payload = decode_json(body, msg.INVALID_PAYLOAD) or {}
+    if not isinstance(payload, dict):
+        raise InputError(msg.INVALID_PAYLOAD, status=400)
+    result = _svc(request).exchange.cancel_market(
+        caller.api_key, market=payload.get("market") or None, asset_id=payload.get("asset_id") or None
+    )
+    return json_response(_cancel_body(result))
+
+
+async def get_order(request: web.Request) -> web.Response:
+    caller, _ = await _l2(request)
+    order = _svc(request).exchange.get_order(request.match_info["order_id"])
+    if order is None or order.owner != caller.api_key:
+        raise NotFoundError("order not found", status=404)
+    return json_response(render.open_order(order))
+
+
+async def get_orders(request: web.Request) -> web.Response:
+    caller, _ = await _l2(request)
+    orders = _svc(request).exchange.open_orders(
+        caller.api_key,
+        order_id=query(request, "id"),
+        market=query(request, "market"),
+        asset_id=query(request, "asset_id"),
+    )
+    page, cursor = paginate([render.open_order(o) for o in orders], request.query.get("next_cursor"), DATA_PAGE)
+    return json_response(page_body(page, cursor, DATA_PAGE))
+
+
+def _int_param(request: web.Request, name: str) -> int | None:
+    value = query(request, name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"invalid {name}: {value!r}", status=400) from None
+
+
+async def get_trades(request: web.Request) -> web.Response:
+    caller, _ = await _l2(request)
+    trades = _svc(request).exchange.trades(
+        caller.api_key,
+        trade_id=query(request, "id"),
+        maker_address=query(request, "maker_address"),
+        market=query(request, "market"),
+        asset_id=query(request, "asset_id"),
+        before=_int_param(request, "before"),
+        after=_int_param(request, "after"),
+    )
+    rendered = [render.trade(t, caller.api_key) for t in trades]
+    page, cursor = paginate(rendered, request.query.get("next_cursor"), DATA_PAGE)
+    return json_response(page_body(page, cursor, DATA_PAGE))
+
+
+async def pre_migration_orders(request: web.Request) -> web.Response:
+    await _l2(request)
+    return json_response(page_body([], "LTE=", DATA_PAGE))
+
+
+# --- account ---------------------------------------------------------------------------------------
+
+
+async def balance_allowance(request: web.Request) -> web.Response:
+    caller, _ = await _l2(request)
+    svc = _svc(request)
+    asset_type = (query(request, "asset_type") or "COLLATERAL").upper()
+    signature_type = _int_param(request, "signature_type") or 0
+    balances = svc.exchange.balances(svc.funder_of(caller.address, signature_type))
+    if asset_type == "COLLATERAL":
+        balance, allowance = balances.pusd, balances.pusd_allowance
+    elif asset_type == "CONDITIONAL":
+        token = query(request, "token_id", required=True)
+        assert token is not None
+        held = balances.token(token)
+        balance, allowance = held.balance, held.allowance
+    else:
+        raise InputError(f"invalid asset_type: {asset_type}", status=400)
+    spenders = (C.CTF_EXCHANGE_V2, C.NEG_RISK_CTF_EXCHANGE_V2, C.NEG_RISK_ADAPTER)
+    allowance_text = MAX_UINT256 if allowance >= 2**256 - 1 else str(allowance)
+    return json_response({"balance": str(balance), "allowances": dict.fromkeys(spenders, allowance_text)})
+
+
+async def heartbeat(request: web.Request) -> web.Response:
+    caller, body = await _l2(request)
+    payload = decode_json(body) or {}
+    hb_id = payload.get("heartbeat_id") if isinstance(payload, dict) else None
+    accepted, next_id = _svc(request).heartbeat(caller, hb_id if isinstance(hb_id, str) else None)
+    if not accepted:
+        return json_response(error_body(INVALID_HEARTBEAT, heartbeat_id=next_id), status=400)
+    return json_response({"heartbeat_id": next_id})
+
+
+async def order_scoring(request: web.Request) -> web.Response:
+    await _l2(request)
+    return json_response({"scoring": False})
+
+
+async def orders_scoring(request: web.Request) -> web.Response:
+    _, body = await _l2(request)
+    ids = decode_json(body) or []
+    return json_response(dict.fromkeys(ids if isinstance(ids, list) else [], False))
+
+
+async def notifications(request: web.Request) -> web.Response:
+    await _l2(request)
+    return json_response([] if request.method == "GET" else "OK")
+
+
+# --- simulator administration (not part of the venue) ---------------------------------------------
+
+
+async def sim_fund(request: web.Request) -> web.Response:
+    """POST /_sim/fund {"address": "0x…", "pusd": "1000", "tokens": {"<token id>": "50"}}."""
+    svc = _svc(request)
+    payload = decode_json(await request.read(), "invalid JSON")
+    if not isinstance(payload, dict) or not isinstance(payload.get("address"), str):
+        raise InputError('expected {"address": "0x…", "pusd": "…", "tokens": {…}}', status=400)
+    tokens_in = payload.get("tokens") or {}
+    if not isinstance(tokens_in, dict):
+        raise InputError("tokens must be an object of token id -> amount", status=400)
+    pusd = to_micro(str(payload.get("pusd", "0")), "pusd")
+    tokens = {str(k): to_micro(str(v), f"tokens[{k}]") for k, v in tokens_in.items()}
+    if pusd < 0 or any(v < 0 for v in tokens.values()):
+        raise InputError("fund amounts must not be negative", status=400)
+    address = payload["address"]
+    svc.fund(address, pusd, tokens)
+    owner, signature_type = payload.get("owner"), payload.get("signature_type")
+    if isinstance(owner, str) and isinstance(signature_type, int):
+        svc.link_wallet(owner, signature_type, address)
+    b = svc.exchange.balances(address)
+    return json_response(
+        {
+            "address": address,
+            "pusd": fmt_micro(b.pusd),
+            "tokens": {t: fmt_micro(v.balance) for t, v in b.tokens.items()},
+        }
+    )
+
+
+# --- application -----------------------------------------------------------------------------------
+
+
+async def _ticker(app: web.Application) -> AsyncIterator[None]:
+    svc = app[SERVICE]
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(TICK_INTERVAL_S)
+            try:
+                svc.tick()
+            except Exception:  # a timer must never die silently; log and keep ticking
+                log.exception("sim tick failed")
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def make_app(service: SimService) -> web.Application:
+    app = web.Application(middlewares=[errors_middleware], client_max_size=8 * 1024 * 1024)
+    app[SERVICE] = service
+    app.cleanup_ctx.append(_ticker)
+    r = app.router
+    r.add_get("/", ok)
+    r.add_get("/ok", ok)
+    r.add_get("/time", server_time)
+    r.add_get("/version", version)
+    r.add_post("/auth/api-key", create_api_key)
+    r.add_get("/auth/derive-api-key", derive_api_key)
+    r.add_get("/auth/api-keys", get_api_keys)
+    r.add_delete("/auth/api-key", delete_api_key)
+    r.add_get("/auth/ban-status/closed-only", closed_only)
+    r.add_get("/markets", _market_list(render_markets.clob_market))
+    r.add_get("/sampling-markets", _market_list(render_markets.clob_market))
+    r.add_get("/simplified-markets", _market_list(render_markets.simplified_market))
+    r.add_get("/sampling-simplified-markets", _market_list(render_markets.simplified_market))
+    r.add_get("/markets/{condition_id}", get_market)
+    r.add_get("/clob-markets/{condition_id}", clob_market)
+    r.add_get("/markets-by-token/{token_id}", markets_by_token)
+    r.add_get("/tick-size", tick_size)
+    r.add_get("/neg-risk", neg_risk)
+    r.add_get("/fee-rate", fee_rate)
+    r.add_get("/fees/builder-fees/{code}", builder_fees)
+    r.add_get("/book", get_book)
+    r.add_post("/books", post_books)
+    r.add_get("/price", get_price)
+    r.add_post("/prices", post_prices)
+    r.add_get("/midpoint", get_midpoint)
+    r.add_post("/midpoints", post_midpoints)
+    r.add_get("/spread", get_spread)
+    r.add_post("/spreads", post_spreads)
+    r.add_get("/last-trade-price", get_last_trade_price)
+    r.add_post("/last-trades-prices", post_last_trades_prices)
+    r.add_get("/prices-history", prices_history)
+    r.add_post("/order", post_order)
+    r.add_post("/orders", post_orders)
+    r.add_delete("/order", cancel_order)
+    r.add_delete("/orders", cancel_orders)
+    r.add_delete("/cancel-all", cancel_all)
+    r.add_delete("/cancel-market-orders", cancel_market_orders)
+    r.add_get("/data/order/{order_id}", get_order)
+    r.add_get("/data/orders", get_orders)
+    r.add_get("/data/trades", get_trades)
+    r.add_get("/data/pre-migration-orders", pre_migration_orders)
+    r.add_get("/balance-allowance", balance_allowance)
+    r.add_get("/balance-allowance/update", balance_allowance)
+    r.add_post("/v1/heartbeats", heartbeat)
+    r.add_get("/order-scoring", order_scoring)
+    r.add_post("/orders-scoring", orders_scoring)
+    r.add_get("/notifications", notifications)
+    r.add_delete("/notifications", notifications)
+    r.add_post("/_sim/fund", sim_fund)
+    return app

@@ -1,0 +1,104 @@
+"""Starting and stopping the local exchange: in an event loop, or in a thread for sync callers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from polyoms.core.clock import Clock, WallClock
+from polyoms.core.units import Micro
+from polyoms.exchange.api.app import make_app
+from polyoms.exchange.api.service import SimService
+from polyoms.exchange.engine import Exchange
+from polyoms.exchange.markets import default_markets, load_markets
+from polyoms.polymarket.protocol import constants as C
+
+T = TypeVar("T")
+
+
+def build_service(
+    config: str | Path | None = None,
+    *,
+    seed: int = 0,
+    auto_fund: Micro = 0,
+    clock: Clock | None = None,
+    chain_id: int = C.POLYGON,
+) -> SimService:
+    clock = clock or WallClock()
+    markets = load_markets(config) if config else default_markets()
+    return SimService(Exchange(markets, clock, seed=seed), clock, chain_id=chain_id, seed=seed, auto_fund=auto_fund)
+
+
+class SimServer:
+    """The REST app bound to host:port (port 0 = any free port) inside the running loop."""
+
+    def __init__(self, service: SimService, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.service = service
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> str:
+        self._runner = web.AppRunner(make_app(self.service), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+class ThreadedSim:
+    """The local exchange in a background thread, for synchronous clients (the official SDK)."""
+
+    def __init__(self, service: SimService, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.server = SimServer(service, host, port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="polyoms-sim", daemon=True)
+
+    @property
+    def service(self) -> SimService:
+        return self.server.service
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on the server's loop thread (the exchange has a single writer)."""
+
+        async def run() -> T:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
+
+    def __enter__(self) -> ThreadedSim:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(timeout=10)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()

@@ -1,0 +1,199 @@
+"""The venue's private operations on top of the matching core, free of HTTP.
+
+Everything the REST handlers need that is more than rendering lives here: API keys, order
+verification (signature, signer, owner, domain), submission, heartbeats, funding and the wallets
+an EOA trades for. Handlers parse, call one method, render.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from random import Random
+from typing import Final
+
+from polyoms.core.clock import Clock
+from polyoms.core.enums import OrderType, SignatureType
+from polyoms.core.errors import (
+    AuthError,
+    InvalidExpirationError,
+    InvalidOrderError,
+    InvalidSignatureError,
+    PolyomsError,
+)
+from polyoms.core.units import Micro
+from polyoms.exchange import messages as msg
+from polyoms.exchange.api.heartbeats import Heartbeats
+from polyoms.exchange.api.keys import KeyRegistry
+from polyoms.exchange.engine import CancelResult, Exchange, SubmitResult
+from polyoms.exchange.orders import EngineOrder
+from polyoms.polymarket.protocol import constants as C
+from polyoms.polymarket.protocol.auth import ApiCreds
+from polyoms.polymarket.protocol.hashing import keccak256
+from polyoms.polymarket.protocol.order import SignedOrder, recover_order_signer
+from polyoms.polymarket.protocol.wire import MAX_BATCH, OrderEnvelope, signed_order_from_wire
+
+OWNER_MISMATCH: Final = "the order owner has to be the owner of the API KEY"
+SIGNER_MISMATCH: Final = "the order signer address has to be the address of the API KEY"
+INVALID_SIGNATURE: Final = "invalid signature"
+TOO_MANY_ORDERS: Final = "Too many orders in payload: {n}, max allowed: {max}"
+INVALID_HEARTBEAT: Final = "Invalid Heartbeat ID"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated L2 caller: the EOA that owns the API key, and the key."""
+
+    address: str
+    creds: ApiCreds
+
+    @property
+    def api_key(self) -> str:
+        return self.creds.api_key
+
+
+@dataclass(slots=True)
+class SimService:
+    exchange: Exchange
+    clock: Clock
+    chain_id: int = C.POLYGON
+    seed: int = 0
+    auto_fund: Micro = 0
+    keys: KeyRegistry = field(init=False)
+    heartbeats: Heartbeats = field(init=False)
+    # (EOA lower-case, signature type) -> the maker wallet it trades for.
+    wallets: dict[tuple[str, int], str] = field(default_factory=dict)
+    _funded: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.keys = KeyRegistry(f"polyoms-sim:{self.seed}".encode())
+        self.heartbeats = Heartbeats(Random(self.seed ^ 0x5EED))
+
+    # --- time ----------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Timers: GTD expiry and the heartbeat dead-man switch. Called periodically."""
+        now = self.clock.now_ms()
+        self.exchange.expire(now)
+        for address in self.heartbeats.expired(now):
+            for api_key in self.keys.keys_of(address):
+                self.exchange.cancel_all(api_key)
+
+    # --- accounts ------------------------------------------------------------------------------
+
+    def _maybe_auto_fund(self, address: str) -> None:
+        key = address.lower()
+        if self.auto_fund and key not in self._funded:
+            self._funded.add(key)
+            self.exchange.fund(address, self.auto_fund)
+
+    def fund(self, address: str, pusd: Micro, tokens: dict[str, Micro]) -> None:
+        self._funded.add(address.lower())
+        self.exchange.fund(address, pusd, tokens)
+
+    def link_wallet(self, owner: str, signature_type: int, wallet: str) -> None:
+        self.wallets[(owner.lower(), signature_type)] = wallet
+
+    def funder_of(self, address: str, signature_type: int) -> str:
+        if signature_type == SignatureType.EOA:
+            return address
+        return self.wallets.get((address.lower(), signature_type), address)
+
+    # --- API keys ------------------------------------------------------------------------------
+
+    def create_key(self, address: str, nonce: int) -> ApiCreds:
+        self._maybe_auto_fund(address)
+        return self.keys.create(address, nonce)
+
+    def derive_key(self, address: str, nonce: int) -> ApiCreds:
+        creds = self.keys.derive(address, nonce)
+        if creds is None:
+            raise AuthError("Could not derive api key!", status=400)
+        return creds
+
+    # --- orders --------------------------------------------------------------------------------
+
+    def verify(self, caller: Caller, env: OrderEnvelope) -> SignedOrder:
+        """The typed, signature-checked order of an envelope, or the venue's error."""
+        token_id = str(env.order.tokenId)
+        market = self.exchange.market_of_token(token_id) if self._known_token(token_id) else None
+        if market is None:
+            raise InvalidOrderError(msg.unknown_token(token_id), status=400, token_id=token_id)
+        order = signed_order_from_wire(env, chain_id=self.chain_id, neg_risk=market.neg_risk)
+        if env.owner != caller.api_key:
+            raise AuthError(OWNER_MISMATCH, status=400)
+        if order.signature_type is SignatureType.POLY_1271:
+            eoa = recover_order_signer(order)
+        else:
+            if order.signer.lower() != caller.address.lower():
+                raise AuthError(SIGNER_MISMATCH, status=400)
+            eoa = recover_order_signer(order)
+            if order.signature_type is SignatureType.EOA and order.maker != order.signer:
+                raise InvalidSignatureError(INVALID_SIGNATURE, status=400, order_id=order.order_id)
+        if eoa.lower() != caller.address.lower():
+            raise InvalidSignatureError(INVALID_SIGNATURE, status=400, order_id=order.order_id)
+        if order.signature_type is not SignatureType.EOA:
+            # Proxy/Safe makers are not checked against the factories' CREATE2 addresses here.
+            self.link_wallet(caller.address, int(order.signature_type), order.maker)
+        if order.order_type is OrderType.GTD:
+            if order.expiration <= self.clock.now_ms() // 1000 + C.GTD_SECURITY_THRESHOLD_S:
+                raise InvalidExpirationError(msg.INVALID_EXPIRATION, status=400, order_id=order.order_id)
+        elif order.order_type.is_marketable_only and order.post_only:
+            raise InvalidOrderError(msg.INVALID_PAYLOAD, status=400)
+        return order
+
+    def _known_token(self, token_id: str) -> bool:
+        try:
+            self.exchange.market_of_token(token_id)
+        except PolyomsError:
+            return False
+        return True
+
+    def submit(self, caller: Caller, env: OrderEnvelope) -> SubmitResult:
+        return self.submit_verified(caller, self.verify(caller, env))
+
+    def submit_verified(self, caller: Caller, order: SignedOrder) -> SubmitResult:
+        self._maybe_auto_fund(order.maker)
+        result = self.exchange.submit(
+            EngineOrder(
+                order_id=order.order_id,
+                maker=order.maker,
+                owner=caller.api_key,
+                token_id=str(order.token_id),
+                side=order.side,
+                maker_amount=order.maker_amount,
+                taker_amount=order.taker_amount,
+                order_type=order.order_type,
+                expiration=order.expiration if order.order_type is OrderType.GTD else 0,
+                post_only=order.post_only,
+                timestamp_ms=order.timestamp_ms,
+            )
+        )
+        for trade in result.trades:
+            if not trade.transaction_hash:
+                # The operator's settlement transaction; the SDK waits for one after a match.
+                trade.transaction_hash = "0x" + keccak256(f"polyoms-sim:tx:{trade.trade_id}".encode()).hex()
+        return result
+
+    def submit_batch(
+        self, caller: Caller, envelopes: list[OrderEnvelope]
+    ) -> list[tuple[str, SubmitResult | PolyomsError]]:
+        if len(envelopes) > MAX_BATCH:
+            raise InvalidOrderError(TOO_MANY_ORDERS.format(n=len(envelopes), max=MAX_BATCH), status=400)
+        out: list[tuple[str, SubmitResult | PolyomsError]] = []
+        for env in envelopes:
+            order_id = ""
+            try:
+                order = self.verify(caller, env)
+                order_id = order.order_id
+                out.append((order_id, self.submit_verified(caller, order)))
+            except PolyomsError as exc:
+                out.append((order_id, exc))
+        return out
+
+    def cancel(self, caller: Caller, order_ids: list[str]) -> CancelResult:
+        return self.exchange.cancel_many(order_ids, caller.api_key)
+
+    # --- heartbeats ----------------------------------------------------------------------------
+
+    def heartbeat(self, caller: Caller, heartbeat_id: str | None) -> tuple[bool, str]:
+        return self.heartbeats.beat(caller.address.lower(), heartbeat_id, self.clock.now_ms())

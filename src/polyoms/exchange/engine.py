@@ -1,0 +1,407 @@
+"""The local exchange in-process: submit, cancel, expire and query, on an injected clock.
+
+`Exchange` owns the books, the ledger and every order and trade record; the REST/WS server and the
+in-process venue adapter sit on top of it. It is single-threaded by design (one writer, doc
+principle 5). Time is read only from the injected `Clock`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from polyoms.core.clock import Clock
+from polyoms.core.enums import OrderType, Side
+from polyoms.core.errors import (
+    ConfigError,
+    DuplicateOrderError,
+    InvalidOrderError,
+    MarketNotReadyError,
+    NotFoundError,
+)
+from polyoms.core.units import MICRO
+from polyoms.exchange import messages as msg
+from polyoms.exchange.accounts import FEE_COLLECTOR, Account, Balances, Ledger
+from polyoms.exchange.book import Book, BookView
+from polyoms.exchange.events import CANCELLATION, PLACEMENT, UPDATE, Listener, OrderEvent, TradeEvent
+from polyoms.exchange.markets import MarketSpec, check_unique, default_markets
+from polyoms.exchange.matching import GTD_SECURITY_THRESHOLD_S, Matcher, new_order
+from polyoms.exchange.orders import EngineOrder, Order
+from polyoms.exchange.trades import Trade, TradeIds
+
+__all__ = ["CancelResult", "EngineOrder", "Exchange", "SubmitResult"]
+
+_GTD = OrderType.GTD
+_BUY = Side.BUY
+_NO_TRADES: tuple[Trade, ...] = ()
+_NO_IDS: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class SubmitResult:
+    """What POST /order answers. Amounts are micro-units; for a BUY `making_amount` is pUSD paid
+    and `taking_amount` shares received, for a SELL the other way round (fees not included)."""
+
+    status: str
+    order_id: str
+    making_amount: int = 0
+    taking_amount: int = 0
+    fee: int = 0
+    trade_ids: tuple[str, ...] = _NO_IDS
+    trades: tuple[Trade, ...] = _NO_TRADES
+
+
+@dataclass(slots=True)
+class CancelResult:
+    canceled: list[str] = field(default_factory=list)
+    not_canceled: dict[str, str] = field(default_factory=dict)
+
+
+class Exchange:
+    """The local exchange's matching core behind one facade."""
+
+    def __init__(
+        self,
+        markets: Iterable[MarketSpec] | None,
+        clock: Clock,
+        *,
+        fee_collector: str = FEE_COLLECTOR,
+        seed: int = 0,
+        listener: Listener | None = None,
+    ) -> None:
+        specs = check_unique(default_markets() if markets is None else markets)
+        if not specs:
+            raise ConfigError("an exchange needs at least one market")
+        self.clock = clock
+        self.listener = listener
+        self.ledger = Ledger(fee_collector)
+        self.matcher = Matcher(self.ledger, TradeIds(seed))
+        self._books: dict[str, Book] = {}
+        self._tokens: dict[str, tuple[Book, bool]] = {}
+        for spec in specs:
+            self._add_book(spec)
+        self._orders: dict[str, Order] = {}
+        self._open: dict[str, Order] = {}
+        self._open_by_owner: dict[str, dict[str, Order]] = {}
+        self._expiry: list[tuple[int, int, Order]] = []
+        self._trades: list[Trade] = []
+        self._trade_by_id: dict[str, Trade] = {}
+        self._trades_by_owner: dict[str, list[Trade]] = {}
+        self._last_trade: dict[str, tuple[int, Side]] = {}
+        self._seq = 0
+
+    def _add_book(self, spec: MarketSpec) -> None:
+        book = Book(spec)
+        self._books[spec.condition_id.lower()] = book
+        self._tokens[spec.yes_token_id] = (book, True)
+        self._tokens[spec.no_token_id] = (book, False)
+
+    # --- admin -----------------------------------------------------------------------------------
+
+    def fund(self, address: str, pusd: int = 0, tokens: Mapping[str, int] | None = None) -> None:
+        """Credit pUSD and outcome tokens (micro-units) to an address."""
+        for tid in tokens or {}:
+            if tid not in self._tokens:
+                raise InvalidOrderError(msg.unknown_token(tid), token_id=tid)
+        self.ledger.fund(address, pusd, tokens)
+
+    def set_allowance(self, address: str, amount: int, token_id: str | None = None) -> None:
+        self.ledger.set_allowance(address, amount, token_id)
+
+    def set_market_flags(self, condition_id: str, **flags: bool | str) -> MarketSpec:
+        """Change a market's lifecycle flags (`accepting_orders`, `active`, `closed`...)."""
+        book = self._book(condition_id)
+        book.spec = book.spec.with_flags(**flags)
+        return book.spec
+
+    def close_market(self, condition_id: str) -> list[str]:
+        """Stop trading a market and cancel every order resting in it."""
+        self.set_market_flags(condition_id, accepting_orders=False, closed=True)
+        book = self._book(condition_id)
+        now = self.clock.now_ms()
+        victims = [o for o in self._open.values() if o.market == book.market]
+        for o in victims:
+            self._cancel(o, msg.REASON_MARKET_CLOSED, now)
+        return [o.order_id for o in victims]
+
+    # --- orders ----------------------------------------------------------------------------------
+
+    def submit(self, order: EngineOrder) -> SubmitResult:
+        """Place one order. Raises the venue's typed error if it is refused (then nothing changed)."""
+        now = self.clock.now_ms()
+        expiry = self._expiry
+        if expiry and expiry[0][0] <= now:
+            self.expire(now)
+        oid = order.order_id
+        if oid in self._orders:
+            raise DuplicateOrderError(msg.duplicated(oid))
+        entry = self._tokens.get(order.token_id)
+        if entry is None:
+            raise InvalidOrderError(msg.unknown_token(order.token_id), token_id=order.token_id)
+        book, is_yes = entry
+        spec = book.spec
+        if not spec.accepting_orders or spec.closed or not spec.active:
+            raise MarketNotReadyError(msg.MARKET_NOT_READY)
+        self._seq += 1
+        o = new_order(order, spec, is_yes, now, self._seq, self.ledger.account(order.maker))
+        trades = self.matcher.submit(book, o, order.post_only, now)
+        self._orders[oid] = o
+        listener = self.listener
+        if o.resting:
+            self._open[oid] = o
+            by_owner = self._open_by_owner.get(o.owner)
+            if by_owner is None:
+                by_owner = self._open_by_owner[o.owner] = {}
+            by_owner[oid] = o
+            if o.order_type is _GTD:
+                heapq.heappush(expiry, ((o.expiration - GTD_SECURITY_THRESHOLD_S) * 1000, o.seq, o))
+        if not trades:
+            if listener is not None:
+                listener(OrderEvent(PLACEMENT, o, now))
+            return SubmitResult("live", oid)
+        self._record(o, trades, now)
+        if listener is not None:
+            listener(OrderEvent(PLACEMENT if o.resting else UPDATE, o, now, o.associate_trades))
+        shares = sum(t.size for t in trades)
+        pusd = sum(t.pusd for t in trades)
+        return SubmitResult(
+            "matched",
+            oid,
+            pusd if o.side is _BUY else shares,
+            shares if o.side is _BUY else pusd,
+            sum(t.fee for t in trades),
+            tuple(t.trade_id for t in trades),
+            tuple(trades),
+        )
+
+    def _record(self, taker: Order, trades: list[Trade], now: int) -> None:
+        listener = self.listener
+        orders, open_, by_owner = self._orders, self._open, self._open_by_owner
+        tbo = self._trades_by_owner
+        for t in trades:
+            self._trades.append(t)
+            self._trade_by_id[t.trade_id] = t
+            owners = {t.owner}
+            tbo.setdefault(t.owner, []).append(t)
+            for mf in t.maker_orders:
+                if mf.owner not in owners:
+                    owners.add(mf.owner)
+                    tbo.setdefault(mf.owner, []).append(t)
+                m = orders[mf.order_id]
+                if not m.resting and mf.order_id in open_:
+                    del open_[mf.order_id]
+                    del by_owner[m.owner][mf.order_id]
+                if listener is not None:
+                    listener(OrderEvent(UPDATE, m, now, (t.trade_id,)))
+            self._last_trade[t.asset_id] = (t.price, t.side)
+            book, _ = self._tokens[t.asset_id]
+            other = book.no_token_id if t.asset_id == book.yes_token_id else book.yes_token_id
+            # BUY YES at p is SELL NO at 1 − p: the other token traded at the mirror price.
+            self._last_trade[other] = (MICRO - t.price, t.side.opposite)
+            if listener is not None:
+                listener(TradeEvent(t, now))
+
+    def cancel(self, order_id: str, owner: str) -> CancelResult:
+        """Cancel one of `owner`'s open orders (DELETE /order)."""
+        now = self._expire_due()
+        o = self._open.get(order_id)
+        if o is None or o.owner != owner:
+            return CancelResult([], {order_id: msg.NOT_CANCELED_UNKNOWN})
+        self._cancel(o, msg.REASON_USER, now)
+        return CancelResult([order_id], {})
+
+    def cancel_many(self, order_ids: Iterable[str], owner: str) -> CancelResult:
+        """Cancel several orders (DELETE /orders); duplicates are ignored."""
+        now = self._expire_due()
+        result = CancelResult()
+        for oid in dict.fromkeys(order_ids):
+            o = self._open.get(oid)
+            if o is None or o.owner != owner:
+                result.not_canceled[oid] = msg.NOT_CANCELED_UNKNOWN
+            else:
+                self._cancel(o, msg.REASON_USER, now)
+                result.canceled.append(oid)
+        return result
+
+    def cancel_all(self, owner: str, reason: str = msg.REASON_CANCEL_ALL) -> CancelResult:
+        """Cancel every open order of `owner` (DELETE /cancel-all; also heartbeat timeouts, with
+        `reason=messages.REASON_HEARTBEAT`)."""
+        now = self._expire_due()
+        victims = list(self._open_by_owner.get(owner, {}).values())
+        for o in victims:
+            self._cancel(o, reason, now)
+        return CancelResult([o.order_id for o in victims], {})
+
+    def cancel_market(self, owner: str, market: str | None = None, asset_id: str | None = None) -> CancelResult:
+        """Cancel `owner`'s open orders in a market and/or token (DELETE /cancel-market-orders).
+
+        An empty or missing filter matches everything, so both empty cancels all of them.
+        """
+        now = self._expire_due()
+        cid = market.lower() if market else None
+        victims = [
+            o
+            for o in self._open_by_owner.get(owner, {}).values()
+            if (cid is None or o.market.lower() == cid) and (not asset_id or o.asset_id == asset_id)
+        ]
+        for o in victims:
+            self._cancel(o, msg.REASON_CANCEL_MARKET, now)
+        return CancelResult([o.order_id for o in victims], {})
+
+    def expire(self, now_ms: int | None = None) -> list[str]:
+        """Cancel GTD orders whose time (expiration − threshold) has come; returns their ids."""
+        now = self.clock.now_ms() if now_ms is None else now_ms
+        expiry = self._expiry
+        expired: list[str] = []
+        while expiry and expiry[0][0] <= now:
+            _, _, o = heapq.heappop(expiry)
+            if o.resting:
+                self._cancel(o, msg.REASON_EXPIRED, now)
+                expired.append(o.order_id)
+        return expired
+
+    def _expire_due(self) -> int:
+        now = self.clock.now_ms()
+        if self._expiry and self._expiry[0][0] <= now:
+            self.expire(now)
+        return now
+
+    def _cancel(self, o: Order, reason: str, now: int) -> None:
+        book, _ = self._tokens[o.asset_id]
+        self.matcher.cancel(book, o)
+        del self._open[o.order_id]
+        del self._open_by_owner[o.owner][o.order_id]
+        if self.listener is not None:
+            self.listener(OrderEvent(CANCELLATION, o, now, reason=reason))
+
+    # --- queries ---------------------------------------------------------------------------------
+
+    def _book(self, condition_id: str) -> Book:
+        book = self._books.get(condition_id.lower())
+        if book is None:
+            raise NotFoundError(f"market not found: {condition_id}", condition_id=condition_id)
+        return book
+
+    def _token(self, token_id: str) -> tuple[Book, bool]:
+        entry = self._tokens.get(token_id)
+        if entry is None:
+            raise NotFoundError(msg.NO_ORDERBOOK, token_id=token_id)
+        return entry
+
+    def markets(self) -> list[MarketSpec]:
+        return [b.spec for b in self._books.values()]
+
+    def market(self, condition_id: str) -> MarketSpec:
+        return self._book(condition_id).spec
+
+    def market_of_token(self, token_id: str) -> MarketSpec:
+        return self._token(token_id)[0].spec
+
+    def get_order(self, order_id: str) -> Order | None:
+        """Any order the exchange accepted, open or not (GET /data/order/{id})."""
+        return self._orders.get(order_id)
+
+    def open_orders(
+        self,
+        owner: str | None = None,
+        *,
+        order_id: str | None = None,
+        market: str | None = None,
+        asset_id: str | None = None,
+    ) -> list[Order]:
+        """Open orders, oldest first, filtered like GET /data/orders (owner None = everyone's)."""
+        pool = self._open if owner is None else self._open_by_owner.get(owner, {})
+        if order_id:
+            o = pool.get(order_id)
+            pool = {order_id: o} if o is not None else {}
+        cid = market.lower() if market else None
+        out = [
+            o
+            for o in pool.values()
+            if (cid is None or o.market.lower() == cid) and (not asset_id or o.asset_id == asset_id)
+        ]
+        out.sort(key=lambda o: o.seq)
+        return out
+
+    def trades(
+        self,
+        owner: str | None = None,
+        *,
+        trade_id: str | None = None,
+        maker_address: str | None = None,
+        market: str | None = None,
+        asset_id: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+    ) -> list[Trade]:
+        """Trades in match order where `owner` was taker or maker (GET /data/trades).
+
+        `before` / `after` bound `match_time` (unix seconds, inclusive); `maker_address` keeps trades
+        in which that funder took part on either side.
+        """
+        pool = self._trades if owner is None else self._trades_by_owner.get(owner, [])
+        addr = maker_address.lower() if maker_address else None
+        cid = market.lower() if market else None
+        return [
+            t
+            for t in pool
+            if (not trade_id or t.trade_id == trade_id)
+            and (cid is None or t.market.lower() == cid)
+            and (not asset_id or t.asset_id == asset_id or any(m.asset_id == asset_id for m in t.maker_orders))
+            and (before is None or t.match_time <= before)
+            and (after is None or t.match_time >= after)
+            and (
+                addr is None
+                or t.maker_address.lower() == addr
+                or any(m.maker_address.lower() == addr for m in t.maker_orders)
+            )
+        ]
+
+    def trade(self, trade_id: str) -> Trade | None:
+        return self._trade_by_id.get(trade_id)
+
+    def book(self, token_id: str) -> BookView:
+        """GET /book: the token's levels, bids ascending and asks descending (best last)."""
+        book, is_yes = self._token(token_id)
+        return book.view(is_yes)
+
+    def best_bid_ask(self, token_id: str) -> tuple[int | None, int | None]:
+        book, is_yes = self._token(token_id)
+        return book.best(is_yes)
+
+    def midpoint(self, token_id: str) -> int | None:
+        """(best bid + best ask) / 2, or None while a side is empty. Exact: prices are multiples of 100."""
+        bid, ask = self.best_bid_ask(token_id)
+        if bid is None or ask is None:
+            return None
+        return (bid + ask) // 2
+
+    def spread(self, token_id: str) -> int | None:
+        bid, ask = self.best_bid_ask(token_id)
+        if bid is None or ask is None:
+            return None
+        return ask - bid
+
+    def last_trade(self, token_id: str) -> tuple[int, Side] | None:
+        """(price, taker side) of the token's last trade, or None before the first one."""
+        self._token(token_id)
+        return self._last_trade.get(token_id)
+
+    def balances(self, address: str) -> Balances:
+        return self.ledger.balances(address)
+
+    def account(self, address: str) -> Account | None:
+        return self.ledger.get(address)
+
+    @property
+    def books(self) -> Mapping[str, Book]:
+        return self._books
+
+    @property
+    def all_trades(self) -> list[Trade]:
+        return self._trades
+
+    @property
+    def all_orders(self) -> Mapping[str, Order]:
+        return self._orders

@@ -1,0 +1,76 @@
+"""`polyoms sim` as a user runs it: a real process on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+POLYOMS = os.path.join(os.path.dirname(sys.executable), "polyoms")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_sim_serves_configured_markets_and_auto_funds(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [POLYOMS, "sim", "--port", str(port), "--config", str(ROOT / "examples" / "sim-markets.toml"), "--fund", "250"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{url}/ok", timeout=0.5).text == "OK":
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "sim did not start"
+            time.sleep(0.05)
+        markets = httpx.get(f"{url}/markets").json()["data"]
+        slugs = {m["market_slug"] for m in markets}
+        assert "eth-above-5000-on-december-31-2026" in slugs and len(markets) == 2 + 4
+        nr = [m for m in markets if m["neg_risk"]]
+        assert len(nr) == 4 and len({m["neg_risk_market_id"] for m in nr}) == 1
+        fine = next(m for m in markets if m["market_slug"].startswith("snow"))
+        assert fine["minimum_tick_size"] == 0.001
+        # --fund: a new address gets pUSD when its API key is created.
+        from polyoms.polymarket.protocol.auth import ApiCreds, l1_headers, l2_headers
+        from polyoms.polymarket.protocol.keys import Signer
+
+        signer = Signer("0x" + "42" * 32)
+        body = httpx.post(f"{url}/auth/api-key", headers=l1_headers(signer, 137, int(time.time()))).json()
+        creds = ApiCreds(body["apiKey"], body["secret"], body["passphrase"])
+        headers = l2_headers(signer.address, creds, int(time.time()), "GET", "/balance-allowance")
+        bal = httpx.get(f"{url}/balance-allowance", params={"asset_type": "COLLATERAL"}, headers=headers).json()
+        assert bal["balance"] == "250000000"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_sim_bad_config_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[markets]]\nslug = "x"\nquestion = "?"\ntick_size = "0.02"\n')
+    proc = subprocess.run(
+        [POLYOMS, "sim", "--port", str(_free_port()), "--config", str(bad)], capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2
+    assert "unknown tick size" in proc.stderr and "Traceback" not in proc.stderr
+    missing = subprocess.run(
+        [POLYOMS, "sim", "--config", str(tmp_path / "nope.toml")], capture_output=True, text=True, timeout=30
+    )
+    assert missing.returncode == 2 and "cannot read market config" in missing.stderr

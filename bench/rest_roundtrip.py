@@ -143,7 +143,9 @@ def measure_official(url: str, token: str, rounds: int) -> dict[str, dict[str, f
 def run(rounds: int) -> dict[str, Any]:
     with sim_process() as url:
         markets = httpx.get(f"{url}/markets").json()["data"]
-        token = next(m for m in markets if m["minimum_tick_size"] == 0.01 and not m["neg_risk"])["tokens"][0]["token_id"]
+        token = next(m for m in markets if m["minimum_tick_size"] == 0.01 and not m["neg_risk"])["tokens"][0][
+            "token_id"
+        ]
         ours = measure_polyoms(url, token, rounds)
         official = measure_official(url, token, rounds)
     out: dict[str, Any] = {

@@ -116,7 +116,9 @@ def test_expired_gtd_is_rejected() -> None:
         resp = raw.send("POST", "/order", post_order_body(stale, raw.creds.api_key))
         _assert_rejected(raw, resp, 400, "invalid expiration", before)
         # A valid GTD rests, then expires (with the 60 s security threshold) on the exchange's clock.
-        good = raw.builder.limit(_token(sim), "BUY", "0.40", "10", tick="0.01", order_type="GTD", expiration=now_s + 120)
+        good = raw.builder.limit(
+            _token(sim), "BUY", "0.40", "10", tick="0.01", order_type="GTD", expiration=now_s + 120
+        )
         assert raw.send("POST", "/order", post_order_body(good, raw.creds.api_key)).json()["status"] == "live"
         assert len(raw.state()[0]) == 1
         sim.call(clock.advance, 59_000)

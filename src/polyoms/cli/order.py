@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from polyoms.core.enums import OrderType
@@ -21,7 +22,8 @@ KEY_ENV = "POLYOMS_PRIVATE_KEY"
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    # The message may echo user input: escape it so "[...]" is printed, not parsed as markup.
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -143,4 +145,9 @@ def _print_order(order: SignedOrder) -> None:
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/]", value)
-    Console().print(table, highlight=False)
+    console = Console()
+    if console.width < 100:
+        # Never fold the order id or an address across lines (80 columns is rich's default when
+        # stdout is not a terminal): ids must stay copyable; only the signature may fold.
+        console = Console(width=100)
+    console.print(table, highlight=False)

@@ -26,7 +26,7 @@ class Side(IntEnum):
                 return cls[value.strip().upper()]
             except KeyError:
                 pass
-        elif isinstance(value, int) and value in (0, 1):
+        elif isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
             return cls(value)
         raise InvalidOrderError(f"side must be BUY or SELL, got {value!r}", field="side", value=value)
 
@@ -72,6 +72,8 @@ class SignatureType(IntEnum):
 
         if isinstance(value, SignatureType):
             return value
+        if isinstance(value, bool):
+            raise InvalidOrderError(f"signature type must be 0-3, got {value!r}", value=value)
         try:
             if isinstance(value, str) and not value.strip().isdigit():
                 return cls[value.strip().upper()]

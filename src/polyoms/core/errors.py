@@ -191,3 +191,11 @@ class CancelOnlyError(VenueUnavailableError):
 
 class TradingDisabledError(VenueUnavailableError):
     """503: trading is disabled venue-wide."""
+
+
+class MalformedMessageError(VenueError):
+    """A venue message (WebSocket frame or REST body) that does not fit its schema.
+
+    Raised for a known message kind with missing or mistyped fields, or numbers that cannot be read
+    exactly; an unknown `event_type` is not an error (it decodes to an "unknown event" value).
+    """

@@ -36,10 +36,11 @@ def check_price(price: Micro, tick: TickSize, **ctx: Any) -> None:
 
 
 def check_quantity(value: Micro, what: str, **ctx: Any) -> None:
-    ctx[what] = fmt_micro(value)
     if value <= 0:
+        ctx[what] = fmt_micro(value)
         raise InvalidSizeError(f"{what} must be positive, got {fmt_micro(value)}", **ctx)
     if value % SIZE_QUANTUM:
+        ctx[what] = fmt_micro(value)
         raise TooManyDecimalsError(f"{what} {fmt_micro(value)} has more than 2 decimals", **ctx)
 
 
@@ -49,8 +50,11 @@ def limit_amounts(side: Side, price: Micro, size: Micro, tick: TickSize) -> tupl
     BUY gives pUSD and takes shares; SELL gives shares and takes pUSD. With a price on the grid
     and a two-decimal size the product is exact, so no rounding step applies.
     """
-    check_price(price, tick, side=side.name)
-    check_quantity(size, "size", side=side.name, price=fmt_micro(price))
+    # The checks raise; their error context (formatted numbers) is only built when they do.
+    if not tick.on_grid(price):
+        check_price(price, tick, side=side.name)
+    if size <= 0 or size % SIZE_QUANTUM:
+        check_quantity(size, "size", side=side.name, price=fmt_micro(price))
     notional = size * price // MICRO
     if side is Side.BUY:
         return notional, size

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Final
 
 from polyoms.core.clock import Clock, WallClock
 from polyoms.core.enums import OrderType, Side, SignatureType
@@ -24,7 +25,19 @@ from polyoms.core.errors import (
     PolyomsError,
     TooManyDecimalsError,
 )
-from polyoms.core.units import DECIMALS, Micro, NumberLike, TickSize, decimal_places, fmt_micro, tick_size, to_decimal, to_micro
+from polyoms.core.units import (
+    DECIMALS,
+    MICRO,
+    TICK_SIZES,
+    Micro,
+    NumberLike,
+    TickSize,
+    decimal_places,
+    fmt_micro,
+    tick_size,
+    to_decimal,
+    to_micro,
+)
 from polyoms.polymarket.protocol import constants as C
 from polyoms.polymarket.protocol.amounts import limit_amounts, market_amounts, order_size_and_price
 from polyoms.polymarket.protocol.eip712 import (
@@ -171,20 +184,20 @@ class OrderBuilder:
         timestamp_ms: int | None = None,
     ) -> SignedOrder:
         """`size` shares at `price`; GTC/GTD rest, FOK/FAK through the limit path take."""
-        tick = tick_size(tick)
-        return self.limit_micro(
+        tick = _tick(tick)
+        return self._limit(
             _token_id(token_id),
-            Side.parse(side),
+            _side(side),
             _order_micro(price, "price", InvalidPriceError, InvalidPriceError),
             _order_micro(size, "size", InvalidSizeError, TooManyDecimalsError),
-            tick=tick,
-            neg_risk=neg_risk,
-            order_type=OrderType.parse(order_type),
-            expiration=expiration,
-            post_only=post_only,
-            min_size=None if min_size is None else to_micro(min_size, "min_size"),
-            salt=salt,
-            timestamp_ms=timestamp_ms,
+            tick,
+            neg_risk,
+            _order_type(order_type),
+            expiration,
+            post_only,
+            None if min_size is None else to_micro(min_size, "min_size"),
+            salt,
+            timestamp_ms,
         )
 
     def market(
@@ -201,16 +214,17 @@ class OrderBuilder:
         timestamp_ms: int | None = None,
     ) -> SignedOrder:
         """BUY spends `amount` pUSD, SELL sells `amount` shares; `price` is the worst acceptable."""
-        return self.market_micro(
+        tick = _tick(tick)
+        return self._market(
             _token_id(token_id),
-            Side.parse(side),
+            _side(side),
             _order_micro(amount, "amount", InvalidSizeError, TooManyDecimalsError),
             _order_micro(price, "price", InvalidPriceError, InvalidPriceError),
-            tick=tick_size(tick),
-            neg_risk=neg_risk,
-            order_type=OrderType.parse(order_type),
-            salt=salt,
-            timestamp_ms=timestamp_ms,
+            tick,
+            neg_risk,
+            _order_type(order_type),
+            salt,
+            timestamp_ms,
         )
 
     # -- public API, micro-units ------------------------------------------------------------
@@ -231,19 +245,8 @@ class OrderBuilder:
         salt: int | None = None,
         timestamp_ms: int | None = None,
     ) -> SignedOrder:
-        ts = self.clock.now_ms() if timestamp_ms is None else timestamp_ms
-        _check_flags(order_type, post_only, expiration, ts)
-        maker_amount, taker_amount = limit_amounts(side, price, size, tick)
-        if min_size is not None and not order_type.is_marketable_only and size < min_size:
-            raise BelowMinimumSizeError(
-                f"size ({fmt_micro(size)}) lower than the minimum: {fmt_micro(min_size)}",
-                token_id=token_id,
-                side=side.name,
-                price=fmt_micro(price),
-                size=fmt_micro(size),
-            )
-        return self._sign(
-            token_id, side, maker_amount, taker_amount, order_type, post_only, expiration, neg_risk, salt, ts
+        return self._limit(
+            token_id, side, price, size, tick, neg_risk, order_type, expiration, post_only, min_size, salt, timestamp_ms
         )
 
     def market_micro(
@@ -259,6 +262,52 @@ class OrderBuilder:
         salt: int | None = None,
         timestamp_ms: int | None = None,
     ) -> SignedOrder:
+        return self._market(token_id, side, amount, price, tick, neg_risk, order_type, salt, timestamp_ms)
+
+    # -- building and signing (positional: the human-units and micro paths share them) ------
+
+    def _limit(
+        self,
+        token_id: int,
+        side: Side,
+        price: Micro,
+        size: Micro,
+        tick: TickSize,
+        neg_risk: bool,
+        order_type: OrderType,
+        expiration: int,
+        post_only: bool,
+        min_size: Micro | None,
+        salt: int | None,
+        timestamp_ms: int | None,
+    ) -> SignedOrder:
+        ts = self.clock.now_ms() if timestamp_ms is None else timestamp_ms
+        _check_flags(order_type, post_only, expiration, ts)
+        maker_amount, taker_amount = limit_amounts(side, price, size, tick)
+        if min_size is not None and not order_type.is_marketable_only and size < min_size:
+            raise BelowMinimumSizeError(
+                f"size ({fmt_micro(size)}) lower than the minimum: {fmt_micro(min_size)}",
+                token_id=token_id,
+                side=side.name,
+                price=fmt_micro(price),
+                size=fmt_micro(size),
+            )
+        return self._sign(
+            token_id, side, maker_amount, taker_amount, order_type, post_only, expiration, neg_risk, salt, ts
+        )
+
+    def _market(
+        self,
+        token_id: int,
+        side: Side,
+        amount: Micro,
+        price: Micro,
+        tick: TickSize,
+        neg_risk: bool,
+        order_type: OrderType,
+        salt: int | None,
+        timestamp_ms: int | None,
+    ) -> SignedOrder:
         if not order_type.is_marketable_only:
             raise InvalidOrderTypeError(
                 f"market orders are FOK or FAK, got {order_type.value}; use a limit order to rest on the book"
@@ -266,8 +315,6 @@ class OrderBuilder:
         ts = self.clock.now_ms() if timestamp_ms is None else timestamp_ms
         maker_amount, taker_amount = market_amounts(side, amount, price, tick)
         return self._sign(token_id, side, maker_amount, taker_amount, order_type, False, 0, neg_risk, salt, ts)
-
-    # -- signing ----------------------------------------------------------------------------
 
     def _sign(
         self,
@@ -286,6 +333,10 @@ class OrderBuilder:
             salt = secrets.randbits(53)
         elif not 0 <= salt <= C.MAX_SALT:
             raise InvalidOrderError(f"salt must be within [0, 2^53 - 1], got {salt}")
+        if not 0 <= timestamp_ms < 2**64:
+            raise InvalidOrderError(f"timestamp must be unix milliseconds within [0, 2^64), got {timestamp_ms}")
+        if maker_amount >= 2**256 or taker_amount >= 2**256:
+            raise InvalidSizeError("order amounts do not fit in uint256; the size is far too large")
         if maker_amount <= 0 or taker_amount <= 0:
             raise InvalidOrderError(
                 "order amounts round to zero; increase the size",
@@ -334,22 +385,75 @@ class OrderBuilder:
         )
 
 
-def _order_micro(
-    value: NumberLike, what: str, invalid: type[PolyomsError], too_precise: type[PolyomsError]
-) -> Micro:
+# Exact powers of ten for the plain-decimal fast path: frac digits -> multiplier to micro-units.
+_FRAC_SCALE: Final = (MICRO, 100_000, 10_000, 1_000, 100, 10, 1)
+_MAX_FAST_INT: Final = 10**30
+
+
+def _plain_micro(text: str) -> Micro | None:
+    """Micro-units of a plain "123" / "0.56" string (ASCII digits, at most 6 decimals), else None.
+
+    Exactly what `to_micro` gives for such strings, without Decimal; anything else (signs, spaces,
+    exponents, more decimals, NaN...) returns None and takes the general path.
+    """
+    whole, dot, frac = text.partition(".")
+    if not (whole.isascii() and whole.isdigit() and len(whole) <= 30):
+        return None
+    if not dot:
+        return int(whole) * MICRO
+    if not (0 < len(frac) <= DECIMALS and frac.isascii() and frac.isdigit()):
+        return None
+    return int(whole) * MICRO + int(frac) * _FRAC_SCALE[len(frac)]
+
+
+def _order_micro(value: NumberLike, what: str, invalid: type[PolyomsError], too_precise: type[PolyomsError]) -> Micro:
     """`to_micro` for an order's price, size or amount, raising the order's own error classes.
 
     Not a finite number -> `invalid`; more than 6 decimals -> `too_precise` (a price that precise is
     off every tick grid; a size that precise has too many decimals).
     """
+    if isinstance(value, str | float):  # a float counts as its repr, what the user typed
+        fast = _plain_micro(value if isinstance(value, str) else repr(value))
+        if fast is not None:
+            return fast
+    elif type(value) is int and -_MAX_FAST_INT < value < _MAX_FAST_INT:  # not bool, not huge
+        return value * MICRO
     try:
         dec = to_decimal(value, what)
+        places = decimal_places(dec)
+        if places <= DECIMALS:
+            return to_micro(dec, what)
     except InvalidAmountError as exc:
         raise invalid(exc.message, **exc.context) from None
-    places = decimal_places(dec)
-    if places > DECIMALS:
-        raise too_precise(f"{what} {value} has {places} decimals, at most {DECIMALS} allowed", field=what, value=value)
-    return to_micro(dec, what)
+    raise too_precise(f"{what} {value} has {places} decimals, at most {DECIMALS} allowed", field=what, value=value)
+
+
+_SIDES: Final[dict[str, Side]] = {"BUY": Side.BUY, "SELL": Side.SELL}
+_ORDER_TYPES: Final[dict[str, OrderType]] = {t.value: t for t in OrderType}
+
+
+def _side(value: Side | str) -> Side:
+    if type(value) is str:
+        known = _SIDES.get(value)
+        if known is not None:
+            return known
+    return Side.parse(value)
+
+
+def _order_type(value: OrderType | str) -> OrderType:
+    if isinstance(value, str):  # OrderType members are str too
+        known = _ORDER_TYPES.get(value)
+        if known is not None:
+            return known
+    return OrderType.parse(value)
+
+
+def _tick(value: TickSize | NumberLike) -> TickSize:
+    if type(value) is str:
+        known = TICK_SIZES.get(value)
+        if known is not None:
+            return known
+    return tick_size(value)
 
 
 def _token_id(value: int | str) -> int:

@@ -31,6 +31,8 @@ from polyoms.exchange.api.http import (
     query,
 )
 from polyoms.exchange.api.service import INVALID_HEARTBEAT, Caller, SimService
+from polyoms.exchange.api.ws import WsHub
+from polyoms.exchange.api.ws import install as install_ws
 from polyoms.polymarket.protocol import constants as C
 from polyoms.polymarket.protocol.auth import verify_l1, verify_l2
 from polyoms.polymarket.protocol.wire import decode_envelope, decode_envelopes
@@ -38,6 +40,7 @@ from polyoms.polymarket.protocol.wire import decode_envelope, decode_envelopes
 log = logging.getLogger("polyoms.sim")
 
 SERVICE: Final = web.AppKey("service", SimService)
+HUB: Final = web.AppKey("ws_hub", WsHub)
 TICK_INTERVAL_S: Final = 0.1
 DATA_PAGE: Final = 100
 MARKETS_PAGE: Final = 500
@@ -575,4 +578,6 @@ def make_app(service: SimService) -> web.Application:
     r.add_get("/notifications", notifications)
     r.add_delete("/notifications", notifications)
     r.add_post("/_sim/fund", sim_fund)
+    app[HUB] = WsHub(service)
+    install_ws(app, app[HUB])
     return app

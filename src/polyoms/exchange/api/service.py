@@ -25,6 +25,7 @@ from polyoms.exchange import messages as msg
 from polyoms.exchange.api.heartbeats import Heartbeats
 from polyoms.exchange.api.keys import KeyRegistry
 from polyoms.exchange.engine import CancelResult, Exchange, SubmitResult
+from polyoms.exchange.events import Event, Listener
 from polyoms.exchange.orders import EngineOrder
 from polyoms.polymarket.protocol import constants as C
 from polyoms.polymarket.protocol.auth import ApiCreds
@@ -63,10 +64,23 @@ class SimService:
     # (EOA lower-case, signature type) -> the maker wallet it trades for.
     wallets: dict[tuple[str, int], str] = field(default_factory=dict)
     _funded: set[str] = field(default_factory=set)
+    listeners: list[Listener] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.keys = KeyRegistry(f"polyoms-sim:{self.seed}".encode())
         self.heartbeats = Heartbeats(Random(self.seed ^ 0x5EED))
+        if self.exchange.listener is not None:
+            self.listeners.append(self.exchange.listener)
+        self.exchange.listener = self._dispatch
+
+    # --- what happened, for the WebSocket channels and anyone else listening -------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        self.listeners.append(listener)
+
+    def _dispatch(self, event: Event) -> None:
+        for listener in self.listeners:
+            listener(event)
 
     # --- time ----------------------------------------------------------------------------------
 
@@ -76,7 +90,7 @@ class SimService:
         self.exchange.expire(now)
         for address in self.heartbeats.expired(now):
             for api_key in self.keys.keys_of(address):
-                self.exchange.cancel_all(api_key)
+                self.exchange.cancel_all(api_key, reason=msg.REASON_HEARTBEAT)
 
     # --- accounts ------------------------------------------------------------------------------
 

@@ -1,0 +1,314 @@
+"""The market and user WebSocket channels (doc §6): /ws/market and /ws/user.
+
+The exchange reports what happened through its listener; the hub collects those events while an
+operation runs and publishes once it is over (one `loop.call_soon` per batch). Book changes are
+published as the difference between what each token's subscribers were last shown and the book
+now, so the stream is exact by construction: snapshot + every price_change == GET /book.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from polyoms.core.enums import Side
+from polyoms.exchange.api import render, ws_render
+from polyoms.exchange.api.service import SimService
+from polyoms.exchange.events import Event, OrderEvent, TradeEvent
+
+log = logging.getLogger("polyoms.sim.ws")
+_encode = msgspec.json.Encoder().encode
+
+Levels = dict[int, int]
+
+
+@dataclass(eq=False)
+class Connection:
+    """One subscriber; frames go through its own queue so a slow socket never blocks the hub."""
+
+    ws: web.WebSocketResponse
+    queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    assets: set[str] = field(default_factory=set)
+    markets: set[str] = field(default_factory=set)
+    custom: bool = False
+    api_key: str = ""
+
+    def send(self, message: Any) -> None:
+        self.queue.put_nowait(message if isinstance(message, str) else _encode(message).decode())
+
+    async def writer(self, transform: Callable[[Connection, str], Iterable[tuple[float, str | None]]]) -> None:
+        """Send queued frames; `transform` is the fault layer (delays, drops, duplicates...)."""
+        while True:
+            frame = await self.queue.get()
+            if frame is None:
+                return
+            for delay_s, out in transform(self, frame):
+                if delay_s > 0:
+                    await asyncio.sleep(delay_s)
+                if out is None:  # the fault layer asks for a disconnect
+                    await self.ws.close()
+                    return
+                if self.ws.closed:
+                    return
+                await self.ws.send_str(out)
+
+
+def _no_faults(conn: Connection, frame: str) -> Iterable[tuple[float, str | None]]:
+    return ((0.0, frame),)
+
+
+class WsHub:
+    def __init__(self, service: SimService) -> None:
+        self.service = service
+        self.market_conns: set[Connection] = set()
+        self.user_conns: set[Connection] = set()
+        self.transform: Callable[[Connection, str], Iterable[tuple[float, str | None]]] = _no_faults
+        self._pending: list[Event] = []
+        self._scheduled = False
+        self._shown: dict[str, tuple[Levels, Levels]] = {}
+        service.add_listener(self._on_event)
+
+    # --- events from the exchange ------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        if not self.market_conns and not self.user_conns:
+            return
+        self._pending.append(event)
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop (in-process use): publish at once
+                self.flush()
+
+    def flush(self) -> None:
+        self._scheduled = False
+        events, self._pending = self._pending, []
+        if not events:
+            return
+        now = self.service.clock.now_ms()
+        touched: dict[str, None] = {}
+        for ev in events:
+            if isinstance(ev, OrderEvent):
+                touched[ev.order.market] = None
+                self._user_order(ev, now)
+            elif isinstance(ev, TradeEvent):
+                touched[ev.trade.market] = None
+                self._trade(ev, now)
+        for market in touched:
+            self._publish_book_changes(market, now)
+
+    def _user_order(self, ev: OrderEvent, now: int) -> None:
+        o = ev.order
+        message = None
+        for conn in self.user_conns:
+            if conn.api_key == o.owner and (not conn.markets or o.market.lower() in conn.markets):
+                if message is None:
+                    message = ws_render.order_event(ev.kind, o, ev.status, ev.size_matched, ev.trade_ids, now)
+                conn.send(message)
+
+    def _trade(self, ev: TradeEvent, now: int) -> None:
+        t = ev.trade
+        status = getattr(ev, "status", None) or t.status
+        if status == "MATCHED":
+            ltp = ws_render.last_trade_price(t, now)
+            for conn in self.market_conns:
+                if t.asset_id in conn.assets:
+                    conn.send(ltp)
+        makers = {m.owner for m in t.maker_orders}
+        for conn in self.user_conns:
+            if conn.markets and t.market.lower() not in conn.markets:
+                continue
+            if conn.api_key == t.owner:
+                conn.send(ws_render.trade_event(t, status, "TAKER", conn.api_key, now))
+            elif conn.api_key in makers:
+                conn.send(ws_render.trade_event(t, status, "MAKER", conn.api_key, now))
+
+    def _levels(self, token_id: str) -> tuple[Levels, Levels]:
+        view = self.service.exchange.book(token_id)
+        return dict(view.bids), dict(view.asks)
+
+    def _publish_book_changes(self, market: str, now: int) -> None:
+        spec = self.service.exchange.market(market)
+        changes: list[tuple[str, int, int, Side, str, int | None, int | None]] = []
+        for token in spec.token_ids:
+            shown = self._shown.get(token)
+            if shown is None:
+                continue
+            bids, asks = self._levels(token)
+            diff: list[tuple[int, int, Side]] = []
+            for side, old, new in ((Side.BUY, shown[0], bids), (Side.SELL, shown[1], asks)):
+                for price in old.keys() | new.keys():
+                    size = new.get(price, 0)
+                    if old.get(price, 0) != size:
+                        diff.append((price, size, side))
+            if not diff:
+                continue
+            self._shown[token] = (bids, asks)
+            best_bid, best_ask = (max(bids) if bids else None), (min(asks) if asks else None)
+            book_hash = self._snapshot(token, now)["hash"]
+            diff.sort(key=lambda c: (c[2], c[0]))
+            changes.extend((token, p, s, side, book_hash, best_bid, best_ask) for p, s, side in diff)
+            if any(c.custom for c in self.market_conns if token in c.assets):
+                bba = ws_render.best_bid_ask(spec.condition_id, token, best_bid, best_ask, now)
+                for conn in self.market_conns:
+                    if conn.custom and token in conn.assets:
+                        conn.send(bba)
+        if not changes:
+            return
+        for conn in self.market_conns:
+            mine = [c for c in changes if c[0] in conn.assets]
+            if mine:
+                conn.send(ws_render.price_change(spec.condition_id, mine, now))
+
+    def _snapshot(self, token: str, now: int) -> dict[str, Any]:
+        exchange = self.service.exchange
+        last = exchange.last_trade(token)
+        body = render.book(exchange.book(token), exchange.market_of_token(token), now, last[0] if last else None)
+        return {"event_type": "book", **body}
+
+    # --- subscriptions --------------------------------------------------------------------------
+
+    def subscribe_assets(self, conn: Connection, assets: Iterable[str], initial_dump: bool = True) -> None:
+        self.flush()  # everyone already subscribed must see pending changes before state is re-based
+        now = self.service.clock.now_ms()
+        books = []
+        for token in assets:
+            try:
+                self.service.exchange.market_of_token(token)
+            except Exception:
+                continue  # unknown ids are ignored, as the venue does
+            if token in conn.assets:
+                continue
+            conn.assets.add(token)
+            # After the flush above, what existing subscribers were shown is the current book.
+            self._shown.setdefault(token, self._levels(token))
+            books.append(self._snapshot(token, now))
+        if books and initial_dump:
+            conn.send(books)
+
+    def unsubscribe_assets(self, conn: Connection, assets: Iterable[str]) -> None:
+        for token in assets:
+            conn.assets.discard(token)
+            if not any(token in c.assets for c in self.market_conns):
+                self._shown.pop(token, None)
+
+    def _authenticate(self, auth: Any) -> str | None:
+        if not isinstance(auth, dict):
+            return None
+        api_key = auth.get("apiKey")
+        entry = self.service.keys.lookup().get(api_key) if isinstance(api_key, str) else None
+        if entry is None:
+            return None
+        creds = entry[1]
+        secret, passphrase = str(auth.get("secret", "")), str(auth.get("passphrase", ""))
+        if hmac.compare_digest(secret, creds.secret) and hmac.compare_digest(passphrase, creds.passphrase):
+            return creds.api_key
+        return None
+
+    # --- the sockets ----------------------------------------------------------------------------
+
+    async def serve(self, request: web.Request, channel: str) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        conn = Connection(ws)
+        writer = asyncio.create_task(conn.writer(self.transform))
+        subscribed = False
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                text = msg.data.strip()
+                if text == "PING":
+                    conn.send("PONG")
+                    continue
+                try:
+                    payload = msgspec.json.decode(text)
+                except msgspec.DecodeError:
+                    conn.send("INVALID MESSAGE")
+                    continue
+                if not isinstance(payload, dict):
+                    conn.send("INVALID MESSAGE")
+                    continue
+                if not subscribed:
+                    subscribed = self._first(conn, channel, payload)
+                    if not subscribed:
+                        break
+                else:
+                    self._update(conn, channel, payload)
+        finally:
+            self.market_conns.discard(conn)
+            self.user_conns.discard(conn)
+            self.unsubscribe_assets(conn, list(conn.assets))
+            conn.queue.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer, timeout=1)
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+    def _first(self, conn: Connection, channel: str, payload: dict[str, Any]) -> bool:
+        kind = str(payload.get("type", channel)).lower()
+        if kind != channel:
+            conn.send("INVALID MESSAGE")
+            return False
+        conn.custom = bool(payload.get("custom_feature_enabled", False))
+        if channel == "market":
+            self.market_conns.add(conn)
+            assets = payload.get("assets_ids") or []
+            if not isinstance(assets, list):
+                return False
+            self.subscribe_assets(conn, [str(a) for a in assets], bool(payload.get("initial_dump", True)))
+            return True
+        api_key = self._authenticate(payload.get("auth"))
+        if api_key is None:
+            conn.send("INVALID AUTH")
+            return False
+        conn.api_key = api_key
+        conn.markets = {str(m).lower() for m in payload.get("markets") or []}
+        self.flush()
+        self.user_conns.add(conn)
+        return True
+
+    def _update(self, conn: Connection, channel: str, payload: dict[str, Any]) -> None:
+        op = str(payload.get("operation", "")).lower()
+        if channel == "market":
+            assets = [str(a) for a in payload.get("assets_ids") or []]
+            if "custom_feature_enabled" in payload:
+                conn.custom = bool(payload["custom_feature_enabled"])
+            if op == "subscribe":
+                self.subscribe_assets(conn, assets, bool(payload.get("initial_dump", True)))
+            elif op == "unsubscribe":
+                self.unsubscribe_assets(conn, assets)
+            return
+        markets = {str(m).lower() for m in payload.get("markets") or []}
+        if op == "subscribe":
+            conn.markets |= markets
+        elif op == "unsubscribe":
+            conn.markets -= markets
+
+    def broadcast_market(self, message: dict[str, Any], assets: Iterable[str] | None = None) -> None:
+        """Send a market-channel event (tick_size_change, market_resolved...) to subscribers of `assets`."""
+        wanted = set(assets) if assets is not None else None
+        for conn in self.market_conns:
+            if wanted is None or conn.assets & wanted:
+                conn.send(message)
+
+
+def install(app: web.Application, hub: WsHub) -> None:
+    async def market(request: web.Request) -> web.WebSocketResponse:
+        return await hub.serve(request, "market")
+
+    async def user(request: web.Request) -> web.WebSocketResponse:
+        return await hub.serve(request, "user")
+
+    app.router.add_get("/ws/market", market)
+    app.router.add_get("/ws/user", user)

@@ -339,6 +339,15 @@ def markets_from_config(data: Any) -> tuple[MarketSpec, ...]:
 
 def load_markets(path: str | Path) -> tuple[MarketSpec, ...]:
     """Markets from a `.toml` or `.json` file."""
+    data = read_config_file(path)
+    try:
+        return markets_from_config(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from exc
+
+
+def read_config_file(path: str | Path) -> Any:
+    """The parsed content of a `.toml` or `.json` config file, or a ConfigError naming the file."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -354,7 +363,4 @@ def load_markets(path: str | Path) -> tuple[MarketSpec, ...]:
             raise ConfigError(f"market config {p} must end in .toml or .json")
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"market config {p} is not valid {suffix[1:].upper()}: {exc}") from exc
-    try:
-        return markets_from_config(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{p}: {exc.message}") from exc
+    return data

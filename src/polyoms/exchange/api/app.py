@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict
 from decimal import Decimal
 from typing import Any, Final
 
@@ -21,6 +22,7 @@ from polyoms.core.errors import InputError, NotFoundError, PolyomsError
 from polyoms.core.units import MICRO, fmt_micro, from_micro, to_micro
 from polyoms.exchange import messages as msg
 from polyoms.exchange.api import render, render_markets
+from polyoms.exchange.api.faults import INTERNAL_ERROR, RESTARTING_MESSAGE, TOO_MANY_REQUESTS
 from polyoms.exchange.api.http import (
     decode_json,
     error_body,
@@ -55,6 +57,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        if not request.path.startswith(("/_sim/", "/ws/")):
+            failure = await _http_faults(request)
+            if failure is not None:
+                return failure
         return await handler(request)
     except PolyomsError as exc:
         return error_response(exc)
@@ -67,6 +73,26 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 def _svc(request: web.Request) -> SimService:
     return request.app[SERVICE]
+
+
+async def _http_faults(request: web.Request) -> web.Response | None:
+    """The venue's HTTP failure modes, when switched on (all off by default)."""
+    svc = _svc(request)
+    faults = svc.faults
+    latency = faults.http_latency_s()
+    if latency:
+        await asyncio.sleep(latency)
+    restarting = faults.restarting(svc.clock.now_ms())
+    if restarting is not None:
+        retry = str(max(1, int(restarting + 0.999)))
+        return json_response(error_body(RESTARTING_MESSAGE), status=425, headers={"Retry-After": retry})
+    status = faults.http_failure()
+    if status == 429:
+        headers = {"Retry-After": str(faults.config.retry_after_s)}
+        return json_response(error_body(TOO_MANY_REQUESTS), status=429, headers=headers)
+    if status is not None:
+        return json_response(error_body(INTERNAL_ERROR), status=status)
+    return None
 
 
 async def _l2(request: web.Request) -> tuple[Caller, bytes]:
@@ -503,6 +529,35 @@ async def sim_fund(request: web.Request) -> web.Response:
     )
 
 
+async def sim_faults(request: web.Request) -> web.Response:
+    """GET: the fault switches. POST: change some ({"ws_drop_rate": 0.1}), {"restart": true}, {"reset": true}."""
+    svc = _svc(request)
+    if request.method == "POST":
+        payload = decode_json(await request.read(), "invalid JSON")
+        if not isinstance(payload, dict):
+            raise InputError("expected a JSON object of fault switches", status=400)
+        changes = dict(payload)
+        reset, restart = bool(changes.pop("reset", False)), bool(changes.pop("restart", False))
+        if reset:
+            svc.faults.reset()
+        try:
+            svc.faults.update(changes)
+        except PolyomsError as exc:
+            raise InputError(exc.message, status=400) from None
+        svc.apply_fault_config()
+        if restart:
+            svc.faults.restart(svc.clock.now_ms())
+    faults = svc.faults
+    now = svc.clock.now_ms()
+    return json_response(
+        {
+            **asdict(faults.config),
+            "restarting_s": faults.restarting(now),
+            "post_only_s": faults.post_only(now),
+        }
+    )
+
+
 # --- application -----------------------------------------------------------------------------------
 
 
@@ -578,6 +633,9 @@ def make_app(service: SimService) -> web.Application:
     r.add_get("/notifications", notifications)
     r.add_delete("/notifications", notifications)
     r.add_post("/_sim/fund", sim_fund)
+    r.add_get("/_sim/faults", sim_faults)
+    r.add_post("/_sim/faults", sim_faults)
     app[HUB] = WsHub(service)
+    app[HUB].transform = lambda conn, frame: service.faults.ws_transform(conn, frame, service.clock.now_ms())
     install_ws(app, app[HUB])
     return app

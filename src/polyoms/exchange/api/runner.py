@@ -12,14 +12,30 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from polyoms.core.clock import Clock, WallClock
+from polyoms.core.errors import ConfigError
 from polyoms.core.units import Micro
 from polyoms.exchange.api.app import make_app
+from polyoms.exchange.api.faults import FaultConfig, Faults
 from polyoms.exchange.api.service import SimService
 from polyoms.exchange.engine import Exchange
-from polyoms.exchange.markets import default_markets, load_markets
+from polyoms.exchange.markets import MarketSpec, default_markets, markets_from_config, read_config_file
 from polyoms.polymarket.protocol import constants as C
 
 T = TypeVar("T")
+
+
+def load_sim_config(path: str | Path) -> tuple[tuple[MarketSpec, ...], FaultConfig]:
+    """Markets and fault switches from one file: `[[markets]]`, `[[neg_risk_events]]`, `[faults]`."""
+    data = read_config_file(path)
+    faults_raw = data.pop("faults", {}) if isinstance(data, dict) else {}
+    if not isinstance(faults_raw, dict):
+        raise ConfigError(f"{path}: [faults] must be a table of switches")
+    try:
+        faults = FaultConfig.from_mapping(faults_raw)
+        markets = markets_from_config(data) if data else default_markets()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from exc
+    return markets, faults
 
 
 def build_service(
@@ -29,10 +45,14 @@ def build_service(
     auto_fund: Micro = 0,
     clock: Clock | None = None,
     chain_id: int = C.POLYGON,
+    faults: FaultConfig | None = None,
 ) -> SimService:
     clock = clock or WallClock()
-    markets = load_markets(config) if config else default_markets()
-    return SimService(Exchange(markets, clock, seed=seed), clock, chain_id=chain_id, seed=seed, auto_fund=auto_fund)
+    markets, file_faults = load_sim_config(config) if config else (default_markets(), FaultConfig())
+    service = SimService(Exchange(markets, clock, seed=seed), clock, chain_id=chain_id, seed=seed, auto_fund=auto_fund)
+    service.faults = Faults(faults or file_faults)
+    service.apply_fault_config()
+    return service
 
 
 class SimServer:

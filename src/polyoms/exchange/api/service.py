@@ -7,21 +7,25 @@ an EOA trades for. Handlers parse, call one method, render.
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 from dataclasses import dataclass, field
 from random import Random
 from typing import Final
 
 from polyoms.core.clock import Clock
-from polyoms.core.enums import OrderType, SignatureType
+from polyoms.core.enums import OrderType, Side, SignatureType
 from polyoms.core.errors import (
     AuthError,
     InvalidExpirationError,
     InvalidOrderError,
     InvalidSignatureError,
     PolyomsError,
+    PostOnlyModeError,
 )
-from polyoms.core.units import Micro
+from polyoms.core.units import MICRO, Micro
 from polyoms.exchange import messages as msg
+from polyoms.exchange.api.faults import POST_ONLY_MESSAGE, Faults
 from polyoms.exchange.api.heartbeats import Heartbeats
 from polyoms.exchange.api.keys import KeyRegistry
 from polyoms.exchange.engine import CancelResult, Exchange, SubmitResult
@@ -63,7 +67,11 @@ class SimService:
     heartbeats: Heartbeats = field(init=False)
     # (EOA lower-case, signature type) -> the maker wallet it trades for.
     wallets: dict[tuple[str, int], str] = field(default_factory=dict)
+    faults: Faults = field(default_factory=Faults)
     _funded: set[str] = field(default_factory=set)
+    # Orders answered `delayed`: (due ms, sequence, caller, order), matched when due.
+    _delayed: list[tuple[int, int, Caller, SignedOrder]] = field(default_factory=list)
+    _delayed_seq: int = 0
     listeners: list[Listener] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -87,10 +95,22 @@ class SimService:
     def tick(self) -> None:
         """Timers: GTD expiry and the heartbeat dead-man switch. Called periodically."""
         now = self.clock.now_ms()
+        self.faults.tick(now)
         self.exchange.expire(now)
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, caller, order = heapq.heappop(self._delayed)
+            # A delayed order that no longer fits (FOK unfilled, funds gone) is simply not placed.
+            with contextlib.suppress(PolyomsError):
+                self._submit_now(caller, order)
         for address in self.heartbeats.expired(now):
             for api_key in self.keys.keys_of(address):
                 self.exchange.cancel_all(api_key, reason=msg.REASON_HEARTBEAT)
+
+    def apply_fault_config(self) -> None:
+        """Push the fault switches that live in the exchange core (settlement failures) down to it."""
+        configure = getattr(self.exchange, "configure_settlement", None)
+        if configure is not None:
+            configure(failure_rate=self.faults.config.settlement_failure_rate)
 
     # --- accounts ------------------------------------------------------------------------------
 
@@ -166,6 +186,24 @@ class SimService:
         return self.submit_verified(caller, self.verify(caller, env))
 
     def submit_verified(self, caller: Caller, order: SignedOrder) -> SubmitResult:
+        now = self.clock.now_ms()
+        post_only_left = self.faults.post_only(now)
+        if post_only_left is not None and not order.post_only:
+            raise PostOnlyModeError(POST_ONLY_MESSAGE, status=503, retry_after=max(1, int(post_only_left + 0.999)))
+        if self._marketable(order) and self.faults.delay_order():
+            self._delayed_seq += 1
+            due = now + self.faults.config.delayed_ms
+            heapq.heappush(self._delayed, (due, self._delayed_seq, caller, order))
+            return SubmitResult("delayed", order.order_id)
+        return self._submit_now(caller, order)
+
+    def _marketable(self, order: SignedOrder) -> bool:
+        bid, ask = self.exchange.best_bid_ask(str(order.token_id))
+        if order.side is Side.BUY:
+            return ask is not None and ask * order.taker_amount <= order.maker_amount * MICRO
+        return bid is not None and bid * order.maker_amount >= order.taker_amount * MICRO
+
+    def _submit_now(self, caller: Caller, order: SignedOrder) -> SubmitResult:
         self._maybe_auto_fund(order.maker)
         result = self.exchange.submit(
             EngineOrder(

@@ -248,6 +248,7 @@ class WsHub:
             self.market_conns.discard(conn)
             self.user_conns.discard(conn)
             self.unsubscribe_assets(conn, list(conn.assets))
+            self.service.faults.forget(conn)
             conn.queue.put_nowait(None)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer, timeout=1)

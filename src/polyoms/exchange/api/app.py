@@ -57,11 +57,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        if not request.path.startswith(("/_sim/", "/ws/")):
-            failure = await _http_faults(request)
-            if failure is not None:
-                return failure
-        return await handler(request)
+        if request.path.startswith(("/_sim/", "/ws/")):
+            return await handler(request)
+        failure = _http_failure(request)
+        if failure is not None:
+            return failure
+        response = await handler(request)
+        # Latency after the work: a client that times out has still had its order placed, the
+        # ambiguous outcome a real venue produces and the OMS must resolve by hash.
+        latency = _svc(request).faults.http_latency_s()
+        if latency:
+            await asyncio.sleep(latency)
+        return response
     except PolyomsError as exc:
         return error_response(exc)
     except web.HTTPException:
@@ -75,13 +82,10 @@ def _svc(request: web.Request) -> SimService:
     return request.app[SERVICE]
 
 
-async def _http_faults(request: web.Request) -> web.Response | None:
-    """The venue's HTTP failure modes, when switched on (all off by default)."""
+def _http_failure(request: web.Request) -> web.Response | None:
+    """The venue's HTTP refusals, when switched on (all off by default)."""
     svc = _svc(request)
     faults = svc.faults
-    latency = faults.http_latency_s()
-    if latency:
-        await asyncio.sleep(latency)
     restarting = faults.restarting(svc.clock.now_ms())
     if restarting is not None:
         retry = str(max(1, int(restarting + 0.999)))

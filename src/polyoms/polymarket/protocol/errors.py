@@ -71,6 +71,8 @@ MESSAGE_PATTERNS: tuple[tuple[str, type[PolyomsError]], ...] = (
     ("too many orders in payload", InvalidOrderError),
     ("invalid order payload", InvalidOrderError),
     ("too many requests", RateLimitedError),
+    # The dead-man switch's chain broke: the body names the id to continue with (doc §4.8).
+    ("invalid heartbeat id", VenueError),
     ("not found", NotFoundError),
     # Legacy V1 error codes (doc §5.2), still possible in `errorMsg` of batch items.
     ("invalid_order_min_tick_size", InvalidPriceError),

@@ -176,7 +176,7 @@ def tick_size(value: NumberLike | TickSize) -> TickSize:
 
 
 # By 1 + number of decimals: the factor that turns the digits of "12.34" (1234) into micro-units.
-_DIGIT_SCALE: Final = (0, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1)
+DIGIT_SCALE: Final = (0, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1)
 
 
 def parse_micro(text: str, what: str = "value") -> Micro:
@@ -194,5 +194,13 @@ def parse_micro(text: str, what: str = "value") -> Micro:
         digits = text[:dot] + text[dot + 1 :]
         width = len(text) - dot
         if width <= 7 and digits.isdigit() and digits.isascii():
-            return int(digits) * _DIGIT_SCALE[width]
+            return int(digits) * DIGIT_SCALE[width]
     return to_micro(text, what)
+
+
+FINEST_TICK: Final = 100
+"""0.0001 in micro-units: every tick size the venue uses is a multiple of it."""
+
+PRICE_TEXT: Final[dict[str, Micro]] = {fmt_micro(p): p for p in range(FINEST_TICK, MICRO, FINEST_TICK)}
+"""Every price any tick size allows ("0.0001" ... "0.9999", canonical spelling) to micro-units: a
+dict lookup instead of a parse on the market-data hot path."""

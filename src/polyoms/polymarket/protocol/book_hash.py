@@ -34,3 +34,21 @@ def book_hash(
         "last_trade_price": last_trade_price,
     }
     return hashlib.sha1(encode_json(payload)).hexdigest()
+
+
+def legacy_book_hash(
+    market: str,
+    asset_id: str,
+    bids: Sequence[dict[str, str]],
+    asks: Sequence[dict[str, str]],
+) -> str:
+    """The hash of older (2024) snapshots: the same SHA-1 over only market, asset_id, hash = "", bids
+    and asks (no timestamp). Found by reproducing the recorded 2024 books; not documented by the venue."""
+    payload = {
+        "market": market,
+        "asset_id": asset_id,
+        "hash": "",
+        "bids": [{"price": b["price"], "size": b["size"]} for b in bids],
+        "asks": [{"price": a["price"], "size": a["size"]} for a in asks],
+    }
+    return hashlib.sha1(encode_json(payload)).hexdigest()

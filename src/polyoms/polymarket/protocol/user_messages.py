@@ -1,0 +1,382 @@
+"""User-channel WebSocket messages (doc §6.3) and /data/trades items (§4.7): schemas, decoders, encoders.
+
+`decode_user_frame(data)` takes one text frame as received and returns typed `OrderEvent` /
+`TradeEvent`s (exact micro-units, normalized statuses); unknown event types become `UnknownEvent`, a
+malformed known event raises `MalformedMessageError`. Every value is checked while decoding: these
+events move positions, and they are few.
+
+Quirks handled (from recorded messages): statuses may be prefixed `TRADE_STATUS_`/`ORDER_STATUS_`;
+older maker entries have no `side`; the trade `timestamp` is milliseconds in some messages and seconds
+in others (normalized to ms); the match time is `match_time` (recorded) or `matchtime` (docs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final
+
+import msgspec
+
+from polyoms.core.enums import OrderType
+from polyoms.core.errors import InputError, MalformedMessageError
+from polyoms.core.market_events import TextFrame, UnknownEvent
+from polyoms.core.units import MICRO, Micro, fmt_micro
+from polyoms.core.user_events import (
+    MakerOrderFill,
+    OrderEvent,
+    OrderEventType,
+    OrderStatus,
+    TradeEvent,
+    TraderSide,
+    TradeStatus,
+    UserEvent,
+)
+from polyoms.polymarket.protocol import codec
+from polyoms.polymarket.protocol.codec import Number, TextFrameError, malformed
+
+# --- wire schemas ----------------------------------------------------------------------------------
+
+
+class WireOrder(msgspec.Struct, tag="order", tag_field="event_type", gc=False):
+    id: str
+    asset_id: str
+    side: str
+    price: str
+    original_size: Number
+    status: str
+    type: str = "PLACEMENT"
+    market: str = ""
+    size_matched: Number = "0"
+    owner: str = ""
+    order_owner: str = ""
+    outcome: str = ""
+    associate_trades: list[str] | None = None
+    order_type: str | None = None
+    expiration: str | int | None = None
+    maker_address: str = ""
+    created_at: str | int | None = None
+    timestamp: str | int | None = None
+
+
+class WireMakerOrder(msgspec.Struct, gc=False):
+    order_id: str
+    matched_amount: Number
+    price: str
+    asset_id: str = ""
+    owner: str = ""
+    maker_address: str = ""
+    fee_rate_bps: Number | None = None
+    outcome: str = ""
+    outcome_index: int | None = None
+    side: str | None = None
+
+
+class WireTrade(msgspec.Struct, tag="trade", tag_field="event_type", gc=False):
+    """User-channel `trade` and a /data/trades item (the tag is optional when decoded on its own)."""
+
+    id: str
+    asset_id: str
+    side: str
+    size: Number
+    price: str
+    status: str
+    taker_order_id: str = ""
+    market: str = ""
+    maker_orders: list[WireMakerOrder] | None = None
+    fee_rate_bps: Number | None = None
+    outcome: str = ""
+    owner: str = ""
+    trade_owner: str = ""
+    maker_address: str = ""
+    transaction_hash: str | None = None
+    bucket_index: int | None = None
+    trader_side: str | None = None
+    match_time: str | int | None = None
+    matchtime: str | int | None = None
+    last_update: str | int | None = None
+    timestamp: str | int | None = None
+    err_msg: str | None = None
+    type: str = "TRADE"
+
+
+WireUserEvent = WireOrder | WireTrade
+WIRE_USER_TYPES: Final[dict[str, type[WireUserEvent]]] = {"order": WireOrder, "trade": WireTrade}
+
+_frame_decoder: Final = msgspec.json.Decoder(WireUserEvent | list[WireUserEvent])
+_trade_decoder: Final = msgspec.json.Decoder(WireTrade)
+
+
+class WireTradesPage(msgspec.Struct, gc=False):
+    data: list[WireTrade]
+    next_cursor: str = ""
+    limit: int | None = None
+    count: int | None = None
+
+
+_trades_page_decoder: Final = msgspec.json.Decoder(WireTradesPage)
+
+
+class TradesPage(msgspec.Struct, frozen=True):
+    """GET /data/trades: one page (`next_cursor` "LTE=" marks the end)."""
+
+    data: tuple[TradeEvent, ...]
+    next_cursor: str = ""
+    limit: int | None = None
+    count: int | None = None
+
+
+# --- wire -> typed ---------------------------------------------------------------------------------
+
+
+def _unit_price(text: str, what: str = "price") -> Micro:
+    """A fill or order price: inside [0, 1] (market orders may carry 0 or 1 at the edges)."""
+    value = codec.PRICES.get(text)
+    if value is not None:
+        return value
+    value = codec.number(text, what)
+    if not 0 <= value <= MICRO:
+        malformed(f"{what} {text!r} is not inside [0, 1]", field=what, value=text)
+    return value
+
+
+def _amount(value: Number, what: str) -> Micro:
+    result = codec.number(value, what)
+    if result < 0:
+        malformed(f"{what} {value!r} is negative", field=what, value=value)
+    return result
+
+
+def order_from_wire(w: WireOrder) -> OrderEvent:
+    order_type = None
+    if w.order_type:
+        try:
+            order_type = OrderType.parse(w.order_type)
+        except InputError:
+            malformed(f"unknown order_type {w.order_type!r}", field="order_type", value=w.order_type)
+    return OrderEvent(
+        type=OrderEventType.parse(w.type),
+        id=w.id,
+        market=w.market,
+        asset_id=w.asset_id,
+        side=codec.side(w.side),
+        price=_unit_price(w.price),
+        original_size=_amount(w.original_size, "original_size"),
+        size_matched=_amount(w.size_matched, "size_matched"),
+        status=OrderStatus.parse(w.status),
+        owner=w.owner,
+        order_owner=w.order_owner,
+        outcome=w.outcome,
+        associate_trades=tuple(w.associate_trades or ()),
+        order_type=order_type,
+        expiration=codec.integer(w.expiration, "expiration") or 0,
+        maker_address=w.maker_address,
+        created_at=codec.integer(w.created_at, "created_at"),
+        timestamp_ms=codec.timestamp_ms(w.timestamp),
+    )
+
+
+def _maker(m: WireMakerOrder) -> MakerOrderFill:
+    return MakerOrderFill(
+        order_id=m.order_id,
+        matched_amount=_amount(m.matched_amount, "matched_amount"),
+        price=_unit_price(m.price),
+        asset_id=m.asset_id,
+        owner=m.owner,
+        maker_address=m.maker_address,
+        fee_rate_bps=codec.integer(m.fee_rate_bps, "fee_rate_bps"),
+        outcome=m.outcome,
+        outcome_index=m.outcome_index,
+        side=codec.optional_side(m.side),
+    )
+
+
+def trade_from_wire(w: WireTrade) -> TradeEvent:
+    match_time = w.match_time if w.match_time is not None else w.matchtime
+    return TradeEvent(
+        id=w.id,
+        taker_order_id=w.taker_order_id,
+        market=w.market,
+        asset_id=w.asset_id,
+        side=codec.side(w.side),
+        size=_amount(w.size, "size"),
+        price=_unit_price(w.price),
+        status=TradeStatus.parse(w.status),
+        maker_orders=tuple(_maker(m) for m in w.maker_orders or ()),
+        fee_rate_bps=codec.integer(w.fee_rate_bps, "fee_rate_bps"),
+        outcome=w.outcome,
+        owner=w.owner,
+        trade_owner=w.trade_owner,
+        maker_address=w.maker_address,
+        transaction_hash=w.transaction_hash or "",
+        bucket_index=w.bucket_index,
+        trader_side=TraderSide.parse(w.trader_side) if w.trader_side else None,
+        match_time=codec.integer(match_time, "match_time"),
+        last_update=codec.integer(w.last_update, "last_update"),
+        timestamp_ms=codec.timestamp_ms(w.timestamp),
+        err_msg=w.err_msg or "",
+    )
+
+
+def user_event_from_wire(w: WireUserEvent) -> OrderEvent | TradeEvent:
+    return order_from_wire(w) if type(w) is WireOrder else trade_from_wire(w)  # type: ignore[arg-type]
+
+
+def decode_user_frame(data: bytes | str) -> list[UserEvent]:
+    """Every event in one user-channel text frame, in order ([] for a keepalive)."""
+    try:
+        frame = codec.json_or_text(data)
+    except TextFrameError as text:
+        return [TextFrame(text.text)]
+    if frame is None:
+        return []
+    try:
+        wire = _frame_decoder.decode(frame)
+    except msgspec.ValidationError:
+        return _decode_each(frame)
+    except msgspec.DecodeError as exc:
+        malformed(f"user frame is not valid JSON: {exc}")
+    try:
+        if type(wire) is list:
+            return [user_event_from_wire(w) for w in wire]
+        return [user_event_from_wire(wire)]
+    except MalformedMessageError:
+        raise
+    except InputError as exc:
+        malformed(str(exc))
+
+
+def _decode_each(frame: bytes | str) -> list[UserEvent]:
+    out: list[UserEvent] = []
+    for obj in codec.decode_objects(frame):
+        event_type = obj.get("event_type")
+        cls = WIRE_USER_TYPES.get(event_type) if isinstance(event_type, str) else None
+        if cls is None:
+            out.append(UnknownEvent(str(event_type or ""), obj))
+            continue
+        out.append(user_event_from_wire(codec.convert(obj, cls, event_type)))  # type: ignore[arg-type]
+    return out
+
+
+def decode_trade(data: bytes | str) -> TradeEvent:
+    """One trade object: a /data/trades item or a user-channel trade event."""
+    try:
+        return trade_from_wire(_trade_decoder.decode(data))
+    except msgspec.DecodeError as exc:
+        malformed(f"trade: {exc}", event_type="trade")
+
+
+def decode_trades_page(data: bytes | str) -> TradesPage:
+    try:
+        page = _trades_page_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        malformed(f"trades page: {exc}", event_type="trade")
+    return TradesPage(tuple(trade_from_wire(t) for t in page.data), page.next_cursor, page.limit, page.count)
+
+
+# --- typed -> wire ---------------------------------------------------------------------------------
+
+
+def order_event_wire(e: OrderEvent) -> dict[str, Any]:
+    """Key order of the recorded messages (alphabetical, as the venue serializes them)."""
+    return {
+        "asset_id": e.asset_id,
+        "associate_trades": list(e.associate_trades) if e.associate_trades else None,
+        "created_at": codec.ts_text(e.created_at),
+        "event_type": "order",
+        "expiration": str(e.expiration),
+        "id": e.id,
+        "maker_address": e.maker_address,
+        "market": e.market,
+        "order_owner": e.order_owner,
+        "order_type": e.order_type.value if e.order_type is not None else "",
+        "original_size": fmt_micro(e.original_size),
+        "outcome": e.outcome,
+        "owner": e.owner,
+        "price": fmt_micro(e.price),
+        "side": e.side.name,
+        "size_matched": fmt_micro(e.size_matched),
+        "status": e.status.value,
+        "timestamp": codec.ts_text(e.timestamp_ms),
+        "type": e.type.value,
+    }
+
+
+def _maker_wire(m: MakerOrderFill) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "order_id": m.order_id,
+        "owner": m.owner,
+        "maker_address": m.maker_address,
+        "matched_amount": fmt_micro(m.matched_amount),
+        "price": fmt_micro(m.price),
+        "fee_rate_bps": "" if m.fee_rate_bps is None else str(m.fee_rate_bps),
+        "asset_id": m.asset_id,
+        "outcome": m.outcome,
+    }
+    if m.outcome_index is not None:
+        out["outcome_index"] = m.outcome_index
+    if m.side is not None:
+        out["side"] = m.side.name
+    return out
+
+
+def trade_wire(e: TradeEvent, *, event: bool = True) -> dict[str, Any]:
+    """A user-channel trade event (`event=True`) or a /data/trades item (no event_type/type/timestamp)."""
+    out: dict[str, Any] = {"event_type": "trade", "type": "TRADE"} if event else {}
+    out.update(
+        id=e.id,
+        taker_order_id=e.taker_order_id,
+        market=e.market,
+        asset_id=e.asset_id,
+        side=e.side.name,
+        size=fmt_micro(e.size),
+        fee_rate_bps="" if e.fee_rate_bps is None else str(e.fee_rate_bps),
+        price=fmt_micro(e.price),
+        status=e.status.value,
+        match_time=codec.ts_text(e.match_time),
+        last_update=codec.ts_text(e.last_update),
+    )
+    if event:
+        out["timestamp"] = codec.ts_text(e.timestamp_ms)
+    out.update(outcome=e.outcome, owner=e.owner)
+    if event:
+        out["trade_owner"] = e.trade_owner
+    out.update(maker_address=e.maker_address, transaction_hash=e.transaction_hash)
+    if e.bucket_index is not None:
+        out["bucket_index"] = e.bucket_index
+    if e.trader_side is not None:
+        out["trader_side"] = e.trader_side.value
+    if e.err_msg:
+        out["err_msg"] = e.err_msg
+    out["maker_orders"] = [_maker_wire(m) for m in e.maker_orders]
+    return out
+
+
+def user_event_wire(event: UserEvent) -> dict[str, Any]:
+    if isinstance(event, OrderEvent):
+        return order_event_wire(event)
+    if isinstance(event, TradeEvent):
+        return trade_wire(event)
+    if isinstance(event, UnknownEvent):
+        return event.data
+    raise TypeError(f"{type(event).__name__} has no JSON form")
+
+
+def encode_user_event(event: UserEvent) -> bytes:
+    if isinstance(event, TextFrame):
+        return event.text.encode()
+    return codec.encoder.encode(user_event_wire(event))
+
+
+def encode_user_frame(events: Iterable[UserEvent]) -> bytes:
+    return codec.encoder.encode([user_event_wire(e) for e in events])
+
+
+def encode_trades_page(page: TradesPage) -> bytes:
+    return codec.encoder.encode(
+        {
+            "limit": page.limit if page.limit is not None else len(page.data),
+            "count": page.count if page.count is not None else len(page.data),
+            "next_cursor": page.next_cursor,
+            "data": [trade_wire(t, event=False) for t in page.data],
+        }
+    )

@@ -13,6 +13,8 @@ from polyoms.exchange.engine import EngineOrder, Exchange, SubmitResult
 from polyoms.exchange.events import EventLog
 from polyoms.exchange.fees import FeeCurve
 from polyoms.exchange.markets import MarketSpec, binary_market, neg_risk_event
+from polyoms.exchange.settlement import SettlementConfig
+from polyoms.exchange.trades import Trade
 
 START_MS = 1_777_000_000_000
 
@@ -34,11 +36,43 @@ def m(text: str) -> int:
     return to_micro(text)
 
 
+def ledger_snapshot(ex: Exchange) -> dict[str, object]:
+    """Everything the ledger holds, zero entries dropped (a reversal may leave `tokens[t] == 0`)."""
+    ledger = ex.ledger
+
+    def nz(d: dict[str, int]) -> dict[str, int]:
+        return {k: v for k, v in sorted(d.items()) if v}
+
+    return {
+        "accounts": {
+            a.address: (
+                a.pusd,
+                a.pusd_reserved,
+                a.pusd_pending,
+                a.pusd_allowance,
+                nz(a.tokens),
+                nz(a.token_reserved),
+                nz(a.token_pending),
+                nz(a.token_allowance),
+            )
+            for a in ledger
+        },
+        "locked": nz(ledger.collateral_locked),
+        "funded": (ledger.funded_pusd, nz(ledger.funded_tokens)),
+    }
+
+
 class Harness:
-    def __init__(self, markets: Iterable[MarketSpec] = TEST_MARKETS, start_ms: int = START_MS) -> None:
+    def __init__(
+        self,
+        markets: Iterable[MarketSpec] = TEST_MARKETS,
+        start_ms: int = START_MS,
+        settlement: SettlementConfig | None = None,
+        seed: int = 0,
+    ) -> None:
         self.clock = VirtualClock(start_ms)
         self.log = EventLog()
-        self.ex = Exchange(tuple(markets), self.clock, listener=self.log)
+        self.ex = Exchange(tuple(markets), self.clock, listener=self.log, settlement=settlement, seed=seed)
         self._n = 0
         self._users = 0
 
@@ -114,5 +148,31 @@ class Harness:
     def shares(self, u: User, token: str) -> int:
         return self.ex.balances(u.address).token(token).balance
 
+    def advance(self, ms: int) -> None:
+        """Move the clock and run the exchange's timers (settlement, GTD expiry)."""
+        self.clock.advance(ms)
+        self.ex.advance()
+
+    def snapshot(self) -> dict[str, object]:
+        return ledger_snapshot(self.ex)
+
     def check(self) -> None:
         assert audit(self.ex) == []
+
+
+def signed_flows(t: Trade) -> list[tuple[str, str | None, int]]:
+    """(address, token id or None for pUSD, signed change) of every transfer a trade made, read from
+    its record alone (independent of the settlement code that reverses it). Fees go to the collector."""
+    out: list[tuple[str, str | None, int]] = []
+    taker = t.maker_address.lower()
+    if t.side is Side.BUY:
+        out += [(taker, None, -(t.pusd + t.fee)), (taker, t.asset_id, t.size)]
+    else:
+        out += [(taker, None, t.pusd - t.fee), (taker, t.asset_id, -t.size)]
+    for mf in t.maker_orders:
+        mk = mf.maker_address.lower()
+        if mf.side is Side.BUY:
+            out += [(mk, None, -mf.pusd), (mk, mf.asset_id, mf.matched_amount)]
+        else:
+            out += [(mk, None, mf.pusd), (mk, mf.asset_id, -mf.matched_amount)]
+    return out

@@ -84,7 +84,8 @@ def test_allowance_caps_what_can_be_committed_and_shrinks_on_spend(h: Harness) -
     assert (bal.pusd, bal.pusd_allowance, bal.pusd_available) == (m("90"), 0, 0)
     with pytest.raises(InsufficientBalanceError):
         h.buy(b, YES, "0.10", "10")
-    # Token allowance for SELLs.
+    # Token allowance for SELLs (on shares that are settled: bought shares are pending until MINED).
+    h.clock.advance(h.ex.settlement.config.mined_delay_ms)
     h.ex.set_allowance(b.address, m("5"), YES)
     with pytest.raises(InsufficientBalanceError):
         h.sell(b, YES, "0.90", "6")

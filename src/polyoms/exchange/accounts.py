@@ -1,10 +1,16 @@
 """Balances, allowances and reservations per funder address, and the settlement primitives.
 
-Rules (doc §4.9): an order is accepted only if `min(balance, allowance) − reserved` covers what it
-needs; open orders reserve what they may still spend (a BUY its remaining pUSD at its limit price, a
-SELL its remaining shares). Balances never go negative: the matcher checks every payment before it
-commits one. pUSD only moves between accounts (fees go to the fee collector) or into/out of the
-collateral locked by MINT/MERGE, so `Σ pUSD + Σ locked == Σ funded` at all times.
+Rules (doc §4.9): an order is accepted only if `min(balance − pending, allowance) − reserved` covers
+what it needs; open orders reserve what they may still spend (a BUY its remaining pUSD at its limit
+price, a SELL its remaining shares). Balances never go negative: the matcher checks every payment before
+it commits one. pUSD only moves between accounts (fees go to the fee collector) or into/out of the
+collateral locked by MINT/MERGE (and out of it again by redemption), so `Σ pUSD + Σ locked == Σ funded`
+at all times.
+
+Pending: what a party receives in a trade (shares bought, pUSD from a sale, a fee) is credited at once
+but stays *pending* — counted in the balance, not spendable — until the trade is MINED (see
+`settlement`). A trade can only fail before it is mined, so a failed trade always finds its proceeds
+where it left them and can be undone exactly.
 
 Allowances default to the maximum uint256 (what a funded wallet's one-time approval gives); a lower
 one shrinks with every transfer, as an ERC-20 allowance does, while the maximum stays infinite.
@@ -40,8 +46,10 @@ class Account:
         "address",
         "pusd",
         "pusd_allowance",
+        "pusd_pending",
         "pusd_reserved",
         "token_allowance",
+        "token_pending",
         "token_reserved",
         "tokens",
     )
@@ -54,13 +62,16 @@ class Account:
         self.tokens: dict[str, int] = {}
         self.token_reserved: dict[str, int] = {}
         self.token_allowance: dict[str, int] = {}
+        # Proceeds of trades not yet mined: part of the balances above, not spendable (module doc).
+        self.pusd_pending = 0
+        self.token_pending: dict[str, int] = {}
 
     def free_pusd(self) -> int:
-        bal, allow = self.pusd, self.pusd_allowance
+        bal, allow = self.pusd - self.pusd_pending, self.pusd_allowance
         return (bal if bal < allow else allow) - self.pusd_reserved
 
     def free_tokens(self, token_id: str) -> int:
-        bal = self.tokens.get(token_id, 0)
+        bal = self.tokens.get(token_id, 0) - self.token_pending.get(token_id, 0)
         allow = self.token_allowance.get(token_id, MAX_UINT256)
         return (bal if bal < allow else allow) - self.token_reserved.get(token_id, 0)
 
@@ -88,8 +99,19 @@ class Account:
     def release_tokens(self, token_id: str, amount: int) -> None:
         self.token_reserved[token_id] -= amount
 
+    def add_pending_tokens(self, token_id: str, amount: int) -> None:
+        pend = self.token_pending
+        left = pend.get(token_id, 0) + amount
+        if left:
+            pend[token_id] = left
+        else:
+            del pend[token_id]  # keep the map to tokens with something pending
+
     def __repr__(self) -> str:
-        return f"Account({self.address} pusd={self.pusd} reserved={self.pusd_reserved} tokens={self.tokens})"
+        return (
+            f"Account({self.address} pusd={self.pusd} reserved={self.pusd_reserved} pending={self.pusd_pending} "
+            f"tokens={self.tokens})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +119,12 @@ class TokenBalance:
     balance: int
     reserved: int
     allowance: int
+    pending: int = 0
+    """Shares bought in trades not yet mined: in `balance`, not yet sellable."""
 
     @property
     def available(self) -> int:
-        return min(self.balance, self.allowance) - self.reserved
+        return min(self.balance - self.pending, self.allowance) - self.reserved
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +136,12 @@ class Balances:
     pusd_reserved: int
     pusd_allowance: int
     tokens: Mapping[str, TokenBalance]
+    pusd_pending: int = 0
+    """pUSD received in trades not yet mined: in `pusd`, not yet spendable."""
 
     @property
     def pusd_available(self) -> int:
-        return min(self.pusd, self.pusd_allowance) - self.pusd_reserved
+        return min(self.pusd - self.pusd_pending, self.pusd_allowance) - self.pusd_reserved
 
     def token(self, token_id: str) -> TokenBalance:
         return self.tokens.get(token_id, TokenBalance(0, 0, MAX_UINT256))
@@ -124,7 +150,16 @@ class Balances:
 class Ledger:
     """All accounts plus the totals the conservation checks compare against."""
 
-    __slots__ = ("_accounts", "_by_exact", "collateral_locked", "fee_collector", "funded_pusd", "funded_tokens")
+    __slots__ = (
+        "_accounts",
+        "_by_exact",
+        "burned_tokens",
+        "collateral_locked",
+        "fee_collector",
+        "funded_pusd",
+        "funded_tokens",
+        "redeemed",
+    )
 
     def __init__(self, fee_collector: str = FEE_COLLECTOR) -> None:
         self._accounts: dict[str, Account] = {}
@@ -134,7 +169,13 @@ class Ledger:
         self.funded_tokens: dict[str, int] = {}
         self.collateral_locked: dict[str, int] = {}
         """pUSD held against full sets, per market: MINTs add, MERGEs take away (may go below 0 when
-        shares that were funded rather than minted are merged)."""
+        shares that were funded rather than minted are merged, or redeemed)."""
+        self.redeemed: dict[str, int] = {}
+        """pUSD paid out of a market's collateral by redemption (one per winning share), per market."""
+        self.burned_tokens: dict[str, int] = {}
+        """Outcome tokens destroyed by redemption (winners and losers), per token id. Token supply is
+        `funded + locked + redeemed − burned` of its market: redemption moves pUSD out of `locked`
+        into `redeemed` and burns every share of both outcomes."""
         self.fee_collector = self.account(fee_collector)
 
     def account(self, address: str) -> Account:
@@ -193,7 +234,7 @@ class Ledger:
         acct = self.get(address)
         if acct is None:
             return Balances(address.lower(), 0, 0, MAX_UINT256, {})
-        tids = set(acct.tokens) | set(acct.token_reserved)
+        tids = set(acct.tokens) | set(acct.token_reserved) | set(acct.token_pending)
         return Balances(
             acct.address,
             acct.pusd,
@@ -204,9 +245,11 @@ class Ledger:
                     acct.tokens.get(t, 0),
                     acct.token_reserved.get(t, 0),
                     acct.token_allowance.get(t, MAX_UINT256),
+                    acct.token_pending.get(t, 0),
                 )
                 for t in sorted(tids)
             },
+            acct.pusd_pending,
         )
 
     def total_pusd(self) -> int:

@@ -65,10 +65,14 @@ class Book:
     )
 
     def __init__(self, spec: MarketSpec) -> None:
-        self.spec = spec
         self.market = spec.condition_id
         self.yes_token_id = spec.yes_token_id
         self.no_token_id = spec.no_token_id
+        self._layout(spec)
+
+    def _layout(self, spec: MarketSpec) -> None:
+        """Empty level arrays for `spec`'s tick."""
+        self.spec = spec
         self.tick = spec.tick.micro
         n = MICRO // self.tick
         self.n = n
@@ -82,6 +86,27 @@ class Book:
         self.ask_count = [0] * (n + 1)
         self.best_bid = 0
         self.best_ask = n
+
+    def retick(self, spec: MarketSpec) -> None:
+        """Switch to `spec`'s tick: rebuild the level arrays and queue every resting order again at its
+        level on the new grid, keeping time priority within each level (an old level maps to exactly
+        one new level). Every resting order's price must be on the new grid; cancel the others first.
+        """
+        tick = spec.tick.micro
+        n = MICRO // tick
+        live: list[tuple[Order, int]] = []
+        for q in (*self.bid_q, *self.ask_q):
+            if q:
+                for o in q:
+                    if o.resting:
+                        level, off_grid = divmod(o.price if o.is_yes else MICRO - o.price, tick)
+                        if off_grid or not 0 < level < n:
+                            raise ValueError(f"order {o.order_id} at {o.price} is not on the {spec.tick.text} grid")
+                        live.append((o, level))
+        self._layout(spec)
+        for o, level in live:
+            o.level = level
+            self.add(o)
 
     # --- updates -------------------------------------------------------------------------------
 

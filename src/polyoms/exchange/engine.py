@@ -1,8 +1,13 @@
-"""The local exchange in-process: submit, cancel, expire and query, on an injected clock.
+"""The local exchange in-process: submit, cancel, expire, settle, resolve and query, on an injected clock.
 
 `Exchange` owns the books, the ledger and every order and trade record; the REST/WS server and the
 in-process venue adapter sit on top of it. It is single-threaded by design (one writer, doc
 principle 5). Time is read only from the injected `Clock`.
+
+Timers — GTD expiry and the settlement of trades (MATCHED → MINED → CONFIRMED, see `settlement`) —
+run when the owner calls `advance(now)` (or `expire(now)`, the older hook, which now does the same)
+and at the start of every submit, cancel and admin change, so that an operation always sees the state
+as of its own time.
 """
 
 from __future__ import annotations
@@ -16,21 +21,32 @@ from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import (
     ConfigError,
     DuplicateOrderError,
+    InputError,
     InvalidOrderError,
     MarketNotReadyError,
     NotFoundError,
 )
-from polyoms.core.units import MICRO
+from polyoms.core.units import MICRO, TickSize, tick_size
 from polyoms.exchange import messages as msg
 from polyoms.exchange.accounts import FEE_COLLECTOR, Account, Balances, Ledger
 from polyoms.exchange.book import Book, BookView
-from polyoms.exchange.events import CANCELLATION, PLACEMENT, UPDATE, Listener, OrderEvent, TradeEvent
+from polyoms.exchange.events import (
+    CANCELLATION,
+    PLACEMENT,
+    UPDATE,
+    Listener,
+    MarketResolvedEvent,
+    OrderEvent,
+    TickSizeChangeEvent,
+    TradeEvent,
+)
 from polyoms.exchange.markets import MarketSpec, check_unique, default_markets
 from polyoms.exchange.matching import GTD_SECURITY_THRESHOLD_S, Matcher, new_order
 from polyoms.exchange.orders import EngineOrder, Order
+from polyoms.exchange.settlement import Settlement, SettlementConfig
 from polyoms.exchange.trades import Trade, TradeIds
 
-__all__ = ["CancelResult", "EngineOrder", "Exchange", "SubmitResult"]
+__all__ = ["CancelResult", "EngineOrder", "Exchange", "Resolution", "SettlementConfig", "SubmitResult"]
 
 _GTD = OrderType.GTD
 _BUY = Side.BUY
@@ -58,6 +74,22 @@ class CancelResult:
     not_canceled: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What resolving a market did. Amounts in micro-units."""
+
+    condition_id: str
+    winning_token_id: str
+    winning_outcome: str
+    resolved_at_ms: int
+    canceled: tuple[str, ...]
+    """Orders cancelled (reason `messages.REASON_MARKET_RESOLVED`)."""
+    payouts: Mapping[str, int]
+    """pUSD paid to each address: one per winning share it held."""
+    burned: Mapping[str, int]
+    """Shares destroyed per token id (the whole supply of both outcomes)."""
+
+
 class Exchange:
     """The local exchange's matching core behind one facade."""
 
@@ -69,6 +101,7 @@ class Exchange:
         fee_collector: str = FEE_COLLECTOR,
         seed: int = 0,
         listener: Listener | None = None,
+        settlement: SettlementConfig | None = None,
     ) -> None:
         specs = check_unique(default_markets() if markets is None else markets)
         if not specs:
@@ -90,6 +123,8 @@ class Exchange:
         self._trades_by_owner: dict[str, list[Trade]] = {}
         self._last_trade: dict[str, tuple[int, Side]] = {}
         self._seq = 0
+        self._resolutions: dict[str, Resolution] = {}
+        self.settlement = Settlement(self.ledger, self._orders, self._trades, self._trade_status, settlement, seed)
 
     def _add_book(self, spec: MarketSpec) -> None:
         book = Book(spec)
@@ -102,8 +137,12 @@ class Exchange:
     def fund(self, address: str, pusd: int = 0, tokens: Mapping[str, int] | None = None) -> None:
         """Credit pUSD and outcome tokens (micro-units) to an address."""
         for tid in tokens or {}:
-            if tid not in self._tokens:
+            entry = self._tokens.get(tid)
+            if entry is None:
                 raise InvalidOrderError(msg.unknown_token(tid), token_id=tid)
+            if entry[0].spec.resolved:
+                # Its shares were all redeemed; new ones would be claims on nothing.
+                raise InputError(f"market of token {tid} is resolved", token_id=tid)
         self.ledger.fund(address, pusd, tokens)
 
     def set_allowance(self, address: str, amount: int, token_id: str | None = None) -> None:
@@ -117,22 +156,118 @@ class Exchange:
 
     def close_market(self, condition_id: str) -> list[str]:
         """Stop trading a market and cancel every order resting in it."""
+        now = self._expire_due()
         self.set_market_flags(condition_id, accepting_orders=False, closed=True)
-        book = self._book(condition_id)
-        now = self.clock.now_ms()
-        victims = [o for o in self._open.values() if o.market == book.market]
+        return self._cancel_market_orders(self._book(condition_id), msg.REASON_MARKET_CLOSED, now)
+
+    def _cancel_market_orders(self, book: Book, reason: str, now: int, keep: TickSize | None = None) -> list[str]:
+        """Cancel the market's open orders (oldest first), or with `keep` only those off its grid."""
+        victims = [
+            o for o in self._open.values() if o.market == book.market and (keep is None or not keep.on_grid(o.price))
+        ]
         for o in victims:
-            self._cancel(o, msg.REASON_MARKET_CLOSED, now)
+            self._cancel(o, reason, now)
         return [o.order_id for o in victims]
+
+    def change_tick_size(self, condition_id: str, new_tick: str | TickSize) -> list[str]:
+        """Change a market's minimum tick, as the venue does when its price nears 0 or 1 (doc §7.4).
+
+        Orders resting at prices off the new grid are cancelled (reason `messages.REASON_TICK_SIZE`:
+        the venue's handling is UNCONFIRMED, and silently moving someone's price is worse); the others
+        keep their place in their level's queue. Then the book is re-indexed on the new grid and a
+        `TickSizeChangeEvent` is sent; new orders are checked against the new tick. Returns the ids of
+        the cancelled orders. The same tick again changes nothing.
+        """
+        now = self._expire_due()
+        book = self._book(condition_id)
+        spec = book.spec
+        tick = tick_size(new_tick)
+        if spec.resolved:
+            raise InputError(f"market {spec.condition_id} is resolved", condition_id=spec.condition_id)
+        old = spec.tick
+        if tick == old:
+            return []
+        canceled = self._cancel_market_orders(book, msg.REASON_TICK_SIZE, now, keep=tick)
+        book.retick(spec.with_flags(tick=tick))
+        if self.listener is not None:
+            self.listener(TickSizeChangeEvent(book.spec, old, tick, tuple(canceled), now))
+        return canceled
+
+    def resolve(self, condition_id: str, winning_token_id: str) -> Resolution:
+        """Resolve a market: `winning_token_id` pays 1 pUSD per share, the other token nothing.
+
+        In order: every open order of the market is cancelled (reason `messages.REASON_MARKET_RESOLVED`;
+        status CANCELED, `Order.rest_status` CANCELED_MARKET_RESOLVED); its trades still settling take
+        all their remaining steps now (resolution comes long after trading on the venue, when every
+        trade is final; a trade drawn to fail fails and is reversed); the market is closed and marked
+        resolved; every holder's shares of both outcomes are burned and the winning ones paid out of
+        the market's locked collateral (`Ledger.redeemed`, `Ledger.burned_tokens` keep the audit's
+        books); then a `MarketResolvedEvent` is sent.
+        """
+        now = self._expire_due()
+        book = self._book(condition_id)
+        spec = book.spec
+        if spec.resolved:
+            raise InputError(f"market {spec.condition_id} is already resolved", condition_id=spec.condition_id)
+        if winning_token_id not in spec.token_ids:
+            raise InputError(
+                f"token {winning_token_id} is not an outcome of market {spec.condition_id}",
+                condition_id=spec.condition_id,
+                token_id=winning_token_id,
+            )
+        canceled = self._cancel_market_orders(book, msg.REASON_MARKET_RESOLVED, now)
+        self.settlement.flush(book.market, now)
+        book.spec = spec.with_flags(accepting_orders=False, closed=True, winning_token_id=winning_token_id)
+        payouts, burned = self._redeem(book, winning_token_id)
+        res = Resolution(
+            spec.condition_id,
+            winning_token_id,
+            spec.outcome_of(winning_token_id),
+            now,
+            tuple(canceled),
+            payouts,
+            burned,
+        )
+        self._resolutions[book.market.lower()] = res
+        if self.listener is not None:
+            self.listener(MarketResolvedEvent(book.spec, winning_token_id, now))
+        return res
+
+    def _redeem(self, book: Book, winner: str) -> tuple[dict[str, int], dict[str, int]]:
+        """Burn every share of the market; pay 1 pUSD per winning share out of its collateral."""
+        ledger = self.ledger
+        payouts: dict[str, int] = {}
+        burned = {book.yes_token_id: 0, book.no_token_id: 0}
+        for acct in ledger:
+            for tid in burned:
+                shares = acct.tokens.pop(tid, 0)
+                # With the market's orders cancelled and its trades final nothing is reserved or pending.
+                assert not acct.token_reserved.get(tid) and not acct.token_pending.get(tid), acct
+                if not shares:
+                    continue
+                burned[tid] += shares
+                if tid == winner:
+                    acct.pusd += shares
+                    payouts[acct.address] = shares
+        paid = burned[winner]
+        # Out of locked into redeemed; locked goes below 0 when funded (never minted) shares win.
+        ledger.lock(book.market, -paid)
+        ledger.redeemed[book.market] = ledger.redeemed.get(book.market, 0) + paid
+        for tid, n in burned.items():
+            ledger.burned_tokens[tid] = ledger.burned_tokens.get(tid, 0) + n
+        return payouts, burned
 
     # --- orders ----------------------------------------------------------------------------------
 
     def submit(self, order: EngineOrder) -> SubmitResult:
         """Place one order. Raises the venue's typed error if it is refused (then nothing changed)."""
         now = self.clock.now_ms()
+        settlement = self.settlement
+        if settlement.next_ms <= now:
+            settlement.run(now)
         expiry = self._expiry
         if expiry and expiry[0][0] <= now:
-            self.expire(now)
+            self._expire(now)
         oid = order.order_id
         if oid in self._orders:
             raise DuplicateOrderError(msg.duplicated(oid))
@@ -201,6 +336,12 @@ class Exchange:
             self._last_trade[other] = (MICRO - t.price, t.side.opposite)
             if listener is not None:
                 listener(TradeEvent(t, now))
+        self.settlement.matched(now)
+
+    def _trade_status(self, trade: Trade, at_ms: int) -> None:
+        """The settlement pipeline moved `trade` on."""
+        if self.listener is not None:
+            self.listener(TradeEvent(trade, at_ms))
 
     def cancel(self, order_id: str, owner: str) -> CancelResult:
         """Cancel one of `owner`'s open orders (DELETE /order)."""
@@ -249,9 +390,30 @@ class Exchange:
             self._cancel(o, msg.REASON_CANCEL_MARKET, now)
         return CancelResult([o.order_id for o in victims], {})
 
-    def expire(self, now_ms: int | None = None) -> list[str]:
-        """Cancel GTD orders whose time (expiration − threshold) has come; returns their ids."""
+    # --- timers --------------------------------------------------------------------------------
+
+    def advance(self, now_ms: int | None = None) -> None:
+        """Run every timer due by `now_ms` (default: the clock's now): settlement steps, then GTD
+        expiry. The owner calls this periodically (a server's ticker, a backtest loop)."""
         now = self.clock.now_ms() if now_ms is None else now_ms
+        self.settlement.run(now)
+        self._expire(now)
+
+    def settle(self, now_ms: int | None = None) -> list[Trade]:
+        """Take the settlement steps due by `now_ms` only; the trades whose status changed, in order."""
+        return self.settlement.run(self.clock.now_ms() if now_ms is None else now_ms)
+
+    def expire(self, now_ms: int | None = None) -> list[str]:
+        """Cancel GTD orders whose time (expiration − threshold) has come; returns their ids.
+
+        As the timer hook existing owners already call periodically, it first takes the settlement
+        steps due as well — exactly what `advance` does.
+        """
+        now = self.clock.now_ms() if now_ms is None else now_ms
+        self.settlement.run(now)
+        return self._expire(now)
+
+    def _expire(self, now: int) -> list[str]:
         expiry = self._expiry
         expired: list[str] = []
         while expiry and expiry[0][0] <= now:
@@ -262,13 +424,17 @@ class Exchange:
         return expired
 
     def _expire_due(self) -> int:
+        """Catch the timers up with the clock before an operation; its time."""
         now = self.clock.now_ms()
+        if self.settlement.next_ms <= now:
+            self.settlement.run(now)
         if self._expiry and self._expiry[0][0] <= now:
-            self.expire(now)
+            self._expire(now)
         return now
 
     def _cancel(self, o: Order, reason: str, now: int) -> None:
         book, _ = self._tokens[o.asset_id]
+        o.cancel_reason = reason
         self.matcher.cancel(book, o)
         del self._open[o.order_id]
         del self._open_by_owner[o.owner][o.order_id]
@@ -360,6 +526,15 @@ class Exchange:
 
     def trade(self, trade_id: str) -> Trade | None:
         return self._trade_by_id.get(trade_id)
+
+    def in_flight_trades(self) -> list[Trade]:
+        """Trades not final yet (MATCHED, MINED or RETRYING), in the order their next steps are due."""
+        return self.settlement.in_flight()
+
+    def resolution(self, condition_id: str) -> Resolution | None:
+        """What resolving the market did, or None while it is unresolved."""
+        self._book(condition_id)
+        return self._resolutions.get(condition_id.lower())
 
     def book(self, token_id: str) -> BookView:
         """GET /book: the token's levels, bids ascending and asks descending (best last)."""

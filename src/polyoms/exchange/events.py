@@ -1,9 +1,21 @@
-"""What the exchange tells the outside world happened: order updates and trades.
+"""What the exchange tells the outside world happened: order updates, trades, market changes.
 
-The WebSocket channels are built on these later. An `OrderEvent` snapshots the fields that change
-(status, size matched) and points at the order record for the static ones. Kinds follow the user
-channel (doc §6.3): PLACEMENT when an order comes to rest on the book, UPDATE when it matches (for a
-taker that does not rest, one UPDATE with its final status), CANCELLATION with a reason.
+The WebSocket channels are built on these. An `OrderEvent` snapshots the fields that change (status,
+size matched) and points at the order record for the static ones. Kinds follow the user channel (doc
+§6.3): PLACEMENT when an order comes to rest on the book, UPDATE when it matches (for a taker that does
+not rest, one UPDATE with its final status), CANCELLATION with a reason.
+
+A `TradeEvent` is sent when a trade is matched and again at every settlement status change (MINED,
+CONFIRMED, RETRYING, FAILED), as the venue re-sends the full trade with the same id; `status` and
+`transaction_hash` are snapshots, the rest is read from the trade record (fixed after the match, but
+for `err_msg`, set before the FAILED event).
+
+Market events: `TickSizeChangeEvent` after a market's tick changed (orders off the new grid have
+already been cancelled, with CANCELLATION events, and the book re-indexed: render fresh `book`
+snapshots for both tokens after the `tick_size_change` messages); `MarketResolvedEvent` after a market
+resolved (its orders cancelled, the market closed, every share redeemed).
+
+Listeners should ignore event types they do not know: more may be added.
 """
 
 from __future__ import annotations
@@ -11,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from polyoms.core.units import TickSize
+from polyoms.exchange.markets import MarketSpec
 from polyoms.exchange.orders import Order
 from polyoms.exchange.trades import Trade
 
@@ -44,17 +58,64 @@ class OrderEvent:
 
 
 class TradeEvent:
-    __slots__ = ("timestamp_ms", "trade")
+    __slots__ = ("status", "timestamp_ms", "trade", "transaction_hash")
 
     def __init__(self, trade: Trade, timestamp_ms: int) -> None:
         self.trade = trade
         self.timestamp_ms = timestamp_ms
+        self.status = trade.status
+        self.transaction_hash = trade.transaction_hash
 
     def __repr__(self) -> str:
-        return f"TradeEvent({self.trade!r})"
+        return f"TradeEvent({self.status} {self.trade!r})"
 
 
-Event = OrderEvent | TradeEvent
+class TickSizeChangeEvent:
+    """A market's minimum tick changed (both tokens: the NO book mirrors the YES one)."""
+
+    __slots__ = ("canceled", "market", "new_tick", "no_token_id", "old_tick", "timestamp_ms", "yes_token_id")
+
+    def __init__(
+        self, spec: MarketSpec, old_tick: TickSize, new_tick: TickSize, canceled: tuple[str, ...], timestamp_ms: int
+    ) -> None:
+        self.market = spec.condition_id
+        self.yes_token_id = spec.yes_token_id
+        self.no_token_id = spec.no_token_id
+        self.old_tick = old_tick
+        self.new_tick = new_tick
+        self.canceled = canceled
+        """Ids of the orders cancelled because their price was off the new grid."""
+        self.timestamp_ms = timestamp_ms
+
+    @property
+    def token_ids(self) -> tuple[str, str]:
+        return (self.yes_token_id, self.no_token_id)
+
+    def __repr__(self) -> str:
+        return f"TickSizeChangeEvent({self.market[:10]}… {self.old_tick.text} -> {self.new_tick.text})"
+
+
+class MarketResolvedEvent:
+    """A market resolved: `winning_token_id` redeems 1 pUSD per share, the other token nothing."""
+
+    __slots__ = ("spec", "timestamp_ms", "winning_outcome", "winning_token_id")
+
+    def __init__(self, spec: MarketSpec, winning_token_id: str, timestamp_ms: int) -> None:
+        self.spec = spec
+        """The market as resolved (closed, winner set): question, slug, token ids, outcomes."""
+        self.winning_token_id = winning_token_id
+        self.winning_outcome = spec.outcome_of(winning_token_id)
+        self.timestamp_ms = timestamp_ms
+
+    @property
+    def market(self) -> str:
+        return self.spec.condition_id
+
+    def __repr__(self) -> str:
+        return f"MarketResolvedEvent({self.market[:10]}… winner={self.winning_outcome})"
+
+
+Event = OrderEvent | TradeEvent | TickSizeChangeEvent | MarketResolvedEvent
 Listener = Callable[[Event], None]
 
 
@@ -74,8 +135,13 @@ class EventLog:
             e for e in self.events if isinstance(e, OrderEvent) and (order_id is None or e.order.order_id == order_id)
         ]
 
-    def trade_events(self) -> list[TradeEvent]:
-        return [e for e in self.events if isinstance(e, TradeEvent)]
+    def trade_events(self, trade_id: str | None = None) -> list[TradeEvent]:
+        return [
+            e for e in self.events if isinstance(e, TradeEvent) and (trade_id is None or e.trade.trade_id == trade_id)
+        ]
+
+    def market_events(self) -> list[TickSizeChangeEvent | MarketResolvedEvent]:
+        return [e for e in self.events if isinstance(e, TickSizeChangeEvent | MarketResolvedEvent)]
 
     def clear(self) -> None:
         self.events.clear()

@@ -61,6 +61,8 @@ class MarketSpec:
     closed: bool = False
     end_date_iso: str = ""
     description: str = field(default="", compare=False)
+    winning_token_id: str = ""
+    """Set when the market has resolved (it is then also closed)."""
 
     def __post_init__(self) -> None:
         where = f"market {self.slug or self.condition_id!r}"
@@ -82,10 +84,16 @@ class MarketSpec:
             raise ConfigError(f"{where}: outcomes must be two non-empty names", field="outcomes")
         if self.neg_risk_market_id and not self.neg_risk:
             raise ConfigError(f"{where}: neg_risk_market_id set on a market that is not neg-risk")
+        if self.winning_token_id and self.winning_token_id not in (self.yes_token_id, self.no_token_id):
+            raise ConfigError(f"{where}: winning_token_id is not one of its tokens", field="winning_token_id")
 
     @property
     def token_ids(self) -> tuple[str, str]:
         return (self.yes_token_id, self.no_token_id)
+
+    @property
+    def resolved(self) -> bool:
+        return bool(self.winning_token_id)
 
     def outcome_of(self, token_id: str) -> str:
         if token_id == self.yes_token_id:
@@ -95,7 +103,7 @@ class MarketSpec:
         raise KeyError(token_id)
 
     def with_flags(self, **changes: Any) -> MarketSpec:
-        """A copy with lifecycle flags changed (accepting_orders, active, closed...)."""
+        """A copy with lifecycle flags changed (accepting_orders, active, closed, tick, winning_token_id...)."""
         return replace(self, **changes)
 
 

@@ -21,7 +21,7 @@ Rules, beyond the protocol reference (doc §3.5–3.8, §7):
   MERGE receipts to exactly x, and a resting BUY's payments never exceed the reservation released
   (ceil(R·p) − ceil((R−x)·p) ≥ floor(x·p)).
 * Funds. §4.9 first: a BUY needs `maker_amount` pUSD free, a SELL `maker_amount` shares free
-  (free = min(balance, allowance) − reserved). Then, for a taker BUY, the exact plan is checked before
+  (free = min(balance − pending, allowance) − reserved). Then, for a taker BUY, the exact plan is checked before
   anything moves: its payments (with their rounding) + taker fees + the reservation of any remainder
   that will rest must fit in free pUSD — so fees can always be paid and nothing goes negative.
   A taker SELL's fee is taken from its proceeds and never exceeds them (contract cap ≤ 5 %).
@@ -31,6 +31,9 @@ Rules, beyond the protocol reference (doc §3.5–3.8, §7):
   computed before the first transfer.
 * Marketable BUY minimum $1 applies to FOK/FAK BUY and to a GTC/GTD BUY that crosses on arrival.
   Min size and tick rules apply to GTC/GTD only. postOnly is refused with FOK/FAK.
+* Proceeds are pending. Whatever a party receives (shares bought, pUSD from a sale or a merge, the fee
+  collector's fee) is credited at once but also counted as pending, which free balances leave out,
+  until the settlement pipeline mines the trade (see `settlement`). Payments leave at once.
 * Self-trades are allowed (the reference knows no self-trade prevention).
 """
 
@@ -175,7 +178,7 @@ class Matcher:
         is_buy = o.side is _BUY
         need = o.maker_amount
         if is_buy:
-            bal, allow = acct.pusd, acct.pusd_allowance
+            bal, allow = acct.pusd - acct.pusd_pending, acct.pusd_allowance
             if (bal if bal < allow else allow) - acct.pusd_reserved < need:
                 raise _insufficient()
         elif acct.free_tokens(o.asset_id) < need:
@@ -300,7 +303,11 @@ class Matcher:
                     new_res = -(-rem * pm // MICRO)
                     macct.pusd_reserved -= m.reserved - new_res
                     m.reserved = new_res
-                    macct.get_tokens(m.asset_id, x)
+                    aid = m.asset_id
+                    toks = macct.tokens
+                    toks[aid] = toks.get(aid, 0) + x
+                    toks = macct.token_pending
+                    toks[aid] = toks.get(aid, 0) + x
                     if is_buy:
                         mtype = _MINT
                         minted += x
@@ -312,6 +319,7 @@ class Matcher:
                     macct.token_reserved[m.asset_id] -= x
                     m.reserved -= x
                     macct.pusd += amt
+                    macct.pusd_pending += amt
                     if is_buy:
                         mtype = _COMPLEMENTARY
                     else:
@@ -345,13 +353,16 @@ class Matcher:
             if is_buy:
                 acct.pay_pusd(lvl_cash + fee)
                 acct.get_tokens(o.asset_id, lvl_x)
+                acct.add_pending_tokens(o.asset_id, lvl_x)
                 o.size_matched += lvl_cash if budget_mode else lvl_x
             else:
                 acct.give_tokens(o.asset_id, lvl_x)
                 acct.pusd += lvl_cash - fee
+                acct.pusd_pending += lvl_cash - fee
                 o.size_matched += lvl_x
             if fee:
                 collector.pusd += fee
+                collector.pusd_pending += fee
             o.associate_trades += (trade_id,)
             trades.append(
                 Trade(

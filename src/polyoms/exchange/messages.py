@@ -40,6 +40,11 @@ REASON_CANCEL_MARKET: Final = "canceled by cancel-market-orders"
 REASON_EXPIRED: Final = "expired (GTD)"
 REASON_HEARTBEAT: Final = "heartbeat timeout"
 REASON_MARKET_CLOSED: Final = "market closed"
+REASON_MARKET_RESOLVED: Final = "market resolved"
+REASON_TICK_SIZE: Final = "price not on the new tick size"
+
+# Our wording (the venue's is not recorded): `err_msg` of a trade whose settlement failed.
+TRADE_FAILED: Final = "settlement transaction failed after retries; trade reverted"
 
 
 def invalid_tick(order_id: str, price_text: str, tick_text: str) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from polyoms.core.enums import OrderType, Side
+from polyoms.exchange.messages import REASON_MARKET_RESOLVED
 
 if TYPE_CHECKING:
     from polyoms.exchange.accounts import Account
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
 LIVE: Final = "LIVE"
 MATCHED: Final = "MATCHED"
 CANCELED: Final = "CANCELED"
+CANCELED_MARKET_RESOLVED: Final = "CANCELED_MARKET_RESOLVED"
+"""The venue's REST enum has a status of its own (`ORDER_STATUS_CANCELED_MARKET_RESOLVED`, doc §4.6) for
+orders cancelled because their market resolved; the user channel says CANCELED. `Order.status` keeps
+the short CANCELED and `Order.rest_status` gives the REST one."""
 
 
 @dataclass(slots=True)
@@ -51,12 +56,18 @@ class Order:
     `price` is the limit for limit orders and, for FOK/FAK, the worst acceptable price rounded to an
     integer micro-price in the order's favour (exactly equivalent to the signed ratio, see matching).
     `reserved` is what the order holds back: pUSD for a resting BUY, shares for a resting SELL.
+
+    A fill whose trade later FAILED in settlement is not taken back from `size_matched`: the venue
+    reported it matched (order events, `associate_trades`) and does not put the size back on the book.
+    `size_failed` (same unit as `size_matched`) says how much of it was undone, so `size_matched −
+    size_failed` is what really settled or may still settle.
     """
 
     __slots__ = (
         "account",
         "asset_id",
         "associate_trades",
+        "cancel_reason",
         "created_at",
         "expiration",
         "is_bid",
@@ -76,6 +87,7 @@ class Order:
         "resting",
         "seq",
         "side",
+        "size_failed",
         "size_matched",
         "status",
         "taker_amount",
@@ -127,6 +139,8 @@ class Order:
         self.level = 0
         self.remaining = original_size
         self.size_matched = 0
+        self.size_failed = 0
+        self.cancel_reason = ""
         self.reserved = 0
         self.resting = False
         self.status = LIVE
@@ -137,9 +151,18 @@ class Order:
     def is_open(self) -> bool:
         return self.resting
 
+    @property
+    def rest_status(self) -> str:
+        """The status GET /data/order reports: as `status`, but CANCELED_MARKET_RESOLVED for orders
+        cancelled by their market's resolution."""
+        if self.cancel_reason == REASON_MARKET_RESOLVED and self.status == CANCELED:
+            return CANCELED_MARKET_RESOLVED
+        return self.status
+
     def __repr__(self) -> str:
         return (
             f"Order({self.order_id[:10]}… {self.side.name} {'YES' if self.is_yes else 'NO'} "
             f"{self.order_type.value} price={self.price} size={self.original_size} "
-            f"matched={self.size_matched} remaining={self.remaining} {self.status})"
+            f"matched={self.size_matched} remaining={self.remaining} {self.status}"
+            f"{f' failed={self.size_failed}' if self.size_failed else ''})"
         )

@@ -12,7 +12,13 @@ from typing import Final
 
 from polyoms.core.enums import Side
 
+# Trade statuses (doc §4.7, §6.3); the settlement pipeline moves a trade along
+# MATCHED → MINED → CONFIRMED, or MATCHED → RETRYING → FAILED (or → MINED → CONFIRMED on a retry).
 TRADE_MATCHED: Final = "MATCHED"
+TRADE_MINED: Final = "MINED"
+TRADE_CONFIRMED: Final = "CONFIRMED"
+TRADE_RETRYING: Final = "RETRYING"
+TRADE_FAILED: Final = "FAILED"
 
 
 class MatchType(IntEnum):
@@ -84,8 +90,10 @@ class Trade:
     __slots__ = (
         "asset_id",
         "bucket_index",
+        "err_msg",
         "fee",
         "fee_rate_bps",
+        "last_update_ms",
         "maker_address",
         "maker_orders",
         "market",
@@ -142,12 +150,27 @@ class Trade:
         self.match_time = match_time_ms // 1000
         self.maker_orders = maker_orders
         self.status = TRADE_MATCHED
+        self.last_update_ms = match_time_ms
+        """When `status` last changed (ms)."""
         self.bucket_index = 0
         self.transaction_hash = ""
+        """Set when the trade is MINED and kept; empty before, and for a trade that FAILED (never mined)."""
+        self.err_msg = ""
+        """Why the trade FAILED; empty otherwise."""
 
     @property
     def id(self) -> str:
         return self.trade_id
+
+    @property
+    def last_update(self) -> int:
+        """`last_update` as the venue reports it: unix seconds."""
+        return self.last_update_ms // 1000
+
+    @property
+    def is_final(self) -> bool:
+        """CONFIRMED and FAILED never change again."""
+        return self.status == TRADE_CONFIRMED or self.status == TRADE_FAILED
 
     def involves(self, owner: str) -> bool:
         return self.owner == owner or any(m.owner == owner for m in self.maker_orders)
@@ -159,7 +182,7 @@ class Trade:
     def __repr__(self) -> str:
         return (
             f"Trade({self.trade_id} taker={self.taker_order_id[:10]}… {self.side.name} {self.outcome} "
-            f"{self.size}@{self.price} fee={self.fee} makers={len(self.maker_orders)})"
+            f"{self.size}@{self.price} fee={self.fee} makers={len(self.maker_orders)} {self.status})"
         )
 
 

@@ -33,7 +33,6 @@ from polyoms.exchange.events import Event, Listener
 from polyoms.exchange.orders import EngineOrder
 from polyoms.polymarket.protocol import constants as C
 from polyoms.polymarket.protocol.auth import ApiCreds
-from polyoms.polymarket.protocol.hashing import keccak256
 from polyoms.polymarket.protocol.order import SignedOrder, recover_order_signer
 from polyoms.polymarket.protocol.wire import MAX_BATCH, OrderEnvelope, signed_order_from_wire
 
@@ -220,10 +219,6 @@ class SimService:
                 timestamp_ms=order.timestamp_ms,
             )
         )
-        for trade in result.trades:
-            if not trade.transaction_hash:
-                # The operator's settlement transaction; the SDK waits for one after a match.
-                trade.transaction_hash = "0x" + keccak256(f"polyoms-sim:tx:{trade.trade_id}".encode()).hex()
         return result
 
     def submit_batch(

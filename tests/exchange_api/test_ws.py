@@ -18,11 +18,13 @@ from polyoms.core.units import MICRO, fmt_micro, to_micro
 from polyoms.exchange.api.runner import ThreadedSim, build_service
 from polyoms.exchange.orders import EngineOrder
 from polyoms.polymarket.protocol.hashing import keccak256
+from polyoms.polymarket.protocol.messages import decode_market_frame
+from tests.exchange_api.conftest import FAST_SETTLEMENT
 
 
 @pytest.fixture
 def sim() -> Iterator[ThreadedSim]:
-    with ThreadedSim(build_service(seed=11)) as server:
+    with ThreadedSim(build_service(seed=11, settlement=FAST_SETTLEMENT)) as server:
         yield server
 
 
@@ -139,7 +141,10 @@ def test_market_stream_snapshot_plus_changes_equals_rest_book(sim: ThreadedSim) 
             return mirror, events
 
     mirror, events = asyncio.run(main())
-    kinds = {e["event_type"] for e in events}
+    for e in events:  # the same decoders as the venue's recorded messages, strictly
+        if e != "PONG":
+            assert decode_market_frame(json.dumps(e), strict=True)
+    kinds = {e["event_type"] for e in events if e != "PONG"}
     assert {"price_change", "last_trade_price", "best_bid_ask"} <= kinds
     for token in tokens:
         assert mirror.books[token] == _rest_book(sim, token)

@@ -43,7 +43,7 @@ def order_failure(order_id: str, message: str) -> dict[str, Any]:
 def open_order(o: Order) -> dict[str, Any]:
     return {
         "id": o.order_id,
-        "status": o.status,
+        "status": o.rest_status,
         "owner": o.owner,
         "maker_address": o.maker,
         "market": o.market,
@@ -72,7 +72,7 @@ def trade(t: Trade, requester_key: str | None) -> dict[str, Any]:
         "price": fmt_micro(t.price),
         "status": t.status,
         "match_time": str(t.match_time),
-        "last_update": str(t.match_time),
+        "last_update": str(t.last_update),
         "outcome": t.outcome,
         "bucket_index": t.bucket_index,
         "owner": t.owner,
@@ -93,6 +93,7 @@ def trade(t: Trade, requester_key: str | None) -> dict[str, Any]:
             for m in t.maker_orders
         ],
         "trader_side": "TAKER" if requester_key is None or t.owner == requester_key else "MAKER",
+        **({"err_msg": t.err_msg} if t.err_msg else {}),
     }
 
 

@@ -20,9 +20,22 @@ def _tick(market: MarketSpec) -> Decimal:
 
 def _tokens(market: MarketSpec, prices: tuple[Decimal, Decimal] | None) -> list[dict[str, Any]]:
     p = prices or (Decimal("0.5"), Decimal("0.5"))
+    if market.resolved:  # as the venue shows a resolved market: the winner at 1, the other at 0
+        p = (Decimal(1), Decimal(0)) if market.winning_token_id == market.yes_token_id else (Decimal(0), Decimal(1))
+    win = market.winning_token_id
     return [
-        {"token_id": market.yes_token_id, "outcome": market.outcomes[0], "price": p[0], "winner": False},
-        {"token_id": market.no_token_id, "outcome": market.outcomes[1], "price": p[1], "winner": False},
+        {
+            "token_id": market.yes_token_id,
+            "outcome": market.outcomes[0],
+            "price": p[0],
+            "winner": win == market.yes_token_id,
+        },
+        {
+            "token_id": market.no_token_id,
+            "outcome": market.outcomes[1],
+            "price": p[1],
+            "winner": win == market.no_token_id,
+        },
     ]
 
 

@@ -19,6 +19,7 @@ from polyoms.exchange.api.faults import FaultConfig, Faults
 from polyoms.exchange.api.service import SimService
 from polyoms.exchange.engine import Exchange
 from polyoms.exchange.markets import MarketSpec, default_markets, markets_from_config, read_config_file
+from polyoms.exchange.settlement import SettlementConfig
 from polyoms.polymarket.protocol import constants as C
 
 T = TypeVar("T")
@@ -46,10 +47,12 @@ def build_service(
     clock: Clock | None = None,
     chain_id: int = C.POLYGON,
     faults: FaultConfig | None = None,
+    settlement: SettlementConfig | None = None,
 ) -> SimService:
     clock = clock or WallClock()
     markets, file_faults = load_sim_config(config) if config else (default_markets(), FaultConfig())
-    service = SimService(Exchange(markets, clock, seed=seed), clock, chain_id=chain_id, seed=seed, auto_fund=auto_fund)
+    exchange = Exchange(markets, clock, seed=seed, settlement=settlement)
+    service = SimService(exchange, clock, chain_id=chain_id, seed=seed, auto_fund=auto_fund)
     service.faults = Faults(faults or file_faults)
     service.apply_fault_config()
     return service

@@ -8,6 +8,7 @@ an EOA trades for. Handlers parse, call one method, render.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import heapq
 from dataclasses import dataclass, field
 from random import Random
@@ -107,9 +108,10 @@ class SimService:
 
     def apply_fault_config(self) -> None:
         """Push the fault switches that live in the exchange core (settlement failures) down to it."""
-        configure = getattr(self.exchange, "configure_settlement", None)
-        if configure is not None:
-            configure(failure_rate=self.faults.config.settlement_failure_rate)
+        pipeline = self.exchange.settlement
+        rate = self.faults.config.settlement_failure_rate
+        retry = min(pipeline.config.retry_probability, 1 - rate)
+        pipeline.config = dataclasses.replace(pipeline.config, failure_probability=rate, retry_probability=retry)
 
     # --- accounts ------------------------------------------------------------------------------
 

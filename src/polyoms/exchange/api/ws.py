@@ -22,7 +22,7 @@ from aiohttp import WSMsgType, web
 from polyoms.core.enums import Side
 from polyoms.exchange.api import render, ws_render
 from polyoms.exchange.api.service import SimService
-from polyoms.exchange.events import Event, OrderEvent, TradeEvent
+from polyoms.exchange.events import Event, MarketResolvedEvent, OrderEvent, TickSizeChangeEvent, TradeEvent
 
 log = logging.getLogger("polyoms.sim.ws")
 _encode = msgspec.json.Encoder().encode
@@ -96,6 +96,7 @@ class WsHub:
             return
         now = self.service.clock.now_ms()
         touched: dict[str, None] = {}
+        retick: dict[str, TickSizeChangeEvent] = {}
         for ev in events:
             if isinstance(ev, OrderEvent):
                 touched[ev.order.market] = None
@@ -103,8 +104,16 @@ class WsHub:
             elif isinstance(ev, TradeEvent):
                 touched[ev.trade.market] = None
                 self._trade(ev, now)
+            elif isinstance(ev, TickSizeChangeEvent):
+                retick[ev.market] = ev
+            elif isinstance(ev, MarketResolvedEvent):
+                touched[ev.market] = None
+                self._resolved(ev, now)
         for market in touched:
-            self._publish_book_changes(market, now)
+            if market not in retick:
+                self._publish_book_changes(market, now)
+        for ev in retick.values():
+            self._publish_tick_change(ev, now)
 
     def _user_order(self, ev: OrderEvent, now: int) -> None:
         o = ev.order
@@ -116,10 +125,10 @@ class WsHub:
                 conn.send(message)
 
     def _trade(self, ev: TradeEvent, now: int) -> None:
-        t = ev.trade
-        status = getattr(ev, "status", None) or t.status
+        # Render from the event's snapshot: the trade record may have moved on since.
+        t, status, tx = ev.trade, ev.status, ev.transaction_hash
         if status == "MATCHED":
-            ltp = ws_render.last_trade_price(t, now)
+            ltp = ws_render.last_trade_price(t, now, tx)
             for conn in self.market_conns:
                 if t.asset_id in conn.assets:
                     conn.send(ltp)
@@ -128,9 +137,28 @@ class WsHub:
             if conn.markets and t.market.lower() not in conn.markets:
                 continue
             if conn.api_key == t.owner:
-                conn.send(ws_render.trade_event(t, status, "TAKER", conn.api_key, now))
+                conn.send(ws_render.trade_event(t, status, tx, "TAKER", conn.api_key, now))
             elif conn.api_key in makers:
-                conn.send(ws_render.trade_event(t, status, "MAKER", conn.api_key, now))
+                conn.send(ws_render.trade_event(t, status, tx, "MAKER", conn.api_key, now))
+
+    def _resolved(self, ev: MarketResolvedEvent, now: int) -> None:
+        message = ws_render.market_resolved(ev.spec, ev.winning_token_id, ev.winning_outcome, now)
+        for conn in self.market_conns:
+            if conn.custom and conn.assets & set(ev.spec.token_ids):
+                conn.send(message)
+
+    def _publish_tick_change(self, ev: TickSizeChangeEvent, now: int) -> None:
+        """tick_size_change for both tokens, then fresh snapshots: clients drop the old-grid book."""
+        for token in ev.token_ids:
+            if token not in self._shown:
+                continue
+            self._shown[token] = self._levels(token)
+            change = ws_render.tick_size_change(ev.market, token, ev.old_tick.text, ev.new_tick.text, now)
+            snapshot = self._snapshot(token, now)
+            for conn in self.market_conns:
+                if token in conn.assets:
+                    conn.send(change)
+                    conn.send(snapshot)
 
     def _levels(self, token_id: str) -> tuple[Levels, Levels]:
         view = self.service.exchange.book(token_id)

@@ -10,6 +10,7 @@ from typing import Any
 
 from polyoms.core.enums import Side
 from polyoms.core.units import MICRO, fmt_micro
+from polyoms.exchange.markets import MarketSpec
 from polyoms.exchange.orders import Order
 from polyoms.exchange.trades import Trade
 
@@ -41,7 +42,7 @@ def price_change(
     }
 
 
-def last_trade_price(t: Trade, timestamp_ms: int) -> dict[str, Any]:
+def last_trade_price(t: Trade, timestamp_ms: int, transaction_hash: str) -> dict[str, Any]:
     return {
         "asset_id": t.asset_id,
         "event_type": "last_trade_price",
@@ -51,7 +52,7 @@ def last_trade_price(t: Trade, timestamp_ms: int) -> dict[str, Any]:
         "side": t.side.name,
         "size": fmt_micro(t.size),
         "timestamp": str(timestamp_ms),
-        "transaction_hash": t.transaction_hash,
+        "transaction_hash": transaction_hash,
     }
 
 
@@ -94,7 +95,7 @@ def order_event(
     }
 
 
-def trade_event(t: Trade, status: str, trader_side: str, owner: str, ts: int) -> dict[str, Any]:
+def trade_event(t: Trade, status: str, transaction_hash: str, trader_side: str, owner: str, ts: int) -> dict[str, Any]:
     return {
         "asset_id": t.asset_id,
         "bucket_index": t.bucket_index,
@@ -130,6 +131,35 @@ def trade_event(t: Trade, status: str, trader_side: str, owner: str, ts: int) ->
         "timestamp": str(ts),
         "trade_owner": owner,
         "trader_side": trader_side,
-        "transaction_hash": t.transaction_hash,
+        "transaction_hash": transaction_hash,
         "type": "TRADE",
+        **({"err_msg": t.err_msg} if status == "FAILED" and t.err_msg else {}),
+    }
+
+
+def tick_size_change(market: str, asset_id: str, old: str, new: str, ts: int) -> dict[str, Any]:
+    return {
+        "event_type": "tick_size_change",
+        "asset_id": asset_id,
+        "market": market,
+        "old_tick_size": old,
+        "new_tick_size": new,
+        "timestamp": str(ts),
+    }
+
+
+def market_resolved(spec: MarketSpec, winning_token_id: str, winning_outcome: str, ts: int) -> dict[str, Any]:
+    return {
+        "event_type": "market_resolved",
+        "id": spec.slug,
+        "question": spec.question,
+        "market": spec.condition_id,
+        "slug": spec.slug,
+        "assets_ids": list(spec.token_ids),
+        "outcomes": list(spec.outcomes),
+        "winning_asset_id": winning_token_id,
+        "winning_outcome": winning_outcome,
+        "event_message": {"id": spec.slug, "ticker": spec.slug, "slug": spec.slug, "title": spec.question},
+        "tags": [],
+        "timestamp": str(ts),
     }

@@ -74,3 +74,25 @@ def test_sim_bad_config_is_a_clear_error(tmp_path: Path) -> None:
         [POLYOMS, "sim", "--config", str(tmp_path / "nope.toml")], capture_output=True, text=True, timeout=30
     )
     assert missing.returncode == 2 and "cannot read market config" in missing.stderr
+
+
+def test_sim_with_a_scenario_has_living_books() -> None:
+    port = _free_port()
+    proc = subprocess.Popen([POLYOMS, "sim", "--port", str(port), "--scenario", "calm"], stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "no quotes appeared"
+            try:
+                token = httpx.get(f"{url}/markets", timeout=0.5).json()["data"][0]["tokens"][0]["token_id"]
+                book = httpx.get(f"{url}/book", params={"token_id": token}, timeout=0.5).json()
+                if book["bids"] and book["asks"]:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        assert float(book["bids"][-1]["price"]) < float(book["asks"][-1]["price"])  # best levels last, not crossed
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

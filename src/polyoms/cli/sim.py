@@ -13,6 +13,7 @@ from rich.console import Console
 
 from polyoms.core.errors import PolyomsError
 from polyoms.core.units import to_micro
+from polyoms.exchange.api.faults import REHEARSAL
 from polyoms.exchange.api.runner import SimServer, build_service
 
 
@@ -25,11 +26,27 @@ def sim(
         str | None, typer.Option("--fund", help="Give every new address this much pUSD automatically.")
     ] = None,
     chain_id: Annotated[int, typer.Option("--chain-id", help="Chain id orders must be signed for.")] = 137,
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            "--scenario",
+            help="Background traders and a reference price feed: calm, trending, jump, thin, tick_size_change, "
+            "resolution.",
+        ),
+    ] = None,
+    faults: Annotated[bool, typer.Option("--faults", help="Switch on a moderate mix of every fault.")] = False,
 ) -> None:
     """Serve the local exchange's REST API at http://HOST:PORT until interrupted."""
     console = Console(stderr=True)
     try:
-        service = build_service(config, seed=seed, auto_fund=to_micro(fund, "fund") if fund else 0, chain_id=chain_id)
+        service = build_service(
+            config,
+            seed=seed,
+            auto_fund=to_micro(fund, "fund") if fund else 0,
+            chain_id=chain_id,
+            scenario=scenario,
+            faults=REHEARSAL if faults else None,
+        )
     except PolyomsError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -42,7 +59,13 @@ def sim(
             console.print(f"[bold red]error:[/] cannot listen on {host}:{port}: {exc.strerror}", highlight=False)
             raise typer.Exit(2) from None
         markets = service.exchange.markets()
-        console.print(f"polyoms sim: {len(markets)} markets at [bold]{url}[/] (Ctrl-C to stop)", highlight=False)
+        life = f", scenario {scenario}" if scenario else ""
+        fault_note = ", faults ON" if service.faults.config.any_on() else ""
+        console.print(
+            f"polyoms sim: {len(markets)} markets at [bold]{url}[/]{life}{fault_note}; "
+            f"WebSockets at {url.replace('http', 'ws')}/ws/market, /ws/user, /ws/live-data (Ctrl-C to stop)",
+            highlight=False,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -640,6 +640,8 @@ def make_app(service: SimService) -> web.Application:
     r.add_get("/_sim/faults", sim_faults)
     r.add_post("/_sim/faults", sim_faults)
     app[HUB] = WsHub(service)
+    if service.life is not None:
+        service.life.add_price_listener(app[HUB].publish_price)
     app[HUB].transform = lambda conn, frame: service.faults.ws_transform(conn, frame, service.clock.now_ms())
     install_ws(app, app[HUB])
     return app

@@ -18,6 +18,8 @@ from polyoms.exchange.api.app import make_app
 from polyoms.exchange.api.faults import FaultConfig, Faults
 from polyoms.exchange.api.service import SimService
 from polyoms.exchange.engine import Exchange
+from polyoms.exchange.life.market import MarketLife
+from polyoms.exchange.life.scenarios import scenario as named_scenario
 from polyoms.exchange.markets import MarketSpec, default_markets, markets_from_config, read_config_file
 from polyoms.exchange.settlement import SettlementConfig
 from polyoms.polymarket.protocol import constants as C
@@ -48,6 +50,7 @@ def build_service(
     chain_id: int = C.POLYGON,
     faults: FaultConfig | None = None,
     settlement: SettlementConfig | None = None,
+    scenario: str | None = None,
 ) -> SimService:
     clock = clock or WallClock()
     markets, file_faults = load_sim_config(config) if config else (default_markets(), FaultConfig())
@@ -55,6 +58,9 @@ def build_service(
     service = SimService(exchange, clock, chain_id=chain_id, seed=seed, auto_fund=auto_fund)
     service.faults = Faults(faults or file_faults)
     service.apply_fault_config()
+    if scenario:
+        plan = named_scenario(scenario).on_markets(markets)
+        service.life = MarketLife(exchange, clock, plan, seed)
     return service
 
 

@@ -31,6 +31,7 @@ from polyoms.exchange.api.heartbeats import Heartbeats
 from polyoms.exchange.api.keys import KeyRegistry
 from polyoms.exchange.engine import CancelResult, Exchange, SubmitResult
 from polyoms.exchange.events import Event, Listener
+from polyoms.exchange.life.market import MarketLife
 from polyoms.exchange.orders import EngineOrder
 from polyoms.polymarket.protocol import constants as C
 from polyoms.polymarket.protocol.auth import ApiCreds
@@ -73,6 +74,8 @@ class SimService:
     _delayed: list[tuple[int, int, Caller, SignedOrder]] = field(default_factory=list)
     _delayed_seq: int = 0
     listeners: list[Listener] = field(default_factory=list)
+    # Background traders and the reference feed (`polyoms sim --scenario NAME`), if any.
+    life: MarketLife | None = None
 
     def __post_init__(self) -> None:
         self.keys = KeyRegistry(f"polyoms-sim:{self.seed}".encode())
@@ -96,6 +99,8 @@ class SimService:
         """Timers: GTD expiry and the heartbeat dead-man switch. Called periodically."""
         now = self.clock.now_ms()
         self.faults.tick(now)
+        if self.life is not None:
+            self.life.run_until(now)
         self.exchange.expire(now)
         while self._delayed and self._delayed[0][0] <= now:
             _, _, caller, order = heapq.heappop(self._delayed)

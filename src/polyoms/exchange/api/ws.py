@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from polyoms.core.enums import Side
 from polyoms.exchange.api import render, ws_render
 from polyoms.exchange.api.service import SimService
 from polyoms.exchange.events import Event, MarketResolvedEvent, OrderEvent, TickSizeChangeEvent, TradeEvent
+from polyoms.exchange.life.feed import RTDS_TOPIC, PriceTick, to_rtds_message, to_rtds_snapshot
 
 log = logging.getLogger("polyoms.sim.ws")
 _encode = msgspec.json.Encoder().encode
@@ -70,6 +72,8 @@ class WsHub:
         self.service = service
         self.market_conns: set[Connection] = set()
         self.user_conns: set[Connection] = set()
+        self.rtds_conns: set[Connection] = set()
+        self._ticks: deque[PriceTick] = deque(maxlen=120)
         self.transform: Callable[[Connection, str], Iterable[tuple[float, str | None]]] = _no_faults
         self._pending: list[Event] = []
         self._scheduled = False
@@ -203,6 +207,37 @@ class WsHub:
         body = render.book(exchange.book(token), exchange.market_of_token(token), now, last[0] if last else None)
         return {"event_type": "book", **body}
 
+    # --- real-time data service (crypto prices) -------------------------------------------------------
+
+    def publish_price(self, tick: PriceTick) -> None:
+        """A reference-feed sample, to RTDS subscribers of its symbol (doc §6.7)."""
+        self._ticks.append(tick)
+        message: dict[str, Any] | None = None
+        for conn in self.rtds_conns:
+            if tick.symbol in conn.markets:
+                message = message or to_rtds_message(tick, self.service.clock.now_ms())
+                conn.send(message)
+
+    def _rtds(self, conn: Connection, payload: dict[str, Any]) -> bool:
+        action = str(payload.get("action", "")).lower()
+        subs = payload.get("subscriptions")
+        if action not in ("subscribe", "unsubscribe") or not isinstance(subs, list):
+            conn.send("INVALID MESSAGE")
+            return False
+        symbols: set[str] = set()
+        for sub in subs:
+            if isinstance(sub, dict) and sub.get("topic") == RTDS_TOPIC:
+                symbols |= {s.strip().lower() for s in str(sub.get("filters", "")).split(",") if s.strip()}
+        if action == "unsubscribe":
+            conn.markets -= symbols
+            return True
+        self.rtds_conns.add(conn)
+        now = self.service.clock.now_ms()
+        for symbol in sorted(symbols - conn.markets):
+            conn.send(to_rtds_snapshot(self._ticks, now, symbol))
+        conn.markets |= symbols
+        return True
+
     # --- subscriptions --------------------------------------------------------------------------
 
     def subscribe_assets(self, conn: Connection, assets: Iterable[str], initial_dump: bool = True) -> None:
@@ -266,7 +301,10 @@ class WsHub:
                 if not isinstance(payload, dict):
                     conn.send("INVALID MESSAGE")
                     continue
-                if not subscribed:
+                if channel == "rtds":
+                    if not self._rtds(conn, payload):
+                        break
+                elif not subscribed:
                     subscribed = self._first(conn, channel, payload)
                     if not subscribed:
                         break
@@ -275,6 +313,7 @@ class WsHub:
         finally:
             self.market_conns.discard(conn)
             self.user_conns.discard(conn)
+            self.rtds_conns.discard(conn)
             self.unsubscribe_assets(conn, list(conn.assets))
             self.service.faults.forget(conn)
             conn.queue.put_nowait(None)
@@ -339,5 +378,10 @@ def install(app: web.Application, hub: WsHub) -> None:
     async def user(request: web.Request) -> web.WebSocketResponse:
         return await hub.serve(request, "user")
 
+    async def rtds(request: web.Request) -> web.WebSocketResponse:
+        return await hub.serve(request, "rtds")
+
     app.router.add_get("/ws/market", market)
     app.router.add_get("/ws/user", user)
+    # The venue's RTDS lives on its own host; here it shares the simulator's port.
+    app.router.add_get("/ws/live-data", rtds)

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -92,7 +93,7 @@ def test_sim_with_a_scenario_has_living_books() -> None:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        assert float(book["bids"][-1]["price"]) < float(book["asks"][-1]["price"])  # best levels last, not crossed
+        assert Decimal(book["bids"][-1]["price"]) < Decimal(book["asks"][-1]["price"])  # best levels last, not crossed
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -197,3 +197,23 @@ def test_a_day_is_a_day() -> None:
     life.run_for(DAY_MS)
     assert life.clock.now_ms() == life.start_ms + DAY_MS
     assert life.stats.trades > 100 and audit(life.exchange) == []
+
+
+def test_a_day_with_ghost_fills_still_conserves_everything() -> None:
+    """Settlement failures (RETRYING -> FAILED reversals) on top of a day of flow: nothing leaks."""
+    from polyoms.exchange.settlement import SettlementConfig
+
+    sc = scenario("jump").only(*TWO)
+    clock = VirtualClock(1_777_000_000_000)
+    settlement = SettlementConfig(failure_probability=0.05, retry_probability=0.05)
+    ex = Exchange(sc.specs(), clock, seed=8, settlement=settlement)
+    life = MarketLife(ex, clock, sc, 8)
+    life.run_until(life.start_ms + 24 * HOUR_MS)
+    ex.advance(clock.now_ms() + 60_000)  # let the last trades reach a final status
+    failed = [t for t in ex.all_trades if t.status == "FAILED"]
+    assert len(failed) > 100 and all(t.status in ("CONFIRMED", "FAILED") for t in ex.all_trades)
+    assert audit(ex) == []
+    ledger = ex.ledger
+    assert ledger.total_pusd() + sum(ledger.collateral_locked.values()) == life.funded_pusd
+    for acct in ledger:
+        assert acct.pusd >= 0 and all(v >= 0 for v in acct.tokens.values())

@@ -197,3 +197,27 @@ def test_every_frame_the_simulator_emits_decodes_strictly(sim: ThreadedSim) -> N
     assert {"BookSnapshot", "PriceChange", "LastTradePrice", "BestBidAsk"} <= kinds
     assert {type(e) for e in user_events} == {OrderEvent, TradeEvent}
     assert {e.type.value for e in user_events if isinstance(e, OrderEvent)} == {"PLACEMENT", "UPDATE", "CANCELLATION"}
+
+
+def test_new_market_listed_at_runtime(sim: ThreadedSim) -> None:
+    from polyoms.core.market_events import NewMarket
+
+    listing = {"markets": [{"slug": "will-it-rain-in-paris-tomorrow", "question": "Rain in Paris tomorrow?"}]}
+
+    async def main() -> list[str]:
+        token = _market(sim).yes_token_id
+        async with aiohttp.ClientSession() as session, session.ws_connect(_url(sim, "market")) as ws:
+            await ws.send_str(json.dumps({"type": "market", "assets_ids": [token], "custom_feature_enabled": True}))
+            frames = await _collect(ws)
+            resp = await asyncio.to_thread(httpx.post, f"{sim.url}/_sim/markets", json=listing)
+            assert resp.status_code == 200, resp.text
+            return frames + await _collect(ws)
+
+    events = [e for f in asyncio.run(main()) for e in decode_market_frame(f, strict=True)]
+    listed = [e for e in events if isinstance(e, NewMarket)]
+    assert len(listed) == 1 and listed[0].slug == "will-it-rain-in-paris-tomorrow"
+    assert len(listed[0].assets_ids) == 2
+    book = httpx.get(f"{sim.url}/book", params={"token_id": listed[0].assets_ids[0]})
+    assert book.status_code == 200
+    again = httpx.post(f"{sim.url}/_sim/markets", json=listing)
+    assert again.status_code == 400 and "duplicate" in again.json()["error"]

@@ -36,6 +36,7 @@ from polyoms.exchange.events import (
     UPDATE,
     Listener,
     MarketResolvedEvent,
+    NewMarketEvent,
     OrderEvent,
     TickSizeChangeEvent,
     TradeEvent,
@@ -133,6 +134,13 @@ class Exchange:
         self._tokens[spec.no_token_id] = (book, False)
 
     # --- admin -----------------------------------------------------------------------------------
+
+    def add_market(self, spec: MarketSpec) -> None:
+        """List a new market while running (the venue announces it with `new_market`)."""
+        check_unique([*self.markets(), spec])
+        self._add_book(spec)
+        if self.listener is not None:
+            self.listener(NewMarketEvent(spec, self.clock.now_ms()))
 
     def fund(self, address: str, pusd: int = 0, tokens: Mapping[str, int] | None = None) -> None:
         """Credit pUSD and outcome tokens (micro-units) to an address."""

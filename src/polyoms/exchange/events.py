@@ -115,7 +115,20 @@ class MarketResolvedEvent:
         return f"MarketResolvedEvent({self.market[:10]}… winner={self.winning_outcome})"
 
 
-Event = OrderEvent | TradeEvent | TickSizeChangeEvent | MarketResolvedEvent
+class NewMarketEvent:
+    """A market was listed while the exchange runs."""
+
+    __slots__ = ("spec", "timestamp_ms")
+
+    def __init__(self, spec: MarketSpec, timestamp_ms: int) -> None:
+        self.spec = spec
+        self.timestamp_ms = timestamp_ms
+
+    def __repr__(self) -> str:
+        return f"NewMarketEvent({self.spec.slug})"
+
+
+Event = OrderEvent | TradeEvent | TickSizeChangeEvent | MarketResolvedEvent | NewMarketEvent
 Listener = Callable[[Event], None]
 
 

@@ -18,7 +18,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from polyoms.core.enums import Side
-from polyoms.core.errors import InputError, NotFoundError, PolyomsError
+from polyoms.core.errors import ConfigError, InputError, NotFoundError, PolyomsError
 from polyoms.core.units import MICRO, fmt_micro, from_micro, to_micro
 from polyoms.exchange import messages as msg
 from polyoms.exchange.api import render, render_markets
@@ -35,6 +35,7 @@ from polyoms.exchange.api.http import (
 from polyoms.exchange.api.service import INVALID_HEARTBEAT, Caller, SimService
 from polyoms.exchange.api.ws import WsHub
 from polyoms.exchange.api.ws import install as install_ws
+from polyoms.exchange.markets import markets_from_config
 from polyoms.polymarket.protocol import constants as C
 from polyoms.polymarket.protocol.auth import verify_l1, verify_l2
 from polyoms.polymarket.protocol.wire import decode_envelope, decode_envelopes
@@ -533,6 +534,20 @@ async def sim_fund(request: web.Request) -> web.Response:
     )
 
 
+async def sim_markets(request: web.Request) -> web.Response:
+    """POST /_sim/markets {"markets": [...], "neg_risk_events": [...]}: list markets while running
+    (same format as the config file); subscribers with custom features get `new_market`."""
+    svc = _svc(request)
+    payload = decode_json(await request.read(), "invalid JSON")
+    try:
+        specs = markets_from_config(payload)
+        for spec in specs:
+            svc.exchange.add_market(spec)
+    except ConfigError as exc:
+        raise InputError(exc.message, status=400) from None
+    return json_response({"added": [render_markets.compact_market(s) for s in specs]})
+
+
 async def sim_faults(request: web.Request) -> web.Response:
     """GET: the fault switches. POST: change some ({"ws_drop_rate": 0.1}), {"restart": true}, {"reset": true}."""
     svc = _svc(request)
@@ -637,6 +652,7 @@ def make_app(service: SimService) -> web.Application:
     r.add_get("/notifications", notifications)
     r.add_delete("/notifications", notifications)
     r.add_post("/_sim/fund", sim_fund)
+    r.add_post("/_sim/markets", sim_markets)
     r.add_get("/_sim/faults", sim_faults)
     r.add_post("/_sim/faults", sim_faults)
     app[HUB] = WsHub(service)

@@ -23,7 +23,14 @@ from aiohttp import WSMsgType, web
 from polyoms.core.enums import Side
 from polyoms.exchange.api import render, ws_render
 from polyoms.exchange.api.service import SimService
-from polyoms.exchange.events import Event, MarketResolvedEvent, OrderEvent, TickSizeChangeEvent, TradeEvent
+from polyoms.exchange.events import (
+    Event,
+    MarketResolvedEvent,
+    NewMarketEvent,
+    OrderEvent,
+    TickSizeChangeEvent,
+    TradeEvent,
+)
 from polyoms.exchange.life.feed import RTDS_TOPIC, PriceTick, to_rtds_message, to_rtds_snapshot
 
 log = logging.getLogger("polyoms.sim.ws")
@@ -113,6 +120,11 @@ class WsHub:
             elif isinstance(ev, MarketResolvedEvent):
                 touched[ev.market] = None
                 self._resolved(ev, now)
+            elif isinstance(ev, NewMarketEvent):
+                message = ws_render.new_market(ev.spec, now)
+                for conn in self.market_conns:
+                    if conn.custom:
+                        conn.send(message)
         for market in touched:
             if market not in retick:
                 self._publish_book_changes(market, now)

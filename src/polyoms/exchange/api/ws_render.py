@@ -122,7 +122,8 @@ def trade_event(t: Trade, status: str, transaction_hash: str, trader_side: str, 
         "market": t.market,
         "match_time": str(t.match_time),
         "outcome": t.outcome,
-        "owner": owner,
+        # As in the recorded maker-side messages: `owner` is the taker's key, `trade_owner` the subscriber.
+        "owner": t.owner,
         "price": fmt_micro(t.price),
         "side": t.side.name,
         "size": fmt_micro(t.size),
@@ -162,4 +163,27 @@ def market_resolved(spec: MarketSpec, winning_token_id: str, winning_outcome: st
         "event_message": {"id": spec.slug, "ticker": spec.slug, "slug": spec.slug, "title": spec.question},
         "tags": [],
         "timestamp": str(ts),
+    }
+
+
+def new_market(spec: MarketSpec, ts: int) -> dict[str, Any]:
+    fee = spec.fee
+    return {
+        "event_type": "new_market",
+        "id": spec.slug,
+        "question": spec.question,
+        "market": spec.condition_id,
+        "slug": spec.slug,
+        "description": spec.description,
+        "assets_ids": list(spec.token_ids),
+        "outcomes": list(spec.outcomes),
+        "event_message": {"id": spec.slug, "ticker": spec.slug, "slug": spec.slug, "title": spec.question},
+        "timestamp": str(ts),
+        "tags": [],
+        "condition_id": spec.condition_id,
+        "active": spec.active,
+        "clob_token_ids": list(spec.token_ids),
+        "order_price_min_tick_size": spec.tick.text,
+        "fees_enabled": fee.enabled,
+        "fee_schedule": {"rate": fee.rate, "exponent": fee.exponent, "takerOnly": fee.taker_only, "rebateRate": 0},
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -56,7 +57,11 @@ def build_service(
     markets, file_faults = load_sim_config(config) if config else (default_markets(), FaultConfig())
     exchange = Exchange(markets, clock, seed=seed, settlement=settlement)
     service = SimService(exchange, clock, chain_id=chain_id, seed=seed, auto_fund=auto_fund)
-    service.faults = Faults(faults or file_faults)
+    fault_config = faults or file_faults
+    if settlement is not None and settlement.failure_probability and not fault_config.settlement_failure_rate:
+        # An explicit settlement failure rate is the same switch as the fault; keep it.
+        fault_config = dataclasses.replace(fault_config, settlement_failure_rate=settlement.failure_probability)
+    service.faults = Faults(fault_config)
     service.apply_fault_config()
     if scenario:
         plan = named_scenario(scenario).on_markets(markets)

@@ -1,0 +1,119 @@
+"""The Polymarket venue: the async REST client (`ClobClient`), against the real venue or `polyoms sim`.
+
+Submission POSTs each batch exactly once: a typed rejection is a definite refusal; a timeout, a 5xx or an
+unreadable answer (`OrderOutcomeUnknownError`) leaves every order of the request unknown.
+
+User events: this adapter has no stream of its own yet. `poll_user_events()` turns GET /data/orders +
+/data/trades into the same typed `OrderEvent` / `TradeEvent`s (the OMS absorbs repeats: duplicates are
+welcome), and the engine's periodic reconciliation covers whatever polling misses. When the WebSocket
+user client (`polymarket/client/ws_user.py`) is finished, feed its events to the sink instead.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from polyoms.core.errors import PolyomsError
+from polyoms.core.user_events import TradeEvent
+from polyoms.oms.reconcile import VenueOrder, _order_event
+from polyoms.polymarket.client.clob import ClobClient
+from polyoms.polymarket.client.errors import OrderOutcomeUnknownError
+from polyoms.polymarket.protocol.order import SignedOrder
+from polyoms.polymarket.protocol.wire import OrderResponse
+from polyoms.venues.base import MAX_BATCH, CancelAnswer, SubmitOutcome, UserSink, from_open_order
+
+
+class PolymarketVenue:
+    def __init__(self, client: ClobClient) -> None:
+        wallet = client.wallet
+        if wallet is None or wallet.creds is None:
+            raise ValueError("the client needs a wallet with API credentials")
+        self.client = client
+        self._wallet = wallet.maker.lower()
+        self._owner = wallet.creds.api_key
+        self._sink: UserSink | None = None
+        self.posts: Counter[str] = Counter()
+
+    @property
+    def wallet(self) -> str:
+        return self._wallet
+
+    @property
+    def owner(self) -> str:
+        return self._owner
+
+    def set_user_sink(self, sink: UserSink | None) -> None:
+        self._sink = sink
+
+    async def poll_user_events(self, after_s: int | None = None) -> int:
+        """Push the venue's open orders and trades since `after_s` to the sink; returns how many."""
+        sink = self._sink
+        if sink is None:
+            return 0
+        trades = await self.trades(after_s)
+        orders = await self.open_orders()
+        for t in trades:
+            sink(t)
+        for o in orders:
+            sink(_order_event(o))
+        return len(trades) + len(orders)
+
+    async def submit(self, orders: Sequence[SignedOrder]) -> list[SubmitOutcome]:
+        if not orders:
+            return []
+        if len(orders) > MAX_BATCH:
+            raise ValueError(f"at most {MAX_BATCH} orders per submission")
+        for o in orders:
+            self.posts[o.order_id] += 1
+        try:
+            if len(orders) == 1:
+                p = await self.client.post_order(orders[0])
+                return [SubmitOutcome(p.order_id, response=_response(p.order_id, p.status, p.trade_ids))]
+            results = await self.client.post_orders(orders)
+        except OrderOutcomeUnknownError as exc:
+            return [SubmitOutcome(o.order_id, unknown=exc.reason or "no answer") for o in orders]
+        except PolyomsError as exc:
+            return [SubmitOutcome(o.order_id, error=exc) for o in orders]
+        out: list[SubmitOutcome] = []
+        for r in results:
+            if r.placement is not None:
+                p = r.placement
+                out.append(SubmitOutcome(r.order_id, response=_response(r.order_id, p.status, p.trade_ids)))
+            else:
+                out.append(SubmitOutcome(r.order_id, error=r.error))
+        return out
+
+    async def cancel(self, order_ids: Sequence[str]) -> CancelAnswer:
+        r = await self.client.cancel_orders(order_ids)
+        return CancelAnswer(r.canceled, r.not_canceled)
+
+    async def cancel_all(self) -> CancelAnswer:
+        r = await self.client.cancel_all()
+        return CancelAnswer(r.canceled, r.not_canceled)
+
+    async def get_order(self, order_id: str) -> VenueOrder | None:
+        o = await self.client.get_order(order_id)
+        return None if o is None else from_open_order(o)
+
+    async def open_orders(self) -> list[VenueOrder]:
+        return [from_open_order(o) for o in await self.client.open_orders()]
+
+    async def trades(self, after_s: int | None = None) -> list[TradeEvent]:
+        return await self.client.trades(after=after_s)
+
+    async def balances(self, token_ids: Sequence[str]) -> tuple[int, dict[str, int]]:
+        cash = (await self.client.balance_allowance("COLLATERAL")).balance
+        shares = {t: (await self.client.balance_allowance("CONDITIONAL", token_id=t)).balance for t in token_ids}
+        return cash, shares
+
+    async def heartbeat(self) -> str:
+        return await self.client.heartbeat()
+
+    async def close(self) -> None:
+        self._sink = None
+
+
+def _response(order_id: str, status: str, trade_ids: tuple[str, ...]) -> OrderResponse:
+    """The acknowledgement as the OMS state reads it (amounts are not used: fills come from trades)."""
+    return OrderResponse(success=True, orderID=order_id, status=status, tradeIDs=list(trade_ids))

@@ -53,6 +53,7 @@ from polyoms.oms.journal import recover
 from polyoms.oms.reconcile import RepairBatch, VenueOrder, VenueTruth
 from polyoms.oms.risk import MarketInfo, OrderRequest, Quote, RateLimiter, RiskFlags, RiskLimits, check_order
 from polyoms.oms.state import OrderState, intent_from_signed
+from polyoms.polymarket.client.ws_user import UserStream, UserStreamGapped, UserStreamLive
 from polyoms.polymarket.protocol.order import SignedOrder
 from polyoms.venues.base import MAX_BATCH, CancelAnswer, SubmitOutcome, UserEvent, Venue
 
@@ -347,6 +348,17 @@ class Engine:
     def market_event(self, event: object) -> None:
         """A market-channel event (book, price change...): applied by the engine task, in arrival order."""
         self._put(_Market(event))
+
+    def follow_user_stream(self, stream: UserStream) -> None:
+        """Fail closed while the user stream is GAPPED; reconcile and reopen when it is LIVE again."""
+
+        def on_event(event: object) -> None:
+            if isinstance(event, UserStreamGapped):
+                self.stream_gapped(event.reason)
+            elif isinstance(event, UserStreamLive):
+                self._spawn(self.stream_live())
+
+        stream.add_listener(on_event)
 
     def stream_gapped(self, reason: str = "") -> None:
         """The user stream lost continuity (e.g. `ws_user.UserStreamGapped`): admission closes."""

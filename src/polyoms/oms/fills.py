@@ -33,7 +33,7 @@ shows up as a sub-micro CASH_DRIFT in reconciliation.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -217,6 +217,9 @@ class Identity(msgspec.Struct, frozen=True):
         return wallet
 
 
+_UNSEEN: Final[Any] = object()
+
+
 def legs_of(
     ev: TradeEvent,
     order_wallet: dict[str, str],
@@ -232,20 +235,21 @@ def legs_of(
     legs: list[Leg] = []
     problems: list[str] = []
     owners = identity.owners
+    seen = identity.seen
     wallet_of_address = identity.wallet_of_address
     taker_token = ev.asset_id
     taker_side = ev.side
     makers_total = 0
-    makers_cash = 0  # what the taker pays / receives, Σ over all makers at their prices
     for m in ev.maker_orders:
         makers_total += m.matched_amount
-        same_token = m.asset_id == taker_token
-        makers_cash += taker_cash(taker_side, m.price if same_token else MICRO - m.price, m.matched_amount)
         wallet = order_wallet.get(m.order_id)
         if wallet is None:
             # The funder address names the wallet exactly; an API key may trade several funders.
-            if m.maker_address:
-                wallet = wallet_of_address(m.maker_address)
+            address = m.maker_address
+            if address:
+                wallet = seen.get(address, _UNSEEN)
+                if wallet is _UNSEEN:
+                    wallet = wallet_of_address(address)
             if wallet is None and m.owner:
                 wallet = owners.get(m.owner)
             if wallet is None:
@@ -254,7 +258,7 @@ def legs_of(
             continue
         side = m.side
         if side is None:
-            side = taker_side.opposite if same_token else taker_side
+            side = taker_side.opposite if m.asset_id == taker_token else taker_side
         cash = maker_cash(side, m.price, m.matched_amount)
         legs.append(Leg(m.order_id, Role.MAKER, m.asset_id, side, m.price, m.matched_amount, cash, 0, wallet))
 
@@ -266,7 +270,14 @@ def legs_of(
         if taker_wallet is None:
             problems.append(f"trade {ev.id}: we are the taker but no wallet is known for it")
     if taker_wallet is not None and ev.size > 0:
-        cash = makers_cash if makers_total == ev.size else taker_cash(taker_side, ev.price, ev.size)
+        if makers_total == ev.size:
+            # What the taker pays / receives: Σ over all makers at their prices.
+            cash = 0
+            for m in ev.maker_orders:
+                price = m.price if m.asset_id == taker_token else MICRO - m.price
+                cash += taker_cash(taker_side, price, m.matched_amount)
+        else:
+            cash = taker_cash(taker_side, ev.price, ev.size)
         fee = taker_fee(ev.size, ev.price, cash, ev.fee_rate_bps, fee_exponent)
         legs.append(
             Leg(ev.taker_order_id, Role.TAKER, taker_token, taker_side, ev.price, ev.size, cash, fee, taker_wallet)

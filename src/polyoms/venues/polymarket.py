@@ -3,10 +3,11 @@
 Submission POSTs each batch exactly once: a typed rejection is a definite refusal; a timeout, a 5xx or an
 unreadable answer (`OrderOutcomeUnknownError`) leaves every order of the request unknown.
 
-User events: this adapter has no stream of its own yet. `poll_user_events()` turns GET /data/orders +
-/data/trades into the same typed `OrderEvent` / `TradeEvent`s (the OMS absorbs repeats: duplicates are
-welcome), and the engine's periodic reconciliation covers whatever polling misses. When the WebSocket
-user client (`polymarket/client/ws_user.py`) is finished, feed its events to the sink instead.
+User events: `follow(stream)` feeds the WebSocket user channel (`polymarket/client/ws_user.UserStream`,
+GAPPED until backfilled, de-duplicated) to the sink, and registers every order with it before it is sent so
+that a gap can never hide one. Without a stream, `poll_user_events()` turns GET /data/orders +
+/data/trades into the same typed `OrderEvent` / `TradeEvent`s (the OMS absorbs repeats), and the engine's
+periodic reconciliation covers whatever either misses.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from polyoms.core.user_events import TradeEvent
 from polyoms.oms.reconcile import VenueOrder, _order_event
 from polyoms.polymarket.client.clob import ClobClient
 from polyoms.polymarket.client.errors import OrderOutcomeUnknownError
+from polyoms.polymarket.client.ws_user import UserStream, UserUpdate
 from polyoms.polymarket.protocol.order import SignedOrder
 from polyoms.polymarket.protocol.wire import OrderResponse
 from polyoms.venues.base import MAX_BATCH, CancelAnswer, SubmitOutcome, UserSink, from_open_order
@@ -33,6 +35,7 @@ class PolymarketVenue:
         self._wallet = wallet.maker.lower()
         self._owner = wallet.creds.api_key
         self._sink: UserSink | None = None
+        self._stream: UserStream | None = None
         self.posts: Counter[str] = Counter()
 
     @property
@@ -45,6 +48,16 @@ class PolymarketVenue:
 
     def set_user_sink(self, sink: UserSink | None) -> None:
         self._sink = sink
+
+    def follow(self, stream: UserStream) -> None:
+        """Take user events from `stream` (its updates, live or backfilled, go to the sink)."""
+        self._stream = stream
+
+        def on_event(event: object) -> None:
+            if isinstance(event, UserUpdate) and self._sink is not None:
+                self._sink(event.event)
+
+        stream.add_listener(on_event)
 
     async def poll_user_events(self, after_s: int | None = None) -> int:
         """Push the venue's open orders and trades since `after_s` to the sink; returns how many."""
@@ -64,6 +77,8 @@ class PolymarketVenue:
             return []
         if len(orders) > MAX_BATCH:
             raise ValueError(f"at most {MAX_BATCH} orders per submission")
+        if self._stream is not None:
+            self._stream.watch_orders(o.order_id for o in orders)
         for o in orders:
             self.posts[o.order_id] += 1
         try:

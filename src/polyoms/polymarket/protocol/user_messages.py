@@ -20,7 +20,7 @@ import msgspec
 from polyoms.core.enums import OrderType
 from polyoms.core.errors import InputError, MalformedMessageError
 from polyoms.core.market_events import TextFrame, UnknownEvent
-from polyoms.core.units import MICRO, Micro, fmt_micro
+from polyoms.core.units import MICRO, Micro, fmt_micro, parse_micro
 from polyoms.core.user_events import (
     MakerOrderFill,
     OrderEvent,
@@ -32,7 +32,7 @@ from polyoms.core.user_events import (
     UserEvent,
 )
 from polyoms.polymarket.protocol import codec
-from polyoms.polymarket.protocol.codec import Number, TextFrameError, malformed
+from polyoms.polymarket.protocol.codec import _SECONDS_LIMIT, Number, TextFrameError, malformed
 
 # --- wire schemas ----------------------------------------------------------------------------------
 
@@ -221,8 +221,233 @@ def user_event_from_wire(w: WireUserEvent) -> OrderEvent | TradeEvent:
     return order_from_wire(w) if type(w) is WireOrder else trade_from_wire(w)  # type: ignore[arg-type]
 
 
+# --- fast path --------------------------------------------------------------------------------------
+# The common shape (statuses, types and sides spelled canonically, amounts as decimal strings, times as
+# digit strings) is decoded by msgspec straight into structs whose enum fields it validates itself; the
+# few remaining conversions are done inline below. Anything else — a prefixed status, a JSON number, an
+# unusual value, a keepalive, a malformed event — makes the fast path give up (`_Fallback` or any
+# error) and the frame goes through the general path above, which gives the same events or raises the
+# same error: the fast path only accepts what the general one maps to the identical result.
+
+
+class _Fallback(Exception):
+    pass
+
+
+class _FastOrder(msgspec.Struct, tag="order", tag_field="event_type", gc=False):
+    id: str
+    asset_id: str
+    side: str
+    price: str
+    original_size: str
+    status: OrderStatus
+    type: OrderEventType = OrderEventType.PLACEMENT
+    market: str = ""
+    size_matched: str = "0"
+    owner: str = ""
+    order_owner: str = ""
+    outcome: str = ""
+    associate_trades: tuple[str, ...] | None = None
+    order_type: OrderType | None = None
+    expiration: str | int | None = None
+    maker_address: str = ""
+    created_at: str | int | None = None
+    timestamp: str | int | None = None
+
+
+class _FastMaker(msgspec.Struct, gc=False):
+    order_id: str
+    matched_amount: str
+    price: str
+    asset_id: str = ""
+    owner: str = ""
+    maker_address: str = ""
+    fee_rate_bps: str | int | None = None
+    outcome: str = ""
+    outcome_index: int | None = None
+    side: str | None = None
+
+
+class _FastTrade(msgspec.Struct, tag="trade", tag_field="event_type", gc=False):
+    id: str
+    asset_id: str
+    side: str
+    size: str
+    price: str
+    status: TradeStatus
+    taker_order_id: str = ""
+    market: str = ""
+    maker_orders: list[_FastMaker] | None = None
+    fee_rate_bps: str | int | None = None
+    outcome: str = ""
+    owner: str = ""
+    trade_owner: str = ""
+    maker_address: str = ""
+    transaction_hash: str | None = None
+    bucket_index: int | None = None
+    trader_side: TraderSide | None = None
+    match_time: str | int | None = None
+    matchtime: str | int | None = None
+    last_update: str | int | None = None
+    timestamp: str | int | None = None
+    err_msg: str | None = None
+    type: str = "TRADE"
+
+
+_fast_decoder: Final = msgspec.json.Decoder(_FastOrder | _FastTrade | list[_FastOrder | _FastTrade])
+_SIDE_TEXT: Final = codec.SIDES
+_PRICE_TEXT: Final = codec.PRICES
+
+
+def _f_price(text: str) -> Micro:
+    value = _PRICE_TEXT.get(text)
+    if value is None:
+        value = parse_micro(text)
+        if not 0 <= value <= MICRO:
+            raise _Fallback
+    return value
+
+
+_AMOUNTS: Final[dict[str, Micro]] = {}
+"""Amount text → micro-units seen so far (sizes repeat: every status of a trade re-sends them); bounded."""
+
+
+def _f_amount(text: str) -> Micro:
+    value = _AMOUNTS.get(text)
+    if value is None:
+        value = parse_micro(text)
+        if value < 0:
+            raise _Fallback
+        if len(_AMOUNTS) < 100_000:
+            _AMOUNTS[text] = value
+    return value
+
+
+def _f_int(value: str | int | None) -> int | None:
+    """codec.integer for the values it accepts; anything else falls back."""
+    if value is None or value == "":
+        return None
+    t = type(value)
+    if t is str:
+        if value.isdigit() and value.isascii():  # type: ignore[union-attr]
+            return int(value)
+    elif t is int:
+        return value  # type: ignore[return-value]
+    raise _Fallback
+
+
+def _f_ts(value: str | int | None) -> int | None:
+    result = _f_int(value)
+    if result is not None and result < _SECONDS_LIMIT:
+        result *= 1000
+    return result
+
+
+def _f_order(w: _FastOrder) -> OrderEvent:
+    return OrderEvent(
+        w.type,
+        w.id,
+        w.market,
+        w.asset_id,
+        _SIDE_TEXT[w.side],
+        _f_price(w.price),
+        _f_amount(w.original_size),
+        _f_amount(w.size_matched),
+        w.status,
+        w.owner,
+        w.order_owner,
+        w.outcome,
+        w.associate_trades or (),
+        w.order_type,
+        _f_int(w.expiration) or 0,
+        w.maker_address,
+        _f_int(w.created_at),
+        _f_ts(w.timestamp),
+    )
+
+
+def _f_trade(w: _FastTrade) -> TradeEvent:
+    makers: tuple[MakerOrderFill, ...] = ()
+    if w.maker_orders:
+        side_text, amounts, prices = _SIDE_TEXT, _AMOUNTS, _PRICE_TEXT
+        makers = tuple(
+            [
+                MakerOrderFill(
+                    m.order_id,
+                    amounts.get(m.matched_amount) or _f_amount(m.matched_amount),
+                    prices.get(m.price) or _f_price(m.price),
+                    m.asset_id,
+                    m.owner,
+                    m.maker_address,
+                    0 if m.fee_rate_bps == "0" else _f_int(m.fee_rate_bps),
+                    m.outcome,
+                    m.outcome_index,
+                    side_text[m.side] if m.side else None,
+                )
+                for m in w.maker_orders
+            ]
+        )
+    match_time = w.match_time if w.match_time is not None else w.matchtime
+    if type(match_time) is str and match_time.isdigit() and match_time.isascii():
+        match_time = int(match_time)
+    elif type(match_time) is not int:
+        match_time = _f_int(match_time)
+    last_update = w.last_update
+    if type(last_update) is str and last_update.isdigit() and last_update.isascii():
+        last_update = int(last_update)
+    elif type(last_update) is not int:
+        last_update = _f_int(last_update)
+    ts = w.timestamp
+    if type(ts) is str and ts.isdigit() and ts.isascii():
+        ts = int(ts)
+        if ts < _SECONDS_LIMIT:
+            ts *= 1000
+    else:
+        ts = _f_ts(ts)
+    return TradeEvent(
+        w.id,
+        w.taker_order_id,
+        w.market,
+        w.asset_id,
+        _SIDE_TEXT[w.side],
+        _f_amount(w.size),
+        _f_price(w.price),
+        w.status,
+        makers,
+        _f_int(w.fee_rate_bps),
+        w.outcome,
+        w.owner,
+        w.trade_owner,
+        w.maker_address,
+        w.transaction_hash or "",
+        w.bucket_index,
+        w.trader_side,
+        match_time,
+        last_update,
+        ts,
+        w.err_msg or "",
+    )
+
+
+def _fast(data: bytes | str) -> list[UserEvent] | None:
+    """The frame's events by the fast path, or None when it does not apply (see above)."""
+    try:
+        wire = _fast_decoder.decode(data)
+        if type(wire) is _FastTrade:
+            return [_f_trade(wire)]
+        if type(wire) is _FastOrder:
+            return [_f_order(wire)]
+        assert type(wire) is list
+        return [_f_trade(w) if type(w) is _FastTrade else _f_order(w) for w in wire]
+    except Exception:
+        return None
+
+
 def decode_user_frame(data: bytes | str) -> list[UserEvent]:
     """Every event in one user-channel text frame, in order ([] for a keepalive)."""
+    events = _fast(data)
+    if events is not None:
+        return events
     try:
         frame = codec.json_or_text(data)
     except TextFrameError as text:

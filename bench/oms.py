@@ -27,8 +27,7 @@ Reported
 * decode_cpu_us / apply_cpu_us / journal_cpu_us: process CPU time per event of each part, measured in
   separate passes (steadier than wall time on a shared machine), and oms_events_per_s_cpu = 1 / (apply +
   journal): what the OMS itself sustains once events are decoded.
-The user-channel JSON decoder of polymarket/protocol is used when it exists
-(`user_messages.decode_user_frame`); until then the exact msgspec decoder below stands in for it.
+Events are decoded by the project's user-channel decoder (`user_messages.decode_user_frame`).
 """
 
 from __future__ import annotations
@@ -52,164 +51,23 @@ from polyoms.core.clock import VirtualClock
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.units import MICRO, fmt_micro, parse_micro
 from polyoms.core.user_events import (
-    MakerOrderFill,
-    OrderEvent,
-    OrderEventType,
-    OrderStatus,
     TradeEvent,
-    TraderSide,
-    TradeStatus,
 )
 from polyoms.oms.core import OmsState
 from polyoms.oms.journal import Journal
 from polyoms.oms.state import OrderIntent
+from polyoms.polymarket.protocol.user_messages import decode_user_frame
 
 WALLET = "0x00000000000000000000000000000000000000a1"
 OWNER = "00000000-0000-0000-0000-0000000000a1"
 N_MARKETS = 4
 
-# --- a stand-in decoder (exact, msgspec) ------------------------------------------------------------
-
-
-class _WireMaker(msgspec.Struct, gc=False):
-    order_id: str
-    matched_amount: str
-    price: str
-    asset_id: str
-    owner: str = ""
-    maker_address: str = ""
-    fee_rate_bps: str | None = None
-    outcome: str = ""
-    outcome_index: int | None = None
-    side: str | None = None
-
-
-class _WireTrade(msgspec.Struct, tag="trade", tag_field="event_type", gc=False):
-    id: str
-    taker_order_id: str
-    market: str
-    asset_id: str
-    side: str
-    size: str
-    price: str
-    status: str
-    maker_orders: list[_WireMaker] = []
-    fee_rate_bps: str | None = None
-    outcome: str = ""
-    owner: str = ""
-    trade_owner: str = ""
-    maker_address: str = ""
-    transaction_hash: str = ""
-    bucket_index: int | None = None
-    trader_side: str | None = None
-    match_time: str | None = None
-    last_update: str | None = None
-    timestamp: str | None = None
-
-
-class _WireOrder(msgspec.Struct, tag="order", tag_field="event_type", gc=False):
-    type: str
-    id: str
-    market: str
-    asset_id: str
-    side: str
-    price: str
-    original_size: str
-    size_matched: str
-    status: str
-    owner: str = ""
-    order_owner: str = ""
-    outcome: str = ""
-    associate_trades: list[str] | None = None
-    order_type: str | None = None
-    expiration: str = "0"
-    maker_address: str = ""
-    created_at: str | None = None
-    timestamp: str | None = None
-
-
-_decoder = msgspec.json.Decoder(_WireTrade | _WireOrder)
 _SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
-_TSTATUS = {s.value: s for s in TradeStatus}
-_OSTATUS = {s.value: s for s in OrderStatus}
 _OTYPES = {t.value: t for t in OrderType}
-_EVTYPES = {t.value: t for t in OrderEventType}
-_TRADER = {t.value: t for t in TraderSide}
-
-
-def _bench_decode(data: bytes) -> list[OrderEvent | TradeEvent]:
-    w = _decoder.decode(data)
-    if type(w) is _WireTrade:
-        return [
-            TradeEvent(
-                w.id,
-                w.taker_order_id,
-                w.market,
-                w.asset_id,
-                _SIDES[w.side],
-                parse_micro(w.size),
-                parse_micro(w.price),
-                _TSTATUS.get(w.status) or TradeStatus.parse(w.status),
-                tuple(
-                    MakerOrderFill(
-                        m.order_id,
-                        parse_micro(m.matched_amount),
-                        parse_micro(m.price),
-                        m.asset_id,
-                        m.owner,
-                        m.maker_address,
-                        int(m.fee_rate_bps) if m.fee_rate_bps else None,
-                        m.outcome,
-                        m.outcome_index,
-                        _SIDES[m.side] if m.side else None,
-                    )
-                    for m in w.maker_orders
-                ),
-                int(w.fee_rate_bps) if w.fee_rate_bps else None,
-                w.outcome,
-                w.owner,
-                w.trade_owner,
-                w.maker_address,
-                w.transaction_hash,
-                w.bucket_index,
-                _TRADER[w.trader_side] if w.trader_side else None,
-                int(w.match_time) if w.match_time else None,
-                int(w.last_update) if w.last_update else None,
-                int(w.timestamp) if w.timestamp else None,
-            )
-        ]
-    assert type(w) is _WireOrder
-    return [
-        OrderEvent(
-            _EVTYPES[w.type],
-            w.id,
-            w.market,
-            w.asset_id,
-            _SIDES[w.side],
-            parse_micro(w.price),
-            parse_micro(w.original_size),
-            parse_micro(w.size_matched),
-            _OSTATUS.get(w.status) or OrderStatus.parse(w.status),
-            w.owner,
-            w.order_owner,
-            w.outcome,
-            tuple(w.associate_trades or ()),
-            _OTYPES[w.order_type] if w.order_type else None,
-            int(w.expiration or 0),
-            w.maker_address,
-            int(w.created_at) if w.created_at else None,
-            int(w.timestamp) if w.timestamp else None,
-        )
-    ]
 
 
 def _decoder_fn() -> tuple[str, Any]:
-    try:
-        from polyoms.polymarket.protocol import user_messages  # type: ignore[attr-defined]
-
-        return "polymarket.protocol.user_messages", user_messages.decode_user_frame
-    except (ImportError, AttributeError):
-        return "bench stand-in (msgspec, exact)", _bench_decode
+    return "polymarket.protocol.user_messages", decode_user_frame
 
 
 # --- workload ---------------------------------------------------------------------------------------

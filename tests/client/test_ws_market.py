@@ -212,9 +212,11 @@ def test_books_are_right_or_untrusted_under_faults_and_recover(sim: ThreadedSim,
                 assert stats.malformed_frames == 0
                 if name not in ("stall", "all"):  # (a stalled socket hears little)
                     assert stats.events["price_change"] > 50 and stats.events["last_trade_price"] > 0
+                # No "reorder" entry: most swapped neighbours are harmless (a best_bid_ask and its price_change,
+                # frames of different tokens), so whether one is caught is luck; the scripted-venue tests in
+                # test_ws_market_rules.py prove deterministically that a harmful swap is detected.
                 evidence = {
                     "drop": stats.untrusted,
-                    "reorder": stats.untrusted,
                     "disconnect": stream.reconnects,
                     "stall": stream.stale_sockets,
                     "all": stream.reconnects,

@@ -14,9 +14,12 @@ check runs and passes.
 Timed (each pass replays all messages from the same initial books; passes of all contenders are
 interleaved, their order rotating each round; garbage collector paused inside a pass; medians):
 
-* `us_per_price_change_msg`: `decode_market_frame(raw)` + `BookSet.apply(event)` per message;
-  `us_decode_per_msg` / `us_apply_per_msg` split it;
-* `us_per_price_change_msg_1_entry`: the same stream with the YES entry only;
+* `us_per_price_change_msg`: `decode_market_frame(raw)` + `BookSet.apply(event)` per message, the
+  default path (compiled when the optional C extension polyoms._speedups is built: `speedups` says
+  whether it was); `us_decode_per_msg` / `us_apply_per_msg` split it;
+* `us_per_price_change_msg_python` (and `..._decode_...`, `..._apply_...`): the same calls with the
+  extension switched off (`polyoms.core.speedups.disabled()`), i.e. the pure-Python fallback;
+* `us_per_price_change_msg_1_entry` (and `..._python`): the same stream with the YES entry only;
 * `updates_per_s`: raw level updates `Book.set_level(side, price, size)` with integer micro-units, one
   call each; `updates_per_s_batch`: the same updates through `Book.set_levels`;
 * nautilus_trader (Python API, same process): its Polymarket adapter's path per message (msgspec
@@ -42,6 +45,7 @@ from typing import Any
 
 import msgspec
 
+from polyoms.core import speedups
 from polyoms.core.book import Book, BookSet
 from polyoms.core.enums import Side
 from polyoms.core.market_events import BookSnapshot
@@ -181,6 +185,13 @@ def polyoms_contenders(w: Workload) -> tuple[list[Contender], dict[str, Any]]:
         state["books"] = books
         state["book"] = books[YES]
 
+    def python_path(run: Callable[[], None]) -> Callable[[], None]:
+        def wrapped() -> None:
+            with speedups.disabled():
+                run()
+
+        return wrapped
+
     def replay(stream: list[bytes]) -> Callable[[], None]:
         def run() -> None:
             apply = state["books"].apply
@@ -195,11 +206,17 @@ def polyoms_contenders(w: Workload) -> tuple[list[Contender], dict[str, Any]]:
             decode_market_frame(raw)
 
     events = [e for raw in messages for e in decode_market_frame(raw)]
+    with speedups.disabled():
+        python_events = [e for raw in messages for e in decode_market_frame(raw)]
+    assert python_events == events
 
-    def apply_only() -> None:
-        apply = state["books"].apply
-        for event in events:
-            apply(event)
+    def apply_events(stream: list[Any]) -> Callable[[], None]:
+        def run() -> None:
+            apply = state["books"].apply
+            for event in stream:
+                apply(event)
+
+        return run
 
     updates = w.updates
 
@@ -214,12 +231,13 @@ def polyoms_contenders(w: Workload) -> tuple[list[Contender], dict[str, Any]]:
     # Correctness of the replays, checked once before timing: both books end trusted and equal to the
     # reference, the venue's best prices having been confirmed on every message.
     for stream in (messages, w.single_messages):
-        reset_books()
-        replay(stream)()
-        books: BookSet = state["books"]
-        assert not books.untrusted(), books.untrusted()
-        yes: Book = books[YES]
-        assert (yes.best_bid(), yes.best_ask()) == w.final_best
+        for path in (replay(stream), python_path(replay(stream))):
+            reset_books()
+            path()
+            books: BookSet = state["books"]
+            assert not books.untrusted(), books.untrusted()
+            yes: Book = books[YES]
+            assert (yes.best_bid(), yes.best_ask()) == w.final_best
     reset_books()
     raw_updates()
     assert (state["book"].best_bid(), state["book"].best_ask()) == w.final_best
@@ -229,8 +247,12 @@ def polyoms_contenders(w: Workload) -> tuple[list[Contender], dict[str, Any]]:
     return [
         Contender("polyoms decode+apply", n, reset_books, replay(messages)),
         Contender("polyoms decode", n, reset_books, decode_only),
-        Contender("polyoms apply", n, reset_books, apply_only),
+        Contender("polyoms apply", n, reset_books, apply_events(events)),
         Contender("polyoms 1-entry msg", n, reset_books, replay(w.single_messages)),
+        Contender("python decode+apply", n, reset_books, python_path(replay(messages))),
+        Contender("python decode", n, reset_books, python_path(decode_only)),
+        Contender("python apply", n, reset_books, python_path(apply_events(python_events))),
+        Contender("python 1-entry msg", n, reset_books, python_path(replay(w.single_messages))),
         Contender("polyoms set_level", len(updates), reset_books, raw_updates),
         Contender("polyoms set_levels", len(updates), reset_books, batch_updates),
     ], info
@@ -412,15 +434,22 @@ def main() -> None:
 
     by_name = {c.name: c for c in contenders}
     msg_us = by_name["polyoms decode+apply"].median
+    py_msg_us = by_name["python decode+apply"].median
     set_level_us = by_name["polyoms set_level"].median
     batch_us = by_name["polyoms set_levels"].median
     result: dict[str, Any] = {
         "benchmark": "book",
+        "speedups": speedups.enabled(),
         "us_per_price_change_msg": round(msg_us, 3),
         "entries_per_msg": 2,
         "us_decode_per_msg": round(by_name["polyoms decode"].median, 3),
         "us_apply_per_msg": round(by_name["polyoms apply"].median, 3),
         "us_per_price_change_msg_1_entry": round(by_name["polyoms 1-entry msg"].median, 3),
+        "us_per_price_change_msg_python": round(py_msg_us, 3),
+        "us_decode_per_msg_python": round(by_name["python decode"].median, 3),
+        "us_apply_per_msg_python": round(by_name["python apply"].median, 3),
+        "us_per_price_change_msg_1_entry_python": round(by_name["python 1-entry msg"].median, 3),
+        "ratio_msg_python_over_default": round(py_msg_us / msg_us, 2),
         "us_per_level_update": round(set_level_us, 4),
         "updates_per_s": round(1e6 / set_level_us),
         "us_per_level_update_batch": round(batch_us, 4),
@@ -431,6 +460,7 @@ def main() -> None:
         "nautilus_us_per_delta_built": None,
         "nautilus_deltas_per_s": None,
         "ratio_msg_nautilus_over_polyoms": None,
+        "ratio_msg_nautilus_over_polyoms_python": None,
         "ratio_updates_polyoms_over_nautilus": None,
         "ratio_updates_batch_polyoms_over_nautilus": None,
         "ratio_updates_polyoms_over_nautilus_built": None,
@@ -442,6 +472,10 @@ def main() -> None:
         "spread_us_per_msg": [
             round(min(by_name["polyoms decode+apply"].samples), 3),
             round(max(by_name["polyoms decode+apply"].samples), 3),
+        ],
+        "spread_us_per_msg_python": [
+            round(min(by_name["python decode+apply"].samples), 3),
+            round(max(by_name["python decode+apply"].samples), 3),
         ],
         "machine": machine(),
         **info,
@@ -459,6 +493,7 @@ def main() -> None:
             nautilus_us_per_delta_built=round(n_built, 4),
             nautilus_deltas_per_s=round(1e6 / n_delta),
             ratio_msg_nautilus_over_polyoms=round(n_msg / msg_us, 2),
+            ratio_msg_nautilus_over_polyoms_python=round(n_msg / py_msg_us, 2),
             ratio_updates_polyoms_over_nautilus=round(n_delta / set_level_us, 2),
             ratio_updates_batch_polyoms_over_nautilus=round(n_delta / batch_us, 2),
             ratio_updates_polyoms_over_nautilus_built=round(n_built / set_level_us, 2),
@@ -467,6 +502,7 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(f"book benchmark: {args.messages} price_change messages x {args.rounds} rounds, tick {TICK}, 2 entries/msg")
+    print(f"compiled path (polyoms._speedups): {'in use' if result['speedups'] else 'NOT in use'}; python = fallback")
     print(f"{'contender':<24} {'median µs/op':>13} {'min':>9} {'max':>9} {'ops/s':>12}")
     for c in contenders:
         print(f"{c.name:<24} {c.median:>13.3f} {min(c.samples):>9.3f} {max(c.samples):>9.3f} {1e6 / c.median:>12,.0f}")
@@ -474,7 +510,8 @@ def main() -> None:
         print(f"nautilus: {nautilus_reason}")
     else:
         print(
-            f"speed-up over nautilus: message {result['ratio_msg_nautilus_over_polyoms']}x; level update "
+            f"speed-up over nautilus: message {result['ratio_msg_nautilus_over_polyoms']}x "
+            f"(pure Python {result['ratio_msg_nautilus_over_polyoms_python']}x); level update "
             f"{result['ratio_updates_polyoms_over_nautilus']}x vs its prebuilt apply_delta "
             f"({result['ratio_updates_batch_polyoms_over_nautilus']}x batched), "
             f"{result['ratio_updates_polyoms_over_nautilus_built']}x vs building and applying a delta"

@@ -215,8 +215,8 @@ def test_books_are_right_or_untrusted_under_faults_and_recover(sim: ThreadedSim,
                 # No "reorder" entry: most swapped neighbours are harmless (a best_bid_ask and its price_change,
                 # frames of different tokens), so whether one is caught is luck; the scripted-venue tests in
                 # test_ws_market_rules.py prove deterministically that a harmful swap is detected.
+                # Nor "drop": a dropped best_bid_ask or last_trade_price is harmless and often all that is dropped.
                 evidence = {
-                    "drop": stats.untrusted,
                     "disconnect": stream.reconnects,
                     "stall": stream.stale_sockets,
                     "all": stream.reconnects,

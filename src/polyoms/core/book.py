@@ -6,6 +6,8 @@ is O(1); the best price moves only when a level appears beyond it or the best le
 the next level is then found with `bytearray.find` over an occupancy map (C speed) rather than a
 Python scan. `BookSet.apply_price_change` applies the venue's price_change text directly (grid
 tables map price strings to indices; one int() per size): no per-update parsing or allocation.
+When the optional C extension is built, that method runs compiled (`polyoms.core.speedups`) with
+the same results; the Python code here stays the reference and the fallback.
 Everything here is pure: no I/O, no clock.
 
 Trust: a book is TRUSTED only after a snapshot was applied and nothing since suggests it diverged
@@ -28,6 +30,7 @@ from typing import Final
 
 import msgspec
 
+from polyoms.core import speedups
 from polyoms.core.enums import Side
 from polyoms.core.errors import MalformedMessageError
 from polyoms.core.market_events import (
@@ -931,6 +934,20 @@ class BookSet:
         malformed size or side) goes through `Book.apply_change`'s exact parsing. The venue's best
         prices are compared after an asset's last change in the message only: whether they are per
         change or per message is not documented, and the two agree there.
+
+        Runs compiled when the C extension is in use (`polyoms.core.speedups`: same results, same
+        errors), else `_apply_price_change_python`.
+        """
+        fast = speedups.apply_price_change
+        if fast is not None:
+            fast(self, event)
+        else:
+            self._apply_price_change_python(event)
+
+    def _apply_price_change_python(self, event: PriceChange) -> None:
+        """`apply_price_change` in Python: the reference and the fallback of the compiled one.
+
+        Keep the loop body in step with `_apply_level_change` below (the compiled path's Python part).
         """
         books = self._books
         hook = self.level_hash_hook
@@ -1008,3 +1025,71 @@ class BookSet:
             book._ts = ts
             if hook is not None:
                 hook(book, change)
+
+
+def _apply_level_change(book: Book, change: PriceLevelChange, check: bool, ts: str, hook: LevelHashHook | None) -> None:
+    """One entry of `BookSet._apply_price_change_python` whose book exists: the loop body after the
+    book lookup, the same code. The compiled path calls it for every entry it does not apply itself
+    (a book subclass, a non-canonical or unknown price, a non-ASCII or long size, a side other than
+    BUY/SELL...), before changing anything of that entry."""
+    i = book._text_index.get(change.price_text)
+    text = change.size_text
+    dot = text.find(".")
+    if dot < 0:
+        digits = text
+        scale = MICRO
+    else:
+        digits = text.replace(".", "", 1)
+        scale = _SCALE_BY_WIDTH.get(len(text) - dot, 0)
+    side = change.side_text
+    if i is None or not scale or not digits.isdecimal() or (side != "SELL" and side != "BUY"):
+        book.apply_change(change, check)
+    else:
+        size = int(digits) * scale
+        if side == "SELL":
+            levels = book._asks
+            old = levels[i]
+            levels[i] = size
+            if size:
+                if not old:
+                    book._occ_asks[i] = 1
+                    if i < book._ba:
+                        book._ba = i
+                        if i <= book._bb:
+                            book.crossed_updates += 1
+            elif old:
+                occ = book._occ_asks
+                occ[i] = 0
+                if i == book._ba:
+                    j = occ.find(1, i + 1)
+                    book._ba = book._n if j < 0 else j
+        else:
+            levels = book._bids
+            old = levels[i]
+            levels[i] = size
+            if size:
+                if not old:
+                    book._occ_bids[i] = 1
+                    if i > book._bb:
+                        book._bb = i
+                        if i >= book._ba:
+                            book.crossed_updates += 1
+            elif old:
+                occ = book._occ_bids
+                occ[i] = 0
+                if i == book._bb:
+                    j = occ.rfind(1, 1, i)
+                    book._bb = 0 if j < 0 else j
+        if check and change.best_bid_text is not None and not book.awaiting_snapshot:
+            grid = book._grid
+            if (
+                grid.best_bid_text.get(change.best_bid_text, -1) != book._bb
+                or grid.best_ask_text.get(change.best_ask_text, -1) != book._ba  # type: ignore[arg-type]
+            ):
+                book._check_best_exactly(change)
+    book._ts = ts
+    if hook is not None:
+        hook(book, change)
+
+
+speedups.bind_book(Book, BookSet, _Grid, BookSet._apply_price_change_python, _apply_level_change)

@@ -24,6 +24,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from polyoms.core import speedups
 from polyoms.core.errors import InputError, MalformedMessageError
 from polyoms.core.market_events import (
     BestBidAsk,
@@ -409,12 +410,20 @@ def decode_market_frame(
     """
     # Most frames are one current-format price_change object: decode those straight into the typed
     # struct, without the union's tag lookahead (event_type comes last on the venue). The key sits in
-    # the first few hundred bytes whatever the key order; a look-alike takes the general path.
-    if not strict and type(data) is bytes and data[:1] == b"{" and data.find(_PRICE_CHANGES_KEY, 0, 256) > 0:
-        try:
-            return [_price_change_decoder.decode(data)]
-        except msgspec.DecodeError:
-            pass
+    # the first few hundred bytes whatever the key order; a look-alike takes the general path. With
+    # the C extension, its parser tries first (same frames, same result; None for anything it does
+    # not recognise, which then goes to msgspec as without it).
+    if not strict and type(data) is bytes:
+        fast = speedups.decode_price_change_frame
+        if fast is not None:
+            event = fast(data)
+            if event is not None:
+                return [event]
+        if data[:1] == b"{" and data.find(_PRICE_CHANGES_KEY, 0, 256) > 0:
+            try:
+                return [_price_change_decoder.decode(data)]
+            except msgspec.DecodeError:
+                pass
     try:
         frame = codec.json_or_text(data)
     except TextFrameError as text:
@@ -453,13 +462,16 @@ def _decode_each(frame: bytes | str, verify_book_hash: bool, strict: bool) -> li
 
 def decode_price_change(data: bytes | str, *, strict: bool = False) -> PriceChange:
     """One price_change object (any of the three formats), without frame handling."""
-    try:
-        event = _price_change_decoder.decode(data)
-    except msgspec.DecodeError:
+    fast = speedups.decode_price_change_frame
+    event = None if fast is None else fast(data)  # what msgspec would return, or None
+    if event is None:
         try:
-            event = price_change_from_wire(_any_price_change_decoder.decode(data))
-        except msgspec.DecodeError as exc:
-            malformed(f"price_change: {exc}", event_type="price_change")
+            event = _price_change_decoder.decode(data)
+        except msgspec.DecodeError:
+            try:
+                event = price_change_from_wire(_any_price_change_decoder.decode(data))
+            except msgspec.DecodeError as exc:
+                malformed(f"price_change: {exc}", event_type="price_change")
     if strict:
         event.validate()
     return event

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+import zstandard
 
 from polyoms.core.clock import VirtualClock
 from polyoms.core.enums import Side
@@ -23,7 +24,7 @@ from polyoms.core.user_events import OrderEventType as E
 from polyoms.core.user_events import TradeStatus as T
 from polyoms.oms.core import OmsState
 from polyoms.oms.errors import JournalError, JournalMismatchError
-from polyoms.oms.journal import Journal, open_journal, recover, verify_tables
+from polyoms.oms.journal import Journal, committed_rows, open_journal, recover, verify_tables
 from polyoms.oms.state import OrderState, intent_from_signed
 from polyoms.polymarket.protocol.auth import ApiCreds, l2_headers
 from polyoms.polymarket.protocol.keys import Signer
@@ -41,6 +42,11 @@ class Crash(Exception):
     """A stand-in for the process dying between the writes of a batch and its COMMIT."""
 
 
+def _count(conn: sqlite3.Connection, kind: str, order_id: str | None = None) -> int:
+    """Committed inputs of `kind` (for `order_id`) as another connection sees them."""
+    return sum(1 for r in committed_rows(conn) if r[2] == kind and (order_id is None or r[3] == order_id))
+
+
 def _journaled(path: Path, **kw: object) -> tuple[OmsState, Journal]:
     state = fresh_state()
     j = open_journal(path, state, **kw)
@@ -55,7 +61,7 @@ def test_wal_mode_and_schema(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert j.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL between intents
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"events", "orders", "fills", "positions", "ledgers", "meta"} <= tables
+    assert {"log", "orders", "fills", "positions", "ledgers", "meta"} <= tables
     assert (tmp_path / "j.sqlite-wal").exists()
 
 
@@ -74,16 +80,14 @@ def test_intent_is_committed_before_submit_returns(tmp_path: Path) -> None:
         j._write = spy  # type: ignore[method-assign]
         state.submit(intent(i))
         other = sqlite3.connect(path)
-        assert (
-            other.execute("SELECT count(*) FROM events WHERE kind = 'intent' AND order_id = ?", (i,)).fetchone()[0] == 1
-        )
+        assert _count(other, "intent", i) == 1
         assert other.execute("SELECT state FROM orders WHERE order_id = ?", (i,)).fetchone()[0] == "SUBMITTING"
         assert seen == ["FULL"]
         # An event is only committed by a flush.
         state.on_order_event(order_event(i, E.PLACEMENT))
-        assert other.execute("SELECT count(*) FROM events WHERE kind = 'order'").fetchone()[0] == 0
+        assert _count(other, "order") == 0
         state.flush(wait=True)
-        assert other.execute("SELECT count(*) FROM events WHERE kind = 'order'").fetchone()[0] == 1
+        assert _count(other, "order") == 1
         assert seen == ["FULL", "NORMAL"]
         j.close()
 
@@ -274,18 +278,42 @@ def test_tampered_tables_or_rows_fail_recovery(tmp_path: Path) -> None:
         recover(tmp_path / "a.sqlite", VirtualClock(START_MS))
     shutil.copy(path, tmp_path / "b.sqlite")
     conn = sqlite3.connect(tmp_path / "b.sqlite")
-    conn.execute("DELETE FROM events WHERE seq = (SELECT MAX(seq) FROM events)")
+    conn.execute("DELETE FROM log WHERE first_seq = (SELECT MAX(first_seq) FROM log)")
     conn.commit()
     conn.close()
     with pytest.raises(JournalMismatchError):
         recover(tmp_path / "b.sqlite", VirtualClock(START_MS))
-    shutil.copy(path, tmp_path / "c.sqlite")
-    conn = sqlite3.connect(tmp_path / "c.sqlite")
-    conn.execute("UPDATE events SET payload = x'c1' WHERE kind = 'trade'")
+    # A batch missing in the middle: the sequence has a hole.
+    shutil.copy(path, tmp_path / "g.sqlite")
+    conn = sqlite3.connect(tmp_path / "g.sqlite")
+    firsts = [r[0] for r in conn.execute("SELECT first_seq FROM log ORDER BY first_seq")]
+    conn.execute("DELETE FROM log WHERE first_seq = ?", (firsts[len(firsts) // 2],))
     conn.commit()
     conn.close()
-    with pytest.raises(JournalError):
+    with pytest.raises(JournalMismatchError, match="expected seq"):
+        recover(tmp_path / "g.sqlite", VirtualClock(START_MS))
+    # Unreadable bytes: a damaged batch, and a readable batch holding an undecodable trade.
+    shutil.copy(path, tmp_path / "c.sqlite")
+    conn = sqlite3.connect(tmp_path / "c.sqlite")
+    conn.execute("UPDATE log SET data = x'c1' WHERE first_seq = (SELECT MAX(first_seq) FROM log)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(JournalError, match="cannot be read"):
         recover(tmp_path / "c.sqlite", VirtualClock(START_MS))
+    shutil.copy(path, tmp_path / "d.sqlite")
+    conn = sqlite3.connect(tmp_path / "d.sqlite")
+    first, data = conn.execute("SELECT first_seq, data FROM log ORDER BY first_seq DESC LIMIT 1").fetchone()
+    rows = msgspec.msgpack.decode(zstandard.ZstdDecompressor().decompress(data))
+    rows = [[*r[:5], b"\xc1", r[6]] if r[2] == "trade" else r for r in rows]
+    assert any(r[5] == b"\xc1" for r in rows)
+    conn.execute(
+        "UPDATE log SET data = ? WHERE first_seq = ?",
+        (zstandard.ZstdCompressor().compress(msgspec.msgpack.encode(rows)), first),
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(JournalError, match="cannot be decoded"):
+        recover(tmp_path / "d.sqlite", VirtualClock(START_MS))
     good = recover(path, VirtualClock(START_MS), attach=False)
     assert good.journal is None
 
@@ -350,6 +378,8 @@ def test_no_secret_ever_reaches_the_journal(tmp_path: Path) -> None:
     state.flush()
     j.close()
     blob = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("j.sqlite"))
+    # The log's batches are compressed on disk: scan what they hold too.
+    blob += msgspec.msgpack.encode(list(committed_rows(sqlite3.connect(path))))
     canaries = [KEY_HEX, KEY_HEX.upper(), KEY_HEX[:24], SECRET, SECRET[:20], PASSPHRASE, *signatures]
     for canary in canaries:
         assert canary.encode() not in blob, canary[:12]

@@ -227,9 +227,7 @@ class Engine:
         self._task = None
         j = self.state.journal
         if j is not None:
-            j.rows.clear()
-            j.effects.clear()
-            j.conn.close()
+            j.abandon()
 
     async def __aenter__(self) -> Engine:
         self.start()

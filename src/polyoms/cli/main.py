@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from polyoms.cli import order, sim
+from polyoms.cli import ctl, order, run, sim
 
 app = typer.Typer(
     name="polyoms",
@@ -15,6 +15,9 @@ app = typer.Typer(
 )
 app.add_typer(order.app, name="order")
 app.command("sim")(sim.sim)
+app.command("run")(run.run)
+app.command("doctor")(run.doctor)
+ctl.register(app)
 
 
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m polyoms.cli.main`

@@ -1,0 +1,51 @@
+"""Wiring of the optional parts of the daemon: metrics (`ops.metrics`) and the execution algorithms
+(`algos`). Each is attached when its package is importable and left out (with a log line) otherwise,
+so the daemon runs whichever of them is installed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from polyoms.core.units import Micro
+
+if TYPE_CHECKING:
+    from polyoms.ops.daemon import Daemon
+    from polyoms.ops.desk import Desk, ParentPort
+    from polyoms.ops.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def make_metrics() -> Metrics | None:
+    """A fresh `ops.metrics.Metrics` (its own registry); None when that module is not available. The
+    daemon instruments its venue with it before building the engine, then attaches the engine, the
+    streams and the client hub."""
+    try:
+        from polyoms.ops.metrics import Metrics
+    except ImportError as exc:
+        log.info("metrics module not available (%s): /v1/metrics serves the engine counters only", exc)
+        return None
+    return Metrics()
+
+
+def attach_parents(daemon: Daemon, desk: Desk) -> ParentPort | None:
+    """The execution algorithms' parent-order manager behind the desk's port; None when not available."""
+    try:
+        from polyoms.ops.parents import AlgoParents
+    except ImportError as exc:
+        log.info("execution algorithms not available (%s): parent orders are refused", exc)
+        return None
+    parents = AlgoParents.create(daemon, desk)
+    desk.parents = parents
+    return parents
+
+
+def kelly_sizer() -> Callable[[Micro, Micro, Micro, Decimal], Micro] | None:
+    try:
+        from polyoms.ops.parents import kelly_shares
+    except ImportError:
+        return None
+    return kelly_shares

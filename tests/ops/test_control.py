@@ -148,3 +148,25 @@ def test_no_secret_in_any_answer(running: tuple[DaemonThread, Daemon]) -> None:
     for body in bodies:
         for s in secrets:
             assert s not in body
+
+
+def test_kelly_sized_order(running: tuple[DaemonThread, Daemon]) -> None:
+    _, d = running
+    _, yes, _ = first_market(d)
+    body = {
+        "token_id": yes,
+        "side": "BUY",
+        "price": "0.40",
+        "kelly": {"prob": "0.6", "fraction": "0.5", "bankroll": "100"},
+    }
+    # f* = (b·p − q) / b = 1/3 at b = 1.5; half Kelly of 100 pUSD = 16.66 staked = 41.65 shares at 0.40.
+    r = call(d, "POST", "/orders", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["size"] == "41.65" and r.json()["price"] == "0.4"
+    call(d, "DELETE", f"/orders/{r.json()['order_id']}")
+    before = order_count(d)
+    no_edge = call(d, "POST", "/orders", json={**body, "kelly": {"prob": "0.3", "fraction": "0.5"}})
+    assert no_edge.status_code == 400 and "no edge" in no_edge.json()["message"]
+    too_much = call(d, "POST", "/orders", json={**body, "kelly": {"prob": "0.6", "fraction": "1.5"}})
+    assert too_much.status_code == 400 and "fraction" in too_much.json()["message"]
+    assert order_count(d) == before

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from fractions import Fraction
 from typing import Protocol
 
@@ -72,8 +71,8 @@ class Desk:
     market_stream: MarketStream | None = None
     gamma: GammaClient | None = None
     parents: ParentPort | None = None
-    kelly: Callable[[Micro, Micro, Micro, Decimal], Micro] | None = None
-    """(prob µ, price µ, bankroll µ, fraction) -> shares µ: the algos package's Kelly sizing."""
+    kelly: Callable[[str, str, Micro, Micro, Side], Micro] | None = None
+    """(probability, fraction, price µ, bankroll µ, side) -> shares µ: the algos package's Kelly sizing."""
     metrics_render: Callable[[], bytes] | None = None
     risk_markets: dict[str, RiskMarket] = field(default_factory=dict)
     """Condition id -> what the pre-trade risk knows of the market (shared with the engine's RiskConfig)."""
@@ -300,27 +299,19 @@ class Desk:
         if self.kelly is None:
             raise InputError("Kelly sizing needs the execution algorithms (polyoms.algos), not installed here")
         if req.price is None:
-            raise InputError("Kelly sizing needs the price you would pay (--price)", field="price")
-        prob = to_micro(k.prob, "kelly prob")
+            raise InputError("Kelly sizing needs the price you would trade at (--price)", field="price")
         price = to_micro(req.price, "price")
-        if not 0 < prob < MICRO:
-            raise InputError(f"kelly probability must be inside (0, 1), got {k.prob}", field="kelly.prob")
-        try:
-            fraction = Decimal(k.fraction)
-        except ArithmeticError:
-            raise InputError(f"kelly fraction must be a number, got {k.fraction!r}", field="kelly.fraction") from None
-        if not Decimal(0) < fraction <= Decimal(1):
-            raise InputError(f"kelly fraction must be within (0, 1], got {k.fraction}", field="kelly.fraction")
+        for text, what in ((k.prob, "kelly probability"), (k.fraction, "kelly fraction")):
+            to_micro(text, what)  # a plain decimal (no "1/3", no exponent): typed InvalidAmountError
         if k.bankroll is not None:
             bankroll = to_micro(k.bankroll, "kelly bankroll")
         else:
             bankroll = self.engine.state.ledger(self.engine.venue.wallet).available
-        if side is Side.SELL:
-            raise InputError("Kelly sizing is for BUY orders (the edge of buying at --price)", field="kelly")
-        shares = self.kelly(prob, price, bankroll, fraction)
+        shares = self.kelly(k.prob, k.fraction, price, bankroll, side)
         if shares <= 0:
             raise InputError(
-                f"Kelly says no bet: probability {k.prob} gives no edge at price {req.price}", field="kelly"
+                f"Kelly says no bet: probability {k.prob} gives no edge for a {side.name} at {req.price}",
+                field="kelly",
             )
         return shares
 

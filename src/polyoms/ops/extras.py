@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
+from polyoms.core.enums import Side
 from polyoms.core.units import Micro
 
 if TYPE_CHECKING:
@@ -43,9 +44,20 @@ def attach_parents(daemon: Daemon, desk: Desk) -> ParentPort | None:
     return parents
 
 
-def kelly_sizer() -> Callable[[Micro, Micro, Micro, Decimal], Micro] | None:
+KellyFn = Callable[[str, str, Micro, Micro, Side], Micro]
+
+
+def kelly_sizer() -> KellyFn | None:
+    """(probability, fraction of full Kelly, price µ, bankroll µ, side) -> shares µ, from `algos.sizing`;
+    None when the algorithms are not available. Bad inputs raise the package's typed config errors."""
     try:
-        from polyoms.ops.parents import kelly_shares
-    except ImportError:
+        from polyoms.algos.sizing import KellySizing, kelly_shares
+    except ImportError as exc:
+        log.info("execution algorithms not available (%s): Kelly sizing is refused", exc)
         return None
-    return kelly_shares
+
+    def size(probability: str, fraction: str, price: Micro, bankroll: Micro, side: Side) -> Micro:
+        sizing = KellySizing(Fraction(probability), Fraction(fraction))
+        return kelly_shares(sizing, price, bankroll, side)
+
+    return size

@@ -359,8 +359,15 @@ class Daemon:
             open_journal(path, state)
         if venue.wallet not in state.ledgers:
             state.add_wallet(venue.wallet, [venue.owner])
-            cash, _ = await venue.balances([])
-            state.set_balance(venue.wallet, cash=cash, reason="daemon start: balance bootstrap")
+            held = await self._held_tokens(venue)
+            cash, shares = await venue.balances(sorted(held))
+            state.set_balance(
+                venue.wallet,
+                cash=cash,
+                positions={t: n for t, n in shares.items() if n},
+                markets={t: held[t] for t in shares if shares[t] and held.get(t)},
+                reason="daemon start: balance bootstrap",
+            )
         self.state = state
         engine_venue: Venue = venue if self.metrics is None else self.metrics.instrument(venue, clock=self.clock)
         self.engine = engine = Engine(state, engine_venue, unknown_grace_ms=ec.unknown_grace_ms)
@@ -373,6 +380,18 @@ class Daemon:
             await engine.reconcile()
         except PolyomsError as exc:
             raise DaemonError(f"the first reconciliation with the venue failed: {exc}") from None
+
+    async def _held_tokens(self, venue: PolymarketVenue) -> dict[str, str]:
+        """Token -> market of the positions the wallet may already hold (a new journal on a funded
+        wallet): the Data API lists them; the CLOB's balances, read next, are what counts."""
+        if self.config.venue == "local" or self.hub is None:
+            return {}
+        try:
+            positions = await self.hub.data.all_positions(venue.wallet)
+        except PolyomsError as exc:
+            log.warning("positions bootstrap skipped (Data API: %s); the reconciliation adopts them as they trade", exc)
+            return {}
+        return {p.asset: p.condition_id for p in positions if p.size > 0}
 
     async def _start_streams(self, client: Any, ws_base: str) -> None:
         assert self.venue is not None and self.engine is not None and self.hub is not None

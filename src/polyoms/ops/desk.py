@@ -32,6 +32,7 @@ from polyoms.oms.risk import MarketInfo as RiskMarket
 from polyoms.oms.risk import Quote, RiskLimits
 from polyoms.oms.state import OrderRecord
 from polyoms.ops import schema as api
+from polyoms.ops.logs import bind_order
 from polyoms.polymarket.client.catalog import MarketCatalog, MarketInfo
 from polyoms.polymarket.client.clob import ClobClient
 from polyoms.polymarket.client.gamma import GammaClient
@@ -208,6 +209,15 @@ class Desk:
         await self.watch_books(info)
         order_id = await self.manager.submit(order, market=info.condition_id, notional=is_dollar)
         shares, price = order.size_and_price
+        with bind_order(order_id=order_id, market=info.condition_id, wallet=self.engine.venue.wallet):
+            log.info(
+                "order submitted: %s %s %s @ %s %s",
+                side.name,
+                fmt_micro(order.maker_amount) + " pUSD" if is_dollar else fmt_micro(shares),
+                order.token_id,
+                fmt_micro(price),
+                order.order_type.value,
+            )
         return api.OrderAccepted(
             kind=kind,
             order_id=order_id,
@@ -329,6 +339,8 @@ class Desk:
             raise InputError("the size must be positive", field="size")
         await self.watch_books(info)
         parent_id = await self.parents.start(req, side, info, total)
+        with bind_order(parent_id=parent_id, market=info.condition_id, wallet=self.engine.venue.wallet):
+            log.info("parent order started: %s %s %s of %s", req.algo, side.name, fmt_micro(total), req.token_id)
         return api.OrderAccepted(
             kind=req.algo or "",
             parent_id=parent_id,

@@ -4,10 +4,11 @@ so the daemon runs whichever of them is installed."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from polyoms.core.enums import Side
 from polyoms.core.units import Micro
@@ -33,13 +34,17 @@ def make_metrics() -> Metrics | None:
 
 
 def attach_parents(daemon: Daemon, desk: Desk) -> ParentPort | None:
-    """The execution algorithms' parent-order manager behind the desk's port; None when not available."""
+    """The execution algorithms' parent-order manager behind the desk's port; None when not available.
+
+    Imported by name: the adapter (`ops.parents`) needs `algos.parents.ParentManager`, which may be
+    absent from an installation (then parent orders are refused with a clear error)."""
     try:
-        from polyoms.ops.parents import AlgoParents
+        module = importlib.import_module("polyoms.ops.parents")
     except ImportError as exc:
         log.info("execution algorithms not available (%s): parent orders are refused", exc)
         return None
-    parents = AlgoParents.create(daemon, desk)
+    create = cast("Callable[[Daemon, Desk], ParentPort]", module.AlgoParents.create)
+    parents = create(daemon, desk)
     desk.parents = parents
     return parents
 

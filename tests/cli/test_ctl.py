@@ -154,3 +154,55 @@ def test_emergency_stop_and_resume(running: tuple[DaemonThread, Daemon]) -> None
     assert resumed.exit_code == 0 and "admission open" in resumed.stdout
     ok = cli(d, "order", "add", "--token-id", yes, "--side", "BUY", "--price", "0.1", "--size", "10")
     assert ok.exit_code == 0, ok.output
+
+
+def test_iceberg_parent_with_live_progress(running: tuple[DaemonThread, Daemon]) -> None:
+    _, d = running
+    _, yes, _ = first_market(d)
+    them = Counterparty(d.venue_url)
+    fund(d.venue_url, them.address(), "0", {yes: "40"})
+    assert them.post("SELL", yes, "0.47", "20") == "live"
+    args = ["order", "add", "--token-id", yes, "--side", "BUY", "--price", "0.47", "--size", "20", "--algo", "iceberg"]
+    params = ["--param", "display=10", "--param", "pause_min_ms=0", "--param", "pause_max_ms=0"]
+    r = cli(d, *args, *params)  # follows the parent until it is done (live progress on stderr)
+    assert r.exit_code == 0, r.output
+    m = re.search(r"parent (\S+): iceberg BUY 20 of token", r.stdout)
+    assert m, r.stdout
+    pid = m.group(1)
+    assert f"parent {pid}: DONE, filled 20/20" in r.stdout
+    st = json.loads(cli(d, "order", "status", pid, "--json").stdout)
+    assert st["state"] == "DONE" and st["filled"] == "20" and len(st["children"]) >= 2  # tranches of ~10
+    assert st["detail"]["avg_price"] == "0.47"
+    child = st["children"][0]
+    trail = json.loads(cli(d, "order", "status", child, "--json").stdout)
+    assert trail["actor"] == f"algo:{pid}" and trail["state"] == "FILLED"
+    listed = cli(d, "order", "list")
+    assert pid in listed.stdout and "iceberg" in listed.stdout
+
+
+def test_parent_cancel_and_bad_algo_input(running: tuple[DaemonThread, Daemon]) -> None:
+    thread, d = running
+    _, yes, _ = first_market(d)
+    base = ["order", "add", "--token-id", yes, "--side", "BUY", "--size", "10"]
+    r = cli(d, *base, "--price", "0.05", "--algo", "adaptive", "--param", "urgency=low", "--no-wait", "--json")
+    assert r.exit_code == 0, r.output
+    pid = json.loads(r.stdout)["parent_id"]
+    assert json.loads(cli(d, "order", "status", pid, "--json").stdout)["state"] == "WORKING"
+    c = cli(d, "order", "cancel", pid)
+    assert c.exit_code == 0 and f"cancel requested: {pid}" in c.stdout
+    assert d.parents is not None
+    parents = d.parents
+    assert wait_until(thread, lambda: parents.status(pid).done)
+    assert parents.status(pid).state == "CANCELLED"
+    before = orders(d)
+    for extra, expected in (
+        (["--price", "0.05", "--algo", "twap"], "algo must be one of"),
+        (["--price", "0.05", "--algo", "iceberg", "--param", "colour=red"], "unknown iceberg parameter"),
+        (["--price", "0.05", "--algo", "adaptive", "--param", "urgency=extreme"], "urgency must be"),
+        (["--price", "0.05", "--algo", "micro-price", "--param", "band_bps=x"], "must be an integer"),
+        (["--algo", "iceberg"], "needs --price"),
+    ):
+        bad = cli(d, *base, *extra)
+        assert bad.exit_code == 2, (extra, bad.output)
+        assert expected in " ".join(bad.stderr.split()), (extra, bad.stderr)
+    assert orders(d) == before

@@ -124,8 +124,20 @@ def test_emergency_stop_closes_admission(running: tuple[DaemonThread, Daemon]) -
     assert d.state is not None
     state = d.state
     assert wait_until(thread, lambda: all(state.order(i).state.value == "LIVE" for i in ids))
+    parent = call(
+        d,
+        "POST",
+        "/orders",
+        json={"token_id": yes, "side": "BUY", "price": "0.05", "size": "10", "algo": "adaptive"},
+    )
+    assert parent.status_code == 200, parent.text
+    pid = parent.json()["parent_id"]
+    assert call(d, "GET", f"/parents/{pid}").json()["state"] == "WORKING"
     r = call(d, "POST", "/stop", json={"emergency": True, "reason": "test"})
-    assert r.status_code == 200 and r.json()["admission"] == "closed" and r.json()["cancel_requested"] >= 2
+    assert r.status_code == 200 and r.json()["admission"] == "closed" and r.json()["cancel_requested"] >= 3
+    assert r.json()["parents_cancelled"] == 1
+    assert wait_until(thread, lambda: d.parents is not None and d.parents.status(pid).done)
+    assert call(d, "GET", f"/orders/{pid}").json()["state"] == "CANCELLED"
     assert wait_until(thread, lambda: all(state.order(i).state.value == "CANCELLED" for i in ids))
     r = call(d, "POST", "/orders", json={"token_id": yes, "side": "BUY", "price": "0.2", "size": "10"})
     assert r.status_code == 409 and r.json()["error"] == "TradingHaltedError" and "kill switch" in r.json()["message"]

@@ -476,6 +476,8 @@ class Daemon:
         if self.parents is not None:
             with contextlib.suppress(Exception):
                 await self.parents.cancel_all()
+            with contextlib.suppress(Exception):
+                await self.parents.close()
         if engine is not None and self.config.engine.cancel_on_stop and engine.state.open_orders():
             try:
                 await asyncio.wait_for(engine.cancel_all(actor="daemon:stop"), 5)

@@ -58,6 +58,8 @@ class ParentPort(Protocol):
 
     async def cancel_all(self) -> int: ...
 
+    async def close(self) -> None: ...
+
 
 @dataclass
 class Desk:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from polyoms.cli import ctl, order, run, sim
+from polyoms.cli import ctl, order, report, run, sim
 
 app = typer.Typer(
     name="polyoms",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(order.app, name="order")
+app.add_typer(report.app, name="report")
 app.command("sim")(sim.sim)
 app.command("run")(run.run)
 app.command("doctor")(run.doctor)

@@ -1,0 +1,592 @@
+"""ParentManager: many parent orders at once, each a pure algorithm driven through the OMS.
+
+The manager owns the parents; each parent owns an algorithm state (`base.AlgoState`). A round looks at
+every working parent: it builds the parent's observation (the time from the injected clock; its children
+as the OMS knows them; the top of book per token from the `book_source`, with our own resting orders taken
+out; the bankroll from the ledger), steps the algorithm, and executes what it asked for — signing child
+orders with the order builder and submitting them through the engine (journaled first, sent once), or
+cancelling them by id. Nothing else touches the venue.
+
+Rounds run
+* on their own (`autorun=True`, the default): whenever the engine publishes a notification (an order or a
+  fill moved) and when a parent's timer (`wake_ms`) is due, checked every `timer_interval_s` with the
+  injected `sleep`;
+* or when told (`autorun=False`, backtests on a virtual clock): `settle()` runs rounds until nothing moves,
+  `next_wake_ms()` says when time should next be advanced to.
+`start`, `cancel` run a round before returning, so the first children are journaled by the time
+`start` returns.
+
+Each child is submitted with `actor = "algo:<parent id>"`, so the OMS's audit trail and notifications
+name the parent. An algorithm that raises is stopped (FAILED, its children cancelled): a bug in one
+parent never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import inspect
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from polyoms.algos.adaptive import AdaptiveSpec, AdaptiveState
+from polyoms.algos.base import (
+    Action,
+    AlgoConfigError,
+    AlgoState,
+    Cancel,
+    ChildView,
+    Command,
+    Decision,
+    FailedState,
+    Instrument,
+    LegStatus,
+    Obs,
+    ParentState,
+    Place,
+)
+from polyoms.algos.books import BookLevels, BookSource, others_only, own_resting
+from polyoms.algos.iceberg import IcebergSpec, IcebergState
+from polyoms.algos.microprice import MicroPriceSpec, MicroPriceState
+from polyoms.algos.multileg import MultiLegSpec, MultiLegState
+from polyoms.algos.orders import build
+from polyoms.algos.single import OrderSpec, SingleState
+from polyoms.core.clock import Clock
+from polyoms.core.enums import Side
+from polyoms.core.errors import InputError, PolyomsError
+from polyoms.core.units import Micro
+from polyoms.core.user_events import TradeStatus
+from polyoms.oms.fills import FillTier
+from polyoms.oms.manager import OrderManager
+from polyoms.oms.state import OrderState
+from polyoms.polymarket.protocol.order import OrderBuilder, SignedOrder
+
+log = logging.getLogger(__name__)
+
+Spec = IcebergSpec | AdaptiveSpec | MicroPriceSpec | MultiLegSpec | OrderSpec
+InstrumentLookup = Callable[[str], "Instrument | Awaitable[Instrument | None] | None"]
+_SOLD_STATUSES = frozenset({TradeStatus.MINED, TradeStatus.CONFIRMED})
+
+
+class UnknownParentError(InputError, KeyError):
+    """No parent order has this id."""
+
+    def __str__(self) -> str:
+        return PolyomsError.__str__(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ParentStatus:
+    parent_id: str
+    kind: str
+    state: ParentState
+    reason: str
+    token_id: str
+    """The (first) token traded."""
+    side: Side | None
+    target: Micro
+    filled: Micro
+    remaining: Micro
+    avg_price: Fraction | None
+    """pUSD per share before fees, exact."""
+    notional: Micro
+    fees: Micro
+    adjustments: int
+    decisions: tuple[Decision, ...]
+    child_order_ids: tuple[str, ...]
+    error: str
+    started_ms: int
+    ended_ms: int | None
+    arrival_mid: Fraction | None
+    """The token's mid (others' orders) when the parent started; for a basket the sum over its legs."""
+    legs: tuple[LegStatus, ...] = ()
+    legging_cost: Fraction | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state.is_terminal
+
+    @property
+    def progress(self) -> Fraction:
+        return Fraction(self.filled, self.target) if self.target else Fraction(0)
+
+    @property
+    def avg_price_micro(self) -> Micro | None:
+        return None if self.avg_price is None else round(self.avg_price)
+
+    @property
+    def slippage(self) -> Fraction | None:
+        """Average price against the arrival mid, per share, signed so that positive is a cost."""
+        if self.avg_price is None or self.arrival_mid is None or self.side is None:
+            return None
+        d = self.avg_price - self.arrival_mid
+        return d if self.side is Side.BUY else -d
+
+
+@dataclass(eq=False)
+class _Parent:
+    pid: str
+    kind: str
+    spec: Spec
+    state: AlgoState
+    started_ms: int
+    arrival_mid: Fraction | None
+    side: Side | None
+    actor: str
+    orders: dict[str, str] = field(default_factory=dict)
+    """child key → order id."""
+    failed: dict[str, tuple[str, str, Side, Micro, Micro]] = field(default_factory=dict)
+    """child key → (error, token, side, price, size) of a child never journaled (refused before sending)."""
+    decisions: list[Decision] = field(default_factory=list)
+    cancel_requested: bool = False
+    error: str = ""
+    ended_ms: int | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class ParentManager:
+    def __init__(
+        self,
+        manager: OrderManager,
+        *,
+        clock: Clock,
+        book_source: BookSource,
+        instruments: Mapping[str, Instrument] | InstrumentLookup | None = None,
+        builder: OrderBuilder | None = None,
+        seed: int = 0,
+        autorun: bool = True,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        timer_interval_s: float = 0.25,
+        deterministic_salts: bool = False,
+        max_rounds: int = 10_000,
+    ) -> None:
+        """`instruments`: token → Instrument (a mapping or a lookup, sync or async); None asks the
+        book source (`book_source.instrument(token)`). `seed` seeds the algorithms' randomness (each
+        parent gets its own stream); `deterministic_salts` also derives order salts from it, so a
+        backtest's order ids repeat (never in live trading: two runs would sign identical orders)."""
+        self.manager = manager
+        self.engine = manager.engine
+        builder = builder or manager.builder
+        if builder is None:
+            raise AlgoConfigError("the parent manager needs an order builder (none given, none on the manager)")
+        self.builder = builder
+        self.clock = clock
+        self.book_source = book_source
+        self.instruments = instruments
+        self.seed = seed
+        self.autorun = autorun
+        self.sleep = sleep
+        self.timer_interval_s = timer_interval_s
+        self.max_rounds = max_rounds
+        self._salts = random.Random(seed) if deterministic_salts else None
+        self._parents: dict[str, _Parent] = {}
+        self._insts: dict[str, Instrument] = {}
+        self._counter = 0
+        self._lock = asyncio.Lock()
+        self._kick = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.errors: list[str] = []
+
+    # --- public API --------------------------------------------------------------------------------
+
+    async def start(self, spec: Spec, *, parent_id: str | None = None) -> str:
+        """Validate `spec`, create its parent and run a round (its first children are journaled on
+        return). Raises AlgoConfigError / the order's typed error for a spec that cannot be executed."""
+        now = self.clock.now_ms()
+        self._counter += 1
+        state: AlgoState
+        if isinstance(spec, IcebergSpec):
+            kind = "iceberg"
+            seed = (self.seed * 1_000_003 + self._counter) & ((1 << 63) - 1)
+            state = IcebergState.start(spec, await self._instrument(spec.token_id), now, seed)
+        elif isinstance(spec, AdaptiveSpec):
+            kind = "adaptive"
+            state = AdaptiveState.start(spec, await self._instrument(spec.token_id), now)
+        elif isinstance(spec, MicroPriceSpec):
+            kind = "microprice"
+            state = MicroPriceState.start(spec, await self._instrument(spec.token_id), now)
+        elif isinstance(spec, MultiLegSpec):
+            kind = "multileg"
+            insts = tuple([await self._instrument(leg.token_id) for leg in spec.legs])
+            for inst in insts:
+                if inst.complement:
+                    await self._instrument(inst.complement)
+            state = MultiLegState.start(spec, insts, now)
+        elif isinstance(spec, OrderSpec):
+            kind = "order"
+            state = SingleState.start(spec, await self._instrument(spec.token_id), now)
+        else:
+            raise AlgoConfigError(f"unknown parent spec {type(spec).__name__}")
+        pid = parent_id or f"{kind}-{self._counter}"
+        if pid in self._parents:
+            raise AlgoConfigError(f"parent id {pid} is already in use", parent_id=pid)
+        mids = [await self._mid(t) for t in _spec_tokens(spec)]
+        arrival = None if any(m is None for m in mids) else sum((m for m in mids if m is not None), Fraction(0))
+        side = getattr(spec, "side", None)
+        p = _Parent(pid, kind, spec, state, now, arrival, side, f"algo:{pid}")
+        self._parents[pid] = p
+        self._ensure_running()
+        await self.step()
+        return pid
+
+    def status(self, parent_id: str) -> ParentStatus:
+        return self._status(self._parent(parent_id))
+
+    def list(self) -> builtins.list[ParentStatus]:
+        return [self._status(p) for p in self._parents.values()]
+
+    async def cancel(self, parent_id: str) -> ParentStatus:
+        """Ask the parent to stop: it cancels its children and ends once their cancels are confirmed
+        (and, by default, their fills are final). Returns the status after one round."""
+        p = self._parent(parent_id)
+        if not p.state.phase.is_terminal:
+            p.cancel_requested = True
+            await self.step()
+            self._kick.set()
+        return self._status(p)
+
+    async def wait(self, parent_id: str, timeout_s: float | None = None) -> ParentStatus:
+        """The parent's status once it has ended, or after `timeout_s` (check `.done`)."""
+        p = self._parent(parent_id)
+        if timeout_s is None:
+            await p.done.wait()
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(p.done.wait(), timeout_s)
+        return self._status(p)
+
+    def next_wake_ms(self) -> int | None:
+        """The earliest time a working parent wants a round even if nothing happens."""
+        times = [
+            w for p in self._parents.values() if not p.state.phase.is_terminal and (w := p.state.wake_ms) is not None
+        ]
+        return min(times) if times else None
+
+    @property
+    def active(self) -> builtins.list[str]:
+        return [pid for pid, p in self._parents.items() if not p.state.phase.is_terminal]
+
+    async def step(self) -> bool:
+        """One round over every working parent; True if any of them moved or acted."""
+        async with self._lock:
+            return await self._round()
+
+    async def settle(self) -> None:
+        """Backtests: let the OMS apply everything under way and run rounds until nothing moves."""
+        for _ in range(self.max_rounds):
+            await self.engine.drain()
+            if not await self.step():
+                return
+        raise RuntimeError(f"parents still moving after {self.max_rounds} rounds")
+
+    async def close(self) -> None:
+        """Stop the background tasks (parents are left as they are; cancel them first to flatten)."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+
+    async def __aenter__(self) -> ParentManager:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- the round ---------------------------------------------------------------------------------
+
+    async def _round(self) -> bool:
+        moved = False
+        for p in list(self._parents.values()):
+            if p.state.phase.is_terminal:
+                continue
+            try:
+                obs = await self._observe(p)
+                result = p.state.step(obs)
+            except Exception as exc:  # a bug in one algorithm must not stop the others
+                log.exception("parent %s: step failed", p.pid)
+                await self._fail(p, f"algorithm error: {type(exc).__name__}: {exc}")
+                moved = True
+                continue
+            if result.state != p.state or result.commands:
+                moved = True
+            p.state = result.state
+            p.decisions.extend(result.decisions)
+            if result.commands:
+                await self._execute(p, result.commands)
+            if p.state.phase.is_terminal and p.ended_ms is None:
+                p.ended_ms = self.clock.now_ms()
+                p.done.set()
+        return moved
+
+    async def _observe(self, p: _Parent) -> Obs:
+        levels: dict[str, BookLevels] = {}
+        for token in p.state.tokens:
+            lv = self.book_source.levels(token)
+            if inspect.isawaitable(lv):
+                lv = await lv
+            if lv is not None and lv.trusted:
+                levels[token] = lv
+        st = self.engine.state
+        own = own_resting(st.open_orders(self.engine.venue.wallet))
+        books = {t: others_only(t, lv, own, self._complement(t)) for t, lv in levels.items()}
+        children = {k: v for k in p.state.keys if (v := self._view(p, k)) is not None}
+        return Obs(self.clock.now_ms(), children, books, self._bankroll(p), p.cancel_requested)
+
+    def _view(self, p: _Parent, key: str) -> ChildView | None:
+        oid = p.orders.get(key)
+        if oid is None:
+            failed = p.failed.get(key)
+            if failed is None:
+                return None
+            error, token, side, price, size = failed
+            return ChildView(key, "", token, side, price, size, OrderState.REJECTED, error=error)
+        st = self.engine.state
+        o = st.orders.get(oid)
+        if o is None:
+            return None
+        confirmed = mined = 0
+        for f in st.fills_of(oid):
+            if f.tier is FillTier.CONFIRMED:
+                confirmed += f.size
+            if f.status in _SOLD_STATUSES:
+                mined += f.size
+        err = self.engine.errors.get(oid)
+        return ChildView(
+            key,
+            oid,
+            o.token_id,
+            o.side,
+            o.price,
+            o.size,
+            o.state,
+            o.filled,
+            o.filled_cash,
+            o.fees,
+            confirmed,
+            mined,
+            o.pending_cancel,
+            o.awaiting_fills,
+            "" if err is None else f"{type(err).__name__}: {err}",
+        )
+
+    def _bankroll(self, p: _Parent) -> Micro | None:
+        lg = self.engine.state.ledgers.get(self.engine.venue.wallet)
+        if lg is None:
+            return None
+        st = self.engine.state
+        own_reserved = sum(o.reserved_cash for oid in p.orders.values() if (o := st.orders.get(oid)) is not None)
+        return lg.available + own_reserved
+
+    # --- executing commands --------------------------------------------------------------------------
+
+    async def _execute(self, p: _Parent, commands: Sequence[Command]) -> None:
+        i = 0
+        while i < len(commands):
+            c = commands[i]
+            if isinstance(c, Place):
+                batch = [c]
+                while c.batch and i + 1 < len(commands):
+                    nxt = commands[i + 1]
+                    if not (isinstance(nxt, Place) and nxt.batch == c.batch):
+                        break
+                    batch.append(nxt)
+                    i += 1
+                await self._place(p, batch)
+            elif isinstance(c, Cancel):
+                oid = p.orders.get(c.key)
+                if oid is not None:
+                    try:
+                        await self.manager.cancel(oid, actor=p.actor)
+                    except PolyomsError as exc:
+                        self._note(p, f"cancel {c.key}: {type(exc).__name__}: {exc}")
+            i += 1
+
+    async def _place(self, p: _Parent, batch: Sequence[Place]) -> None:
+        def refuse(error: str) -> None:
+            for pl in batch:
+                p.failed[pl.key] = (error, pl.token_id, pl.side, pl.price, pl.size)
+            self._note(p, error)
+
+        errors = self.engine.admission_errors()  # nothing is signed while admission is closed
+        if errors:
+            refuse(f"{type(errors[0]).__name__}: {errors[0]}")
+            return
+        now = self.clock.now_ms()
+        signed: list[SignedOrder] = []
+        try:
+            insts = [await self._instrument(pl.token_id) for pl in batch]
+            for pl, inst in zip(batch, insts, strict=True):
+                salt = self._salts.getrandbits(53) if self._salts is not None else None
+                signed.append(build(pl, self.builder, inst, now, salt=salt))
+        except PolyomsError as exc:
+            refuse(f"{type(exc).__name__}: {exc}")
+            return
+        markets = {i.market for i in insts}
+        market = next(iter(markets)) if len(markets) == 1 else ""
+        fees = {i.fee_rate_bps for i in insts}
+        fee = next(iter(fees)) if len(fees) == 1 else None
+        notional = {pl.is_market_buy for pl in batch}
+        groups = [list(range(len(batch)))] if len(notional) == 1 else [[n] for n in range(len(batch))]
+        for group in groups:
+            try:
+                ids = await self.engine.submit(
+                    [signed[n] for n in group],
+                    market=market,
+                    actor=p.actor,
+                    notional=batch[group[0]].is_market_buy,
+                    fee_rate_bps=fee,
+                )
+            except PolyomsError as exc:
+                for n in group:
+                    pl = batch[n]
+                    p.failed[pl.key] = (f"{type(exc).__name__}: {exc}", pl.token_id, pl.side, pl.price, pl.size)
+                self._note(p, f"submit refused: {type(exc).__name__}: {exc}")
+                continue
+            for n, oid in zip(group, ids, strict=True):
+                p.orders[batch[n].key] = oid
+
+    async def _fail(self, p: _Parent, error: str) -> None:
+        p.error = error
+        self.errors.append(f"{p.pid}: {error}")
+        for oid in p.orders.values():
+            o = self.engine.state.orders.get(oid)
+            if o is not None and o.state in (OrderState.LIVE, OrderState.PARTIALLY_FILLED):
+                with contextlib.suppress(PolyomsError):
+                    await self.manager.cancel(oid, actor=p.actor)
+        p.state = FailedState(p.state, error)
+        p.decisions.append(Decision(self.clock.now_ms(), Action.FAIL, error))
+        p.ended_ms = self.clock.now_ms()
+        p.done.set()
+
+    def _note(self, p: _Parent, error: str) -> None:
+        p.error = error
+        self.errors.append(f"{p.pid}: {error}")
+
+    # --- lookups -------------------------------------------------------------------------------------
+
+    def _parent(self, parent_id: str) -> _Parent:
+        p = self._parents.get(parent_id)
+        if p is None:
+            raise UnknownParentError(f"unknown parent order {parent_id}", parent_id=parent_id)
+        return p
+
+    async def _instrument(self, token_id: str) -> Instrument:
+        inst = self._insts.get(token_id)
+        if inst is not None:
+            return inst
+        src: Any = self.instruments
+        found: Any = None
+        if isinstance(src, Mapping):
+            found = src.get(token_id)
+        elif callable(src):
+            found = src(token_id)
+        elif hasattr(self.book_source, "instrument"):
+            found = self.book_source.instrument(token_id)
+        if inspect.isawaitable(found):
+            found = await found
+        if not isinstance(found, Instrument):
+            raise AlgoConfigError(f"no instrument (tick, market) known for token {token_id}", token_id=token_id)
+        self._insts[token_id] = found
+        return found
+
+    def _complement(self, token_id: str) -> str:
+        inst = self._insts.get(token_id)
+        if inst is not None:
+            return inst.complement
+        for other in self._insts.values():
+            if other.complement == token_id:
+                return other.token_id
+        return ""
+
+    async def _mid(self, token_id: str) -> Fraction | None:
+        lv = self.book_source.levels(token_id)
+        if inspect.isawaitable(lv):
+            lv = await lv
+        if lv is None or not lv.trusted:
+            return None
+        own = own_resting(self.engine.state.open_orders(self.engine.venue.wallet))
+        return others_only(token_id, lv, own, self._complement(token_id)).mid
+
+    def _status(self, p: _Parent) -> ParentStatus:
+        children = {k: v for k in p.state.keys if (v := self._view(p, k)) is not None}
+        obs = Obs(self.clock.now_ms(), children)
+        prog = p.state.progress(obs)
+        token = _spec_tokens(p.spec)[0]
+        return ParentStatus(
+            parent_id=p.pid,
+            kind=p.kind,
+            state=p.state.phase,
+            reason=p.state.reason,
+            token_id=token,
+            side=p.side,
+            target=prog.target,
+            filled=prog.filled,
+            remaining=prog.remaining,
+            avg_price=prog.avg_price,
+            notional=prog.cash,
+            fees=prog.fees,
+            adjustments=prog.adjustments,
+            decisions=tuple(p.decisions),
+            child_order_ids=tuple(p.orders[k] for k in p.state.keys if k in p.orders),
+            error=p.error,
+            started_ms=p.started_ms,
+            ended_ms=p.ended_ms,
+            arrival_mid=p.arrival_mid,
+            legs=p.state.legs(obs),
+            legging_cost=p.state.legging_cost(obs),
+        )
+
+    # --- background driving (autorun) --------------------------------------------------------------
+
+    def _ensure_running(self) -> None:
+        if not self.autorun or self._tasks:
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._drive(), name="algos-driver"),
+            loop.create_task(self._pump(), name="algos-notifications"),
+            loop.create_task(self._timers(), name="algos-timers"),
+        ]
+
+    async def _drive(self) -> None:
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            try:
+                if await self.step():
+                    self._kick.set()  # something moved: look again until everything is still
+            except Exception as exc:  # keep driving the other parents
+                log.exception("algos: round failed")
+                self.errors.append(f"round: {type(exc).__name__}: {exc}")
+            await asyncio.sleep(0)
+
+    async def _pump(self) -> None:
+        q = self.engine.subscribe()
+        try:
+            while True:
+                await q.get()
+                while not q.empty():
+                    q.get_nowait()
+                self._kick.set()
+        finally:
+            self.engine.unsubscribe(q)
+
+    async def _timers(self) -> None:
+        while True:
+            await self.sleep(self.timer_interval_s)
+            wake = self.next_wake_ms()
+            if wake is not None and self.clock.now_ms() >= wake:
+                self._kick.set()
+
+
+def _spec_tokens(spec: Spec) -> tuple[str, ...]:
+    if isinstance(spec, MultiLegSpec):
+        return tuple(leg.token_id for leg in spec.legs)
+    return (spec.token_id,)

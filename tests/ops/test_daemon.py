@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from polyoms.cli.main import app
 from polyoms.core.errors import ConfigError
 from polyoms.core.units import MICRO
 from polyoms.exchange.api.runner import ThreadedSim, build_service
@@ -149,7 +151,8 @@ def test_graceful_stop_cancels_open_orders_and_removes_the_endpoint(tmp_path: Pa
             thread, lambda: d.sim_service is not None and d.sim_service.exchange.get_order(oid) is not None
         )
         exchange = d.sim_service.exchange
-        desk.shutdown()  # what `polyoms stop` asks for
+        stop = CliRunner().invoke(app, ["stop", "--state-dir", str(tmp_path)], env={"POLYOMS_CONTROL_URL": ""})
+        assert stop.exit_code == 0 and "daemon shutting down" in stop.stdout, stop.output
         assert thread.call(lambda: asyncio.wait_for(d.wait_closed(), 5)) is None
         thread.call(d.stop)
         order = exchange.get_order(oid)
@@ -159,10 +162,9 @@ def test_graceful_stop_cancels_open_orders_and_removes_the_endpoint(tmp_path: Pa
 
 
 def test_polyoms_run_as_a_process_stops_on_sigterm(tmp_path: Path) -> None:
-    env = {**os.environ, "POLYOMS_STATE_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
-    env.pop("POLYOMS_PRIVATE_KEY", None)
+    env = {**os.environ, "POLYOMS_STATE_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1", "POLYOMS_PRIVATE_KEY": KEY_OTHER}
     config = tmp_path / "polyoms.toml"
-    config.write_text('[local]\nscenario = ""\nseed = 4\n[log]\njson = true\nlevel = "warning"\n')
+    config.write_text('[local]\nscenario = ""\nseed = 4\n[log]\njson = true\nlevel = "info"\n')
     proc = subprocess.Popen(
         [sys.executable, "-m", "polyoms.cli.main", "run", "--config", str(config)],
         env=env,
@@ -186,7 +188,9 @@ def test_polyoms_run_as_a_process_stops_on_sigterm(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
         err = proc.stderr.read().decode()
-        assert "Traceback" not in err
+        out = proc.stdout.read().decode()
+        assert "Traceback" not in err and "polyoms daemon stopped" in err
+        assert KEY_OTHER[2:].lower() not in (err + out).lower()  # never logged, in any spelling of hex
     finally:
         if proc.poll() is None:
             proc.kill()

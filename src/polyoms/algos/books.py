@@ -130,17 +130,44 @@ class _BookClient(Protocol):
     async def book(self, token_id: str | int) -> Any: ...
 
 
-class RestBooks:
-    """GET /book per look (the snapshot lists the best level last)."""
+class _MarketClient(Protocol):
+    async def market_by_token(self, token_id: str | int) -> Any: ...
 
-    def __init__(self, client: _BookClient, depth: int = 10) -> None:
+    async def tick_size(self, token_id: str | int) -> TickSize: ...
+
+    async def neg_risk(self, token_id: str | int) -> bool: ...
+
+    async def fee_rate_bps(self, token_id: str | int) -> int: ...
+
+
+class RestBooks:
+    """GET /book per look (the snapshot lists the best level last); instruments from the market endpoints
+    (/markets-by-token, /tick-size, /neg-risk, /fee-rate) when the client has them."""
+
+    def __init__(self, client: _BookClient, depth: int = 10, *, min_size: Micro = 5 * MICRO) -> None:
         self.client = client
         self.depth = depth
+        self.min_size = min_size
 
     async def levels(self, token_id: str) -> BookLevels:
         snap = await self.client.book(token_id)
         n = self.depth
         return BookLevels(tuple(reversed(snap.bids[-n:])), tuple(reversed(snap.asks[-n:])))
+
+    async def instrument(self, token_id: str) -> Instrument:
+        c: _MarketClient = self.client  # type: ignore[assignment]
+        pair = await c.market_by_token(token_id)
+        complement = pair.secondary_token_id if pair.primary_token_id == token_id else pair.primary_token_id
+        tick = await c.tick_size(token_id)
+        return Instrument(
+            token_id,
+            tick,
+            pair.condition_id,
+            complement,
+            await c.neg_risk(token_id),
+            self.min_size,
+            await c.fee_rate_bps(token_id),
+        )
 
 
 # --- our own orders out ------------------------------------------------------------------------------

@@ -308,6 +308,10 @@ class ParentManager:
                 continue
             try:
                 obs = await self._observe(p)
+            except Exception as exc:  # a book that cannot be read now (I/O): look again next round
+                self._note(p, f"observe: {type(exc).__name__}: {exc}")
+                continue
+            try:
                 result = p.state.step(obs)
             except Exception as exc:  # a bug in one algorithm must not stop the others
                 log.exception("parent %s: step failed", p.pid)
@@ -483,14 +487,17 @@ class ParentManager:
             return inst
         src: Any = self.instruments
         found: Any = None
-        if isinstance(src, Mapping):
-            found = src.get(token_id)
-        elif callable(src):
-            found = src(token_id)
-        elif hasattr(self.book_source, "instrument"):
-            found = self.book_source.instrument(token_id)
-        if inspect.isawaitable(found):
-            found = await found
+        try:
+            if isinstance(src, Mapping):
+                found = src.get(token_id)
+            elif callable(src):
+                found = src(token_id)
+            elif hasattr(self.book_source, "instrument"):
+                found = self.book_source.instrument(token_id)
+            if inspect.isawaitable(found):
+                found = await found
+        except PolyomsError as exc:
+            raise AlgoConfigError(f"token {token_id}: {exc}", token_id=token_id) from exc
         if not isinstance(found, Instrument):
             raise AlgoConfigError(f"no instrument (tick, market) known for token {token_id}", token_id=token_id)
         self._insts[token_id] = found

@@ -16,6 +16,7 @@ from polyoms.algos.parents import ParentStatus
 from polyoms.algos.scenarios import SCENARIOS, ScenarioRun, run_scenario
 from polyoms.core.enums import Side
 from polyoms.core.units import Micro, fmt_micro
+from polyoms.oms.fills import FillTier
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class Row:
     arrival_mid: Fraction | None
     adjustments: int
     time_ms: int | None
+    matched_ms: int | None
+    """From the start to the last fill that counts (matched; settlement still to come)."""
     legging_cost: Fraction | None
     decisions: tuple[str, ...]
 
@@ -57,7 +60,9 @@ def row_of(run: ScenarioRun, st: ParentStatus) -> Row:
             avg = sum(
                 (p * leg.size / base for p, leg in zip(prices, st.legs, strict=True) if p is not None), Fraction(0)
             )
-    decisions = tuple(f"{(d.ts_ms - st.started_ms) / 1000:>7.1f} s  {d}" for d in st.decisions)
+    decisions = tuple(f"{_seconds(d.ts_ms - st.started_ms):>7} s  {d}" for d in st.decisions)
+    state = run.world.engine.state
+    matched = [f.first_ms for oid in st.child_order_ids for f in state.fills_of(oid) if f.tier is not FillTier.VOIDED]
     return Row(
         algorithm=run.algorithm,
         scenario=run.scenario,
@@ -72,6 +77,7 @@ def row_of(run: ScenarioRun, st: ParentStatus) -> Row:
         arrival_mid=st.arrival_mid,
         adjustments=st.adjustments,
         time_ms=None if st.ended_ms is None else st.ended_ms - st.started_ms,
+        matched_ms=max(matched) - st.started_ms if matched else None,
         legging_cost=st.legging_cost,
         decisions=decisions,
     )
@@ -122,18 +128,19 @@ def render(rows: Sequence[Row], seed: int) -> str:
         "* **Slippage**: average price against the mid of others' best bid and ask at arrival, per share;",
         "  positive is a cost (paid above the mid for a BUY, received below it for a SELL).",
         "* **Adj.**: price adjustments (adaptive: RAISE_BID / LOWER_ASK; micro-price: replacements).",
-        "* **Time**: from start to the parent's end, including the wait for fills to be final (~12 s).",
+        "* **Last fill**: from start to the last fill that counts (matched); **Done**: to the parent's end,",
+        "  which waits for every fill to be final (~12 s of settlement) — a voided fill would be worked again.",
         "* **Legging cost**: what flattening naked legs cost (pUSD, positive = a loss).",
         "",
         "| Algorithm | Scenario | Outcome | Fill | Filled / target | Avg price | Arrival mid | Slippage"
-        " | Adj. | Time (s) | Legging cost |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " | Adj. | Last fill (s) | Done (s) | Legging cost |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         out.append(
             f"| {r.algorithm} | {r.scenario} | {r.state} | {_percent(r.fill)} | {fmt_micro(r.filled)} / "
             f"{fmt_micro(r.target)} | {_price(r.avg_price)} | {_price(r.arrival_mid)} | {_signed(r.slippage)} | "
-            f"{r.adjustments} | {_seconds(r.time_ms)} | {_signed(r.legging_cost)} |"
+            f"{r.adjustments} | {_seconds(r.matched_ms)} | {_seconds(r.time_ms)} | {_signed(r.legging_cost)} |"
         )
     out += ["", "## Decision logs", ""]
     for r in rows:

@@ -284,6 +284,8 @@ class AdaptiveState(AlgoState):
         return Step(st, (place,), (Decision(obs.now_ms, action, reason, price, remaining),))
 
     def _first(self, obs: Obs, filled: Micro, cash: Micro, fees: Micro) -> Step[AlgoState]:
+        if obs.now_ms < self.next_check_ms and self.last_wait:
+            return Step(self)  # waiting (no edge, no valid price): look again at the next check
         side, tick = self.spec.side, self.inst.tick
         if self.price:  # re-entry after a void or a no-edge pause: keep the price reached
             price = self.price
@@ -306,8 +308,6 @@ class AdaptiveState(AlgoState):
         if not tick.min_price <= price <= tick.max_price:
             decisions, last = dedup_wait(self.last_wait, obs, "no valid passive price", None)
             return Step(replace(self, last_wait=last, next_check_ms=obs.now_ms + self.spec.check_ms), (), decisions)
-        if obs.now_ms < self.next_check_ms and self.last_wait:
-            return Step(self)
         return self._place(obs, price, filled, cash, fees, Action.PLACE, "start")
 
     def _child_ended(self, obs: Obs, state: OrderState, filled: Micro, cash: Micro, fees: Micro) -> Step[AlgoState]:

@@ -64,7 +64,7 @@ def row_of(run: ScenarioRun, st: ParentStatus) -> Row:
     state = run.world.engine.state
     matched = [f.first_ms for oid in st.child_order_ids for f in state.fills_of(oid) if f.tier is not FillTier.VOIDED]
     return Row(
-        algorithm=run.algorithm,
+        algorithm=run.algorithm if len(run.parent_ids) == 1 else f"{run.algorithm}: {st.kind}",
         scenario=run.scenario,
         parent_id=st.parent_id,
         state=str(st.state),
@@ -142,6 +142,7 @@ def render(rows: Sequence[Row], seed: int) -> str:
             f"{fmt_micro(r.target)} | {_price(r.avg_price)} | {_price(r.arrival_mid)} | {_signed(r.slippage)} | "
             f"{r.adjustments} | {_seconds(r.matched_ms)} | {_seconds(r.time_ms)} | {_signed(r.legging_cost)} |"
         )
+    out += _highlights(rows)
     out += ["", "## Decision logs", ""]
     for r in rows:
         out += [f"### {r.algorithm} — {r.scenario} ({r.parent_id})", "", f"{r.state}: {r.reason}", "", "```"]
@@ -150,8 +151,30 @@ def render(rows: Sequence[Row], seed: int) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _highlights(rows: Sequence[Row]) -> list[str]:
+    """A few comparisons computed from the rows above (so they can never disagree with them)."""
+    out: list[str] = []
+    stale = {r.scenario.rsplit(", ", 1)[-1]: r for r in rows if r.scenario.startswith("stale book, ")}
+    if len(stale) == 3 and all(r.avg_price is not None for r in stale.values()):
+        parts = [
+            f"{u} paid {_price(r.avg_price)} in {_seconds(r.matched_ms)} s with {r.adjustments} adjustments"
+            for u, r in stale.items()
+        ]
+        out += ["", "## Highlights", "", f"* Urgency on the same stale book: {'; '.join(parts)}."]
+    unwound = [r for r in rows if r.legging_cost is not None]
+    if unwound:
+        total = sum((r.legging_cost for r in unwound if r.legging_cost is not None), Fraction(0))
+        if not out:
+            out += ["", "## Highlights", ""]
+        out.append(
+            f"* {len(unwound)} incomplete baskets were flattened for {_signed(total)} pUSD of legging cost in all"
+            f" ({', '.join(f'{r.scenario}: {_signed(r.legging_cost)}' for r in unwound)})."
+        )
+    return out
+
+
 def summary(rows: Sequence[Row]) -> str:
     done = sum(1 for r in rows if r.state == "DONE")
     gave_up = sum(1 for r in rows if r.state == "GAVE_UP")
-    scenarios = len({(r.algorithm, r.scenario) for r in rows})
+    scenarios = len({(r.algorithm.split(":")[0], r.scenario) for r in rows})
     return f"{len(rows)} parents in {scenarios} scenarios: {done} DONE, {gave_up} GAVE_UP"

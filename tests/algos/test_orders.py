@@ -135,3 +135,21 @@ def test_refresh_keeps_a_dead_man_child_alive_while_the_parent_lives() -> None:
             await w.close()
 
     asyncio.run(body())
+
+
+def test_market_buy_specs_are_checked_before_and_when_placed() -> None:
+    async def body() -> None:
+        w = await new_world(3)
+        try:
+            yes = w.yes(ALPHA)
+            with pytest.raises(BelowMinimumSizeError):  # $10 at 0.55 cannot guarantee 19 shares
+                await w.parents.start(OrderSpec.market_buy(yes, m(10), m("0.55"), min_shares=m(19)))
+            assert w.parents.list() == []
+            pid = await w.parents.start(OrderSpec.market_buy(yes, m(10), m("0.55"), max_shares=m(10)))
+            st = w.parents.status(pid)  # no ask to bound the shares with: refused, nothing sent
+            assert st.state is ParentState.FAILED and "best ask" in st.reason and st.child_order_ids == ()
+            assert w.engine.state.orders == {}
+        finally:
+            await w.close()
+
+    asyncio.run(body())

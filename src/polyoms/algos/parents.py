@@ -29,6 +29,7 @@ import contextlib
 import inspect
 import logging
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -190,7 +191,8 @@ class ParentManager:
         self._lock = asyncio.Lock()
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.errors: list[str] = []
+        self.errors: deque[str] = deque(maxlen=1_000)
+        """The latest errors of every parent (refusals, failed cancels, unreadable books), newest last."""
 
     # --- public API --------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from polyoms.algos.base import (
     sums,
 )
 from polyoms.core.enums import OrderType, Side
+from polyoms.core.errors import PolyomsError
 from polyoms.core.units import MICRO, Micro, fmt_micro
 from polyoms.oms.state import OrderState
 
@@ -101,7 +102,9 @@ class SingleState(AlgoState):
     @staticmethod
     def start(spec: OrderSpec, inst: Instrument, now_ms: int) -> SingleState:
         st = SingleState(spec, inst, now_ms, None if spec.timeout_ms is None else now_ms + spec.timeout_ms)
-        if spec.amount:  # validated now, with the book, when placed; the target is the guaranteed minimum
+        if spec.amount:  # checked now without the book; max_shares trims the amount at the best ask when placed
+            orders.market_buy("o1", spec.token_id, spec.amount, spec.price, tick=inst.tick,
+                              min_shares=spec.min_shares, order_type=spec.order_type)  # fmt: skip
             return st
         orders.limit(
             "o1",
@@ -180,17 +183,20 @@ class SingleState(AlgoState):
         s, tick = self.spec, self.inst.tick
         if s.amount:
             top = obs.books.get(s.token_id)
-            place = orders.market_buy(
-                "o1",
-                s.token_id,
-                s.amount,
-                s.price,
-                tick=tick,
-                min_shares=s.min_shares,
-                max_shares=s.max_shares,
-                best_ask=top.ask if top else None,
-                order_type=s.order_type,
-            )
+            try:
+                place = orders.market_buy(
+                    "o1",
+                    s.token_id,
+                    s.amount,
+                    s.price,
+                    tick=tick,
+                    min_shares=s.min_shares,
+                    max_shares=s.max_shares,
+                    best_ask=top.ask if top else None,
+                    order_type=s.order_type,
+                )
+            except PolyomsError as exc:  # e.g. max_shares at this ask leaves less than the $1 minimum
+                return replace(self, stage="settle", status=P.SETTLING)._end(obs, P.FAILED, f"refused: {exc}")
             target = place.amount * MICRO // place.price
             why = f"market BUY ${fmt_micro(place.amount)} up to {fmt_micro(place.price)}"
         else:

@@ -143,6 +143,7 @@ def plan(
     if _open(obs, task) or finished(obs, policy, exposure, task) or obs.now_ms < task.next_try_ms:
         return task, (), ()
     qty = left(obs, exposure, task)
+    done = exposure.qty - qty
     qty -= qty % LOT  # orders carry whole cents of shares; a sub-cent tail stays (below any dust)
     inst = exposure.inst
     n = len(task.children) + 1
@@ -154,7 +155,7 @@ def plan(
             key = f"u{task.index}-{n}"
             place = Place(key, inst.token_id, Side.BUY, ask, size=qty, order_type=OrderType.FAK)
             why = f"buy back {fmt_micro(qty)} at {fmt_micro(ask)} (limit {fmt_micro(worst)})"
-            return _tried(obs, policy, task, UnwindChild(key, "BUY_BACK")), (place,), _log(obs, why, ask, qty)
+            return _tried(obs, policy, task, UnwindChild(key, "BUY_BACK")), (place,), _log(obs, why, ask, qty, done)
         return _wait(obs, policy, task, f"no ask within {fmt_micro(worst)} to buy back", count=True)
     comp_top = obs.books.get(inst.complement) if inst.complement else None
     sell_worst = sell_back_worst(exposure, policy)
@@ -180,7 +181,7 @@ def plan(
         place = Place(key, inst.complement, Side.BUY, comp_ask, size=qty, order_type=OrderType.FAK)
         why = f"buy the complement: {fmt_micro(qty)} at {fmt_micro(comp_ask)} (limit {fmt_micro(comp_worst)})"
         child = UnwindChild(key, UnwindMethod.BUY_COMPLEMENT)
-        return _tried(obs, policy, task, child), (place,), _log(obs, why, comp_ask, qty)
+        return _tried(obs, policy, task, child), (place,), _log(obs, why, comp_ask, qty, done)
     if can_sell:
         assert bid is not None
         sellable = exposure.sellable - sold_back
@@ -191,7 +192,11 @@ def plan(
         key = f"u{task.index}-{n}"
         place = Place(key, inst.token_id, Side.SELL, sell_worst, size=size, order_type=OrderType.FAK)
         why = f"sell back {fmt_micro(size)} at the bid {fmt_micro(bid)} (limit {fmt_micro(sell_worst)})"
-        return _tried(obs, policy, task, UnwindChild(key, UnwindMethod.SELL_BACK)), (place,), _log(obs, why, bid, size)
+        return (
+            _tried(obs, policy, task, UnwindChild(key, UnwindMethod.SELL_BACK)),
+            (place,),
+            _log(obs, why, bid, size, done),
+        )
     why = (
         f"nothing within limits: bid {_p(bid)} < {fmt_micro(sell_worst)}"
         f", complement ask {_p(comp_ask)} > {fmt_micro(comp_worst)}"
@@ -213,7 +218,9 @@ def _tried(obs: Obs, policy: UnwindPolicy, task: UnwindTask, child: UnwindChild)
     )
 
 
-def _log(obs: Obs, why: str, price: Micro, size: Micro) -> tuple[Decision, ...]:
+def _log(obs: Obs, why: str, price: Micro, size: Micro, done: Micro = 0) -> tuple[Decision, ...]:
+    if done:
+        why = f"{why}; {fmt_micro(done)} unwound so far"
     return (Decision(obs.now_ms, Action.UNWIND, why, price, size),)
 
 

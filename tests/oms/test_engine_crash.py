@@ -9,6 +9,10 @@ were never committed at all — and the user events that happen while it is down
 is rebuilt from the journal, marks in-flight intents UNKNOWN, reconciles with the venue, and trading
 goes on. At the end: no order was ever POSTed twice, every order of ours at the exchange is known and
 agrees, and the ledgers equal the exchange's balances and positions without any balance repair.
+
+The simulated crash is in process (`Engine.crash()`, on a virtual clock). The real one — the OMS as a
+child process killed by SIGKILL at seeded points (mid-commit, intent durable before its POST, POST
+processed but unanswered, ...), against `polyoms sim` over sockets — is test_crash_process.py.
 """
 
 from __future__ import annotations

@@ -376,8 +376,6 @@ def test_sigkill_then_recover(venue: Venue, tmp_path: Path, seed: int) -> None:
             # In shares from the trades: the venue gives a FOK/FAK BUY's size_matched in pUSD.
             assert o.filled == settled.get(oid, 0), (oid, o, x)
             agree = {(MATCHED, S.FILLED), (CANCELED, S.CANCELLED)}
-            if x.size_failed:
-                agree.add((MATCHED, S.CANCELLED))  # test_matched_then_failed_while_down_is_not_cancelled
             assert (x.status, o.state) in agree, (oid, o, x, [(h.to_state, h.reason, h.actor) for h in o.history])
     if p.window in ("intent_committed", "post_unprocessed") and life.window == p.window:
         # The order the kill caught is journaled, never reached the matching engine, and ends REJECTED.
@@ -415,12 +413,10 @@ def test_sigkill_then_recover(venue: Venue, tmp_path: Path, seed: int) -> None:
         j.close()
 
 
-@pytest.mark.xfail(strict=True, reason="reconcile concludes CANCELLED for an order the venue reports MATCHED")
 def test_matched_then_failed_while_down_is_not_cancelled(tmp_path: Path) -> None:
     """An order fully matched while the OMS was down, whose trade then failed: the venue says MATCHED
-    (size_matched keeps the failed fill), the live path says FILLED (filled 0), but recovery resolves it
-    CANCELLED ("not open at the venue"): reconcile._missing_target counts only fills that still stand.
-    The ledgers are right either way; the audit trail contradicts the venue."""
+    (size_matched keeps the failed fill) and so must recovery, as the live path does (FILLED, filled 0) —
+    not CANCELLED for want of a fill that still stands."""
     r = rig(tmp_path, failure_rate=1.0)
 
     async def body() -> None:

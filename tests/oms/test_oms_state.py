@@ -295,8 +295,12 @@ def test_gtd_cancellation_after_expiration_is_expired() -> None:
         order_event(o.order_id, E.CANCELLATION, status=OS.CANCELED, order_type=OrderType.GTD, ts_ms=(exp + 1) * 1000)
     )
     assert o.state is S.EXPIRED
+    # The venue ends a GTD order 60 s (the security threshold) before its expiration: that is its expiry.
+    dead_man = live(state, oid(), order_type=OrderType.GTD, expiration=exp)
+    state.on_order_event(order_event(dead_man.order_id, E.CANCELLATION, status=OS.CANCELED, ts_ms=(exp - 60) * 1000))
+    assert dead_man.state is S.EXPIRED
     early = live(state, oid(), order_type=OrderType.GTD, expiration=exp)
-    state.on_order_event(order_event(early.order_id, E.CANCELLATION, status=OS.CANCELED, ts_ms=(exp - 30) * 1000))
+    state.on_order_event(order_event(early.order_id, E.CANCELLATION, status=OS.CANCELED, ts_ms=(exp - 61) * 1000))
     assert early.state is S.CANCELLED
 
 

@@ -71,16 +71,29 @@ class OrderManager:
         market: str = "",
         order_type: OrderType = OrderType.GTC,
         post_only: bool = False,
+        neg_risk: bool = False,
+        expiration: int = 0,
         actor: str | None = None,
     ) -> str:
         """Sign a limit order with the manager's builder, then `submit` it. Admission is checked first:
-        nothing is signed while admission is closed."""
+        nothing is signed while admission is closed. `neg_risk` must be the market's flag: it selects the
+        exchange contract the order is signed for (a wrong one is refused as an invalid signature)."""
         if self.builder is None:
             raise ValueError("this manager has no order builder: submit signed orders")
         errors = self.engine.admission_errors()
         if errors:
             raise errors[0]
-        order = self.builder.limit(token_id, side, price, size, tick=tick, order_type=order_type, post_only=post_only)
+        order = self.builder.limit(
+            token_id,
+            side,
+            price,
+            size,
+            tick=tick,
+            neg_risk=neg_risk,
+            order_type=order_type,
+            expiration=expiration,
+            post_only=post_only,
+        )
         return await self.submit(order, market=market, actor=actor)
 
     def status(self, order_id: str) -> OrderStatus:

@@ -217,6 +217,8 @@ def diff(
 
     # 1. Trades.
     extra: dict[str, tuple[Micro, Micro]] = {}  # order id → (shares, count) the batch's trades will add
+    # order id → shares of missed trades in any status: the venue's size_matched keeps failed fills too
+    missed_matched: dict[str, Micro] = {}
     applied: set[str] = set()
     default_wallet = next(iter(state.ledgers)) if len(state.ledgers) == 1 else None
     for t in truth.trades:
@@ -227,6 +229,7 @@ def diff(
             local = state.fills.get((t.id, leg.order_id))
             if local is None:
                 diffs.append(Diff(MISSED_TRADE, f"{t.status} fill of {leg.size}", leg.order_id, t.id, leg.wallet))
+                missed_matched[leg.order_id] = missed_matched.get(leg.order_id, 0) + leg.size
                 if TIER[t.status] is not FillTier.VOIDED:
                     shares, n = extra.get(leg.order_id, (0, 0))
                     extra[leg.order_id] = (shares + leg.size, n + 1)
@@ -268,7 +271,7 @@ def diff(
                 continue
             if o.state in (S.SUBMITTING, S.UNKNOWN) and now - o.last_ts_ms < unknown_grace_ms:
                 continue
-            to, evidence = _missing_target(o, truth, extra, now, trades_cover(o))
+            to, evidence = _missing_target(o, truth, missed_matched.get(o.order_id, 0), now, trades_cover(o))
             if to is None:
                 diffs.append(Diff(ORDER_UNRESOLVED, evidence, o.order_id))
                 continue
@@ -297,8 +300,11 @@ def diff(
 
 
 def _missing_target(
-    o: OrderRecord, truth: VenueTruth, extra: dict[str, tuple[Micro, Micro]], now: int, covered: bool
+    o: OrderRecord, truth: VenueTruth, missed: Micro, now: int, covered: bool
 ) -> tuple[OrderState | None, str]:
+    """Where an order the venue no longer lists open has gone. `missed`: shares of this order in the
+    venue's trades the OMS had not seen, whatever their status — like the venue's size_matched, "how much
+    matched" counts fills that later failed settlement (they do not count as filled)."""
     looked_up = truth.order_status.get(o.order_id)
     if looked_up is not None:
         status = looked_up.normalized_status
@@ -316,8 +322,7 @@ def _missing_target(
                 return S.REJECTED, "/data/order: INVALID"
             return None, "/data/order says INVALID for an acknowledged order"
         return None, f"/data/order says {status} but the open-orders list does not have it"
-    shares, _ = extra.get(o.order_id, (0, 0))
-    matched = max(o.venue_matched, o.filled + shares)
+    matched = max(o.venue_matched, o.filled + o.voided + missed)
     if o.size and matched >= o.size:
         return S.FILLED, "not open at the venue; fully matched"
     if o.is_ioc and matched > 0:

@@ -33,6 +33,7 @@ from polyoms.core.enums import OrderType, Side
 from polyoms.core.units import MICRO, Micro
 from polyoms.core.user_events import OrderEvent, OrderEventType, OrderStatus
 from polyoms.oms.errors import IllegalTransitionError
+from polyoms.polymarket.protocol.constants import GTD_SECURITY_THRESHOLD_S
 
 
 class OrderState(StrEnum):
@@ -373,10 +374,18 @@ def by_matched(o: OrderRecord) -> OrderState:
 def done_target(o: OrderRecord, ts_ms: int | None) -> OrderState:
     """The terminal state of an order the venue reports gone (cancellation, cancel answer, absent from
     the open orders): IOC orders are FILLED if anything matched, else CANCELLED; a GTD order past its
-    expiration is EXPIRED; anything else CANCELLED (partial fills stay on the order)."""
+    effective expiry is EXPIRED; anything else CANCELLED (partial fills stay on the order).
+
+    The venue ends a GTD order one security threshold before its `expiration` (doc §3.8: a lifetime of
+    N s is `expiration = now + 60 + N`), so that is when a cancellation starts meaning "expired"."""
     if o.is_ioc:
         return S.FILLED if o.matched > 0 else S.CANCELLED
-    if o.order_type is OrderType.GTD and o.expiration and ts_ms is not None and ts_ms // 1000 >= o.expiration:
+    if (
+        o.order_type is OrderType.GTD
+        and o.expiration
+        and ts_ms is not None
+        and ts_ms // 1000 >= o.expiration - GTD_SECURITY_THRESHOLD_S
+    ):
         return S.EXPIRED
     return S.CANCELLED
 

@@ -30,7 +30,7 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
-	for b in sign matching rest_roundtrip book client market_day; do $(BIN)/python bench/$$b.py || exit 1; done
+	for b in sign matching rest_roundtrip book client ws market_day oms; do $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV)

@@ -41,7 +41,7 @@ from polyoms.oms import inputs as K
 from polyoms.oms.errors import IllegalTransitionError
 from polyoms.oms.fills import STATUS_RANK, TIER, FillTier, legs_of
 from polyoms.oms.inputs import BalanceInput
-from polyoms.oms.state import OPEN, TERMINAL, OrderRecord, OrderState
+from polyoms.oms.state import OPEN, TERMINAL, OrderRecord, OrderState, gtd_expired
 
 if TYPE_CHECKING:
     from polyoms.oms.core import OmsState
@@ -314,7 +314,7 @@ def _missing_target(
             matched = max(o.matched, looked_up.size_matched)
             if o.is_ioc:
                 return (S.FILLED if matched else S.CANCELLED), "/data/order: CANCELED"
-            if o.order_type is OrderType.GTD and o.expiration and now // 1000 >= o.expiration:
+            if gtd_expired(o, now):
                 return S.EXPIRED, "/data/order: CANCELED after expiration"
             return S.CANCELLED, "/data/order: CANCELED"
         if status == "INVALID":
@@ -327,7 +327,7 @@ def _missing_target(
         return S.FILLED, "not open at the venue; fully matched"
     if o.is_ioc and matched > 0:
         return S.FILLED, "not open at the venue; IOC order traded"
-    if o.order_type is OrderType.GTD and o.expiration and now // 1000 >= o.expiration:
+    if gtd_expired(o, now):
         return S.EXPIRED, "not open at the venue; past its expiration"
     if o.state in (S.LIVE, S.PARTIALLY_FILLED) or matched > 0:
         return S.CANCELLED, "not open at the venue"

@@ -371,21 +371,21 @@ def by_matched(o: OrderRecord) -> OrderState:
     return S.PARTIALLY_FILLED if matched > 0 else S.LIVE
 
 
+def gtd_expired(o: OrderRecord, ts_ms: int) -> bool:
+    """A GTD order the venue has ended by now: one security threshold before its `expiration` (doc §3.8:
+    a lifetime of N s is `expiration = now + 60 + N`)."""
+    if o.order_type is not OrderType.GTD or o.expiration <= 0:
+        return False
+    return ts_ms // 1000 >= o.expiration - GTD_SECURITY_THRESHOLD_S
+
+
 def done_target(o: OrderRecord, ts_ms: int | None) -> OrderState:
     """The terminal state of an order the venue reports gone (cancellation, cancel answer, absent from
     the open orders): IOC orders are FILLED if anything matched, else CANCELLED; a GTD order past its
-    effective expiry is EXPIRED; anything else CANCELLED (partial fills stay on the order).
-
-    The venue ends a GTD order one security threshold before its `expiration` (doc §3.8: a lifetime of
-    N s is `expiration = now + 60 + N`), so that is when a cancellation starts meaning "expired"."""
+    effective expiry (`gtd_expired`) is EXPIRED; anything else CANCELLED (partial fills stay on the order)."""
     if o.is_ioc:
         return S.FILLED if o.matched > 0 else S.CANCELLED
-    if (
-        o.order_type is OrderType.GTD
-        and o.expiration
-        and ts_ms is not None
-        and ts_ms // 1000 >= o.expiration - GTD_SECURITY_THRESHOLD_S
-    ):
+    if ts_ms is not None and gtd_expired(o, ts_ms):
         return S.EXPIRED
     return S.CANCELLED
 

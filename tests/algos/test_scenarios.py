@@ -302,6 +302,7 @@ def test_a_seed_replays_the_same_run(name: str) -> None:
 def test_every_scenario_is_covered() -> None:
     tested = {
         "iceberg/partial-fills", "iceberg/timeout", "iceberg/settlement-failure", "iceberg/thin-book",
+        "iceberg/adaptive-undercut",
         "adaptive/undercut", "adaptive/undercut-sell", "adaptive/trend", "adaptive/stale-low",
         "adaptive/stale-medium", "adaptive/stale-high", "microprice/imbalance", "microprice/thin-book",
         "kelly/trend", "multileg/complete-set", "multileg/one-leg-killed", "multileg/neg-risk-sequential",

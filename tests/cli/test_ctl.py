@@ -198,6 +198,7 @@ def test_parent_cancel_and_bad_algo_input(running: tuple[DaemonThread, Daemon]) 
     for extra, expected in (
         (["--price", "0.05", "--algo", "twap"], "algo must be one of"),
         (["--price", "0.05", "--algo", "iceberg", "--param", "colour=red"], "unknown iceberg parameter"),
+        (["--price", "0.05", "--algo", "iceberg", "--param", "urgency=high"], "need limit="),
         (["--price", "0.05", "--algo", "adaptive", "--param", "urgency=extreme"], "urgency must be"),
         (["--price", "0.05", "--algo", "micro-price", "--param", "band_bps=x"], "must be an integer"),
         (["--algo", "iceberg"], "needs --price"),

@@ -3,7 +3,8 @@
 Each algorithm is a pure `step(observation) -> (state, commands, decisions)` (`base.py`); the
 `ParentManager` (`parents.py`) runs many of them at once through the order manager and the engine.
 
-    iceberg.py     tranches of a parent order, one live at a time, randomized sizes and pauses
+    iceberg.py     tranches of a parent order, one live at a time, randomized sizes and pauses;
+                   optionally priced by the adaptive rules (`AdaptivePricing`)
     adaptive.py    one order that chases the market within a limit (undercut, stale), urgency presets
     urgency.py     LOW / MEDIUM / HIGH: patience, adjustments, step
     microprice.py  an order kept inside a band around the size-weighted mid
@@ -16,7 +17,7 @@ Each algorithm is a pure `step(observation) -> (state, commands, decisions)` (`b
     scenarios.py   scripted backtests on the local exchange (tests and `polyoms report algos`)
 """
 
-from polyoms.algos.adaptive import AdaptiveSpec
+from polyoms.algos.adaptive import AdaptivePricing, AdaptiveSpec
 from polyoms.algos.base import AlgoConfigError, BookTop, Decision, Instrument, ParentState
 from polyoms.algos.books import BookLevels, BookSource, ExchangeBooks, MirrorBooks, RestBooks
 from polyoms.algos.iceberg import IcebergSpec
@@ -29,6 +30,7 @@ from polyoms.algos.unwinder import UnwindMethod, UnwindPolicy
 from polyoms.algos.urgency import Urgency, UrgencyParams
 
 __all__ = [
+    "AdaptivePricing",
     "AdaptiveSpec",
     "AlgoConfigError",
     "BookLevels",

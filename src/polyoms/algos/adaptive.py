@@ -21,6 +21,9 @@ placed while the Kelly size is below the market's minimum.
 Decision log: PLACE, WAIT, RAISE_BID / LOWER_ASK (with the reason: undercut or stale), REFRESH (a child
 ended without us — a dead-man GTD expiry, a venue cancel — and is placed again, not an adjustment),
 NO_EDGE, GIVE_UP, STOP, SETTLE, RESUME (a settlement failure voided a fill), DONE.
+
+The rules themselves are pure functions (`entry_price`, `review`) so that another algorithm can price its
+resting order the same way: the iceberg does, for its live tranche, with `AdaptivePricing`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from polyoms.algos.base import (
     CENT,
     Action,
     AlgoState,
+    BookTop,
     Command,
     Decision,
     Done,
@@ -58,10 +62,129 @@ from polyoms.algos.base import (
 from polyoms.algos.sizing import KellySizing, KellyVerdict, kelly_shares, kelly_verdict
 from polyoms.algos.urgency import Urgency, UrgencyParams, resolve
 from polyoms.core.enums import Side
-from polyoms.core.units import MICRO, Micro, fmt_micro
+from polyoms.core.units import MICRO, Micro, TickSize, fmt_micro
 from polyoms.oms.state import OrderState
 
 P = ParentState
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptivePricing:
+    """The adaptive rules for another algorithm's resting order (`IcebergSpec.adaptive`)."""
+
+    limit: Micro
+    """Max price for a BUY, min price for a SELL: never passed."""
+    urgency: Urgency | UrgencyParams = Urgency.MEDIUM
+    undercut_margin: Micro = CENT
+    check_ms: int = 1_000
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "urgency", resolve(self.urgency))
+        require(self.undercut_margin > 0, "undercut_margin must be positive", field="undercut_margin")
+        require(self.check_ms > 0, "check_ms must be positive", field="check_ms")
+
+    @property
+    def params(self) -> UrgencyParams:
+        return resolve(self.urgency)
+
+
+def entry_price(
+    side: Side, tick: TickSize, top: BookTop | None, limit: Micro, start: Micro | None, post_only: bool
+) -> Micro | None:
+    """Where an order starts: `start`, else the best price others show on our side, else one tick inside
+    the other side, else the limit — on the grid, never beyond `limit`, not crossing when `post_only`.
+    None when no price is valid (post-only against a book that leaves no passive price in range)."""
+    if start is not None:
+        price = start
+    else:
+        best = top.best(side) if top is not None else None
+        opposite = top.opposite(side) if top is not None else None
+        if best is not None:
+            price = best
+        elif opposite is not None:
+            price = px.toward(side, opposite, -tick.micro)
+        else:
+            price = limit
+    price = px.bounded(side, price, limit, tick)
+    if post_only:
+        price = px.passive(side, price, top.opposite(side) if top else None, tick)
+    if not tick.min_price <= price <= tick.max_price:
+        return None
+    return price
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What `review` concluded: WAIT, RAISE_BID / LOWER_ASK to `price`, or GIVE_UP."""
+
+    action: Action
+    reason: str
+    price: Micro
+
+
+def review(
+    *,
+    side: Side,
+    tick: TickSize,
+    top: BookTop | None,
+    ours: Micro,
+    now_ms: int,
+    progress_ms: int,
+    params: UrgencyParams,
+    step_px: Micro,
+    limit: Micro,
+    undercut_margin: Micro,
+    adjustments: int,
+    post_only: bool,
+    blocked: str = "",
+) -> Verdict:
+    """The adaptive rules for a resting order at `ours` with no fill since `progress_ms`.
+
+    `blocked` is the caller's own reason not to reprice (checked after the limit and the adjustment
+    budget). A reprice that is needed but blocked gives up when stale and waits when only undercut: the
+    stale order has had its patience and nothing better is allowed, while an undercut one may still be
+    filled where it is."""
+    if top is None:
+        return Verdict(Action.WAIT, "no trusted book", ours)
+    other = top.best(side)
+    ahead = px.ahead_by(side, other, ours) if other is not None else 0
+    undercut = other is not None and ahead >= undercut_margin
+    stale_for = now_ms - progress_ms
+    stale = stale_for >= params.patience_ms
+    if not undercut and not stale:
+        if other is None or ahead < 0:
+            why = "alone at the best price"
+        elif ahead == 0:
+            why = "at the best price"
+        else:
+            why = f"behind by {fmt_micro(ahead)} < margin {fmt_micro(undercut_margin)}"
+        return Verdict(Action.WAIT, why, ours)
+    new = px.toward(side, ours, step_px)
+    if undercut and other is not None:
+        beat = px.toward(side, other, tick.micro)
+        if px.more_aggressive(side, beat, new):
+            new = beat
+    new = px.bounded(side, new, limit, tick)
+    if post_only:
+        new = px.passive(side, new, top.opposite(side), tick)
+    improves = px.more_aggressive(side, new, ours)
+    parts = []
+    if undercut and other is not None:
+        parts.append(f"undercut: {fmt_micro(other)} is {fmt_micro(ahead)} ahead")
+    if stale:
+        parts.append(f"stale: no fill for {stale_for // 1000} s")
+    what = "; ".join(parts)
+    blocker = ""
+    if not improves:
+        blocker = f"at the limit {fmt_micro(limit)}" if ours == limit else "cannot improve"
+    elif adjustments >= params.max_adjustments:
+        blocker = f"{adjustments} adjustments used"
+    elif blocked:
+        blocker = blocked
+    if blocker:
+        return Verdict(Action.GIVE_UP if stale else Action.WAIT, f"{what}; {blocker}", ours)
+    action = Action.RAISE_BID if side is Side.BUY else Action.LOWER_ASK
+    return Verdict(action, f"{what} (adjustment {adjustments + 1})", new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,26 +409,11 @@ class AdaptiveState(AlgoState):
     def _first(self, obs: Obs, filled: Micro, cash: Micro, fees: Micro) -> Step[AlgoState]:
         if obs.now_ms < self.next_check_ms and self.last_wait:
             return Step(self)  # waiting (no edge, no valid price): look again at the next check
-        side, tick = self.spec.side, self.inst.tick
-        if self.price:  # re-entry after a void or a no-edge pause: keep the price reached
-            price = self.price
-        elif self.spec.start_price is not None:
-            price = self.spec.start_price
-        else:
-            top = obs.books.get(self.spec.token_id)
-            best = top.best(side) if top is not None else None
-            opposite = top.opposite(side) if top is not None else None
-            if best is not None:
-                price = best
-            elif opposite is not None:
-                price = px.toward(side, opposite, -tick.micro)  # one tick inside the other side
-            else:
-                price = self.limit_px
-        price = px.bounded(side, price, self.limit_px, tick)
-        if self.spec.post_only:
-            top = obs.books.get(self.spec.token_id)
-            price = px.passive(side, price, top.opposite(side) if top else None, tick)
-        if not tick.min_price <= price <= tick.max_price:
+        # Re-entry after a void or a no-edge pause keeps the price reached.
+        start = self.price or self.spec.start_price
+        top = obs.books.get(self.spec.token_id)
+        price = entry_price(self.spec.side, self.inst.tick, top, self.limit_px, start, self.spec.post_only)
+        if price is None:
             decisions, last = dedup_wait(self.last_wait, obs, "no valid passive price", None)
             return Step(replace(self, last_wait=last, next_check_ms=obs.now_ms + self.spec.check_ms), (), decisions)
         return self._place(obs, price, filled, cash, fees, Action.PLACE, "start")
@@ -324,63 +432,31 @@ class AdaptiveState(AlgoState):
     # --- reviewing -------------------------------------------------------------------------------
 
     def _review(self, obs: Obs, filled: Micro, cash: Micro, fees: Micro) -> Step[AlgoState]:
-        spec, side, tick = self.spec, self.spec.side, self.inst.tick
-        top = obs.books.get(spec.token_id)
-        ours = self.price
-        if top is None:
-            decisions, last = dedup_wait(self.last_wait, obs, "no trusted book", ours)
-            return Step(replace(self, last_wait=last), (), decisions)
-        other = top.best(side)
-        ahead = px.ahead_by(side, other, ours) if other is not None else 0
-        undercut = other is not None and ahead >= spec.undercut_margin
-        stale_for = obs.now_ms - self.progress_ms
-        stale = stale_for >= self.params.patience_ms
-        if not undercut and not stale:
-            if other is None or ahead < 0:
-                why = "alone at the best price"
-            elif ahead == 0:
-                why = "at the best price"
-            else:
-                why = f"behind by {fmt_micro(ahead)} < margin {fmt_micro(spec.undercut_margin)}"
-            decisions, last = dedup_wait(self.last_wait, obs, why, ours)
-            return Step(replace(self, last_wait=last), (), decisions)
-        assert not undercut or other is not None
-        new = px.toward(side, ours, self.step_px)
-        if undercut and other is not None:
-            beat = px.toward(side, other, tick.micro)
-            if px.more_aggressive(side, beat, new):
-                new = beat
-        new = px.bounded(side, new, self.limit_px, tick)
-        if spec.post_only:
-            new = px.passive(side, new, top.opposite(side), tick)
         remaining = self.target - filled
-        improves = px.more_aggressive(side, new, ours)
-        parts = []
-        if undercut and other is not None:
-            parts.append(f"undercut: {fmt_micro(other)} is {fmt_micro(ahead)} ahead")
-        if stale:
-            parts.append(f"stale: no fill for {stale_for // 1000} s")
-        what = "; ".join(parts)
-        blocker = ""
-        if not improves:
-            blocker = f"at the limit {fmt_micro(self.limit_px)}" if ours == self.limit_px else "cannot improve"
-        elif self.adjustments >= self.params.max_adjustments:
-            blocker = f"{self.adjustments} adjustments used"
-        elif 0 < remaining < self.inst.min_size and self.spec.kelly is None:
-            blocker = f"remainder {fmt_micro(remaining)} is below the market minimum"
-        if blocker:
-            if stale:
-                return self._stop(obs, P.GAVE_UP, f"{what}; {blocker}", Action.GIVE_UP)
-            decisions, last = dedup_wait(self.last_wait, obs, f"{what}; {blocker}", ours)
-            return Step(replace(self, last_wait=last), (), decisions)
-        action = Action.RAISE_BID if side is Side.BUY else Action.LOWER_ASK
-        st = replace(self, stage="replace", pending_price=new, adjustments=self.adjustments + 1, last_wait="")
-        cmds, sent = cancels_for(obs, (self.live,), st.cancels)
-        return Step(
-            replace(st, cancels=sent),
-            cmds,
-            (Decision(obs.now_ms, action, f"{what} (adjustment {st.adjustments})", new, remaining),),
+        small = 0 < remaining < self.inst.min_size and self.spec.kelly is None
+        v = review(
+            side=self.spec.side,
+            tick=self.inst.tick,
+            top=obs.books.get(self.spec.token_id),
+            ours=self.price,
+            now_ms=obs.now_ms,
+            progress_ms=self.progress_ms,
+            params=self.params,
+            step_px=self.step_px,
+            limit=self.limit_px,
+            undercut_margin=self.spec.undercut_margin,
+            adjustments=self.adjustments,
+            post_only=self.spec.post_only,
+            blocked=f"remainder {fmt_micro(remaining)} is below the market minimum" if small else "",
         )
+        if v.action is Action.GIVE_UP:
+            return self._stop(obs, P.GAVE_UP, v.reason, Action.GIVE_UP)
+        if v.action is Action.WAIT:
+            decisions, last = dedup_wait(self.last_wait, obs, v.reason, self.price)
+            return Step(replace(self, last_wait=last), (), decisions)
+        st = replace(self, stage="replace", pending_price=v.price, adjustments=self.adjustments + 1, last_wait="")
+        cmds, sent = cancels_for(obs, (self.live,), st.cancels)
+        return Step(replace(st, cancels=sent), cmds, (Decision(obs.now_ms, v.action, v.reason, v.price, remaining),))
 
     def _replace_done(self, obs: Obs, filled: Micro, cash: Micro, fees: Micro) -> Step[AlgoState]:
         st = replace(self, price=self.pending_price, pending_price=0, cancels={})

@@ -12,18 +12,34 @@ The parent's fills are its children's, as the OMS counts them (voided fills excl
 * CANCELLED / EXPIRED on a user cancel or at its timeout: the live tranche is cancelled, its cancel
   confirmed and its fills (final, by default) counted, so the status says exactly what filled.
 The last tranches may be resized so that no remainder below the market's minimum order size is left.
+
+With `adaptive` (an `AdaptivePricing`), the live tranche is priced by the adaptive module's rules
+(`adaptive.review`) instead of resting at a fixed price: every `check_ms` it is compared with the book —
+undercut by at least the margin, or stale (no fill for the urgency's patience since it was placed, repriced
+or last filled) — and stepped toward the limit (RAISE_BID / LOWER_ASK), never beyond it. A reprice is
+cancel → confirmed cancel → replace what is left of the tranche at the new price; when what is left is
+below the market's minimum, the tranche ends there and the next one (after the usual pause) takes the new
+price. The adjustment budget is the parent's, not each tranche's, so the urgency bounds how far the whole
+order chases. Each new tranche starts where the last one was (the price reached, not the start). As in
+`AdaptiveSpec`, a reprice that is needed but impossible (at the limit, budget spent, parent remainder below
+the minimum) makes a stale tranche GIVE UP — cancelled, the parent ends GAVE_UP with what filled — and an
+undercut one WAIT at its price. `price` is then the start price, or None to join the best price others show
+on our side (one tick inside the other side when ours is empty, the limit when the book is).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from polyoms.algos import pricing as px
 from polyoms.algos import rng
+from polyoms.algos.adaptive import AdaptivePricing, entry_price, review
 from polyoms.algos.base import (
     CANCEL_RETRY_MS,
     LOT,
     Action,
     AlgoState,
+    ChildView,
     Command,
     Decision,
     Done,
@@ -38,6 +54,7 @@ from polyoms.algos.base import (
     cancels_for,
     check_price,
     check_size,
+    dedup_wait,
     earliest,
     require,
     side_of,
@@ -82,8 +99,8 @@ class IcebergSpec:
     side: Side
     size: Micro
     """Total shares."""
-    price: Micro
-    """Limit price of every tranche."""
+    price: Micro | None
+    """Limit price of every tranche; with `adaptive`, where the first tranche starts (None: join the book)."""
     display: Micro
     """Mean tranche size."""
     variance_bps: int = 2_000
@@ -96,9 +113,16 @@ class IcebergSpec:
     post_only: bool = False
     lifetime_s: int = 0
     await_settlement: bool = True
+    adaptive: AdaptivePricing | None = None
+    """Reprice the live tranche by the adaptive rules within `adaptive.limit` (None: a fixed price)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "side", side_of(self.side))
+        require(
+            self.price is not None or self.adaptive is not None,
+            "an iceberg needs a price, or adaptive pricing to start from the book",
+            field="price",
+        )
         require(0 <= self.variance_bps < 10_000, "variance_bps must be within [0, 10000)", field="variance_bps")
         lo, hi = self.pause_ms
         require(0 <= lo <= hi, f"pause_ms must be (min, max) with 0 <= min <= max, got {self.pause_ms}")
@@ -116,7 +140,8 @@ class IcebergState(AlgoState):
     started_ms: int
     deadline_ms: int | None
     stage: str = "ready"
-    """ready (next tranche due at ready_ms), live, settle, stop, end."""
+    """ready (next tranche due at ready_ms), live, replace (adaptive: cancel sent, new price pending),
+    settle, stop, end."""
     status: ParentState = P.WORKING
     why: str = ""
     ready_ms: int = 0
@@ -125,12 +150,29 @@ class IcebergState(AlgoState):
     draws: int = 0
     outcome: ParentState = P.DONE
     cancels: dict[str, int] = field(default_factory=dict)
+    price: Micro = 0
+    """The price of the next (or live) tranche; 0 until an adaptive iceberg without a start price has one."""
+    tranches: int = 0
+    adjustments: int = 0
+    pending_price: Micro = 0
+    progress_ms: int = 0
+    """Adaptive: the last placement or fill (staleness is measured from it)."""
+    seen_filled: Micro = 0
+    next_check_ms: int = 0
+    last_wait: str = ""
 
     kind = "iceberg"
 
     @staticmethod
     def start(spec: IcebergSpec, inst: Instrument, now_ms: int, seed: int) -> IcebergState:
-        check_price(spec.price, inst.tick, "price")
+        if spec.adaptive is not None:
+            check_price(spec.adaptive.limit, inst.tick, "limit")
+        if spec.price is not None:
+            check_price(spec.price, inst.tick, "price")
+            if spec.adaptive is not None:
+                require(
+                    px.within(spec.side, spec.price, spec.adaptive.limit), "price is beyond the limit", field="price"
+                )
         check_size(spec.size, "size", minimum=inst.min_size)
         check_size(spec.display, "display", minimum=inst.min_size)
         spread = spec.display * spec.variance_bps // 10_000
@@ -148,6 +190,8 @@ class IcebergState(AlgoState):
             now_ms,
             None if spec.timeout_ms is None else now_ms + spec.timeout_ms,
             ready_ms=now_ms,
+            price=spec.price or 0,
+            progress_ms=now_ms,
         )
 
     # --- AlgoState -------------------------------------------------------------------------------
@@ -177,12 +221,14 @@ class IcebergState(AlgoState):
         if self.stage == "ready":
             return earliest(self.ready_ms, self.deadline_ms)
         if self.stage == "live":
-            return self.deadline_ms
+            return earliest(self.next_check_ms, self.deadline_ms) if self.spec.adaptive else self.deadline_ms
+        if self.stage == "replace":
+            return earliest(*(t + CANCEL_RETRY_MS for t in self.cancels.values()), self.deadline_ms)
         return None
 
     def progress(self, obs: Obs) -> Progress:
         filled, cash, fees = sums(obs, self.child_keys)
-        return Progress(self.spec.size, filled, cash, fees, 0)
+        return Progress(self.spec.size, filled, cash, fees, self.adjustments)
 
     # --- the state machine -----------------------------------------------------------------------
 
@@ -190,35 +236,60 @@ class IcebergState(AlgoState):
         if self.status.is_terminal:
             return Step(self)
         filled, _, _ = sums(obs, self.child_keys)
-        if self.stage == "stop":
-            return self._wind_down(obs)
-        if self.stage == "settle":
-            return self._settle(obs, filled)
+        st = self
+        if st.spec.adaptive is not None and filled != st.seen_filled:
+            progress_ms = obs.now_ms if filled > st.seen_filled else st.progress_ms
+            st = replace(st, seen_filled=filled, progress_ms=progress_ms)
+        if st.stage == "stop":
+            return st._wind_down(obs)
+        if st.stage == "settle":
+            return st._settle(obs, filled)
         if obs.cancel_requested:
-            return self._stop(obs, P.CANCELLED, "cancelled by the user")
-        if self.deadline_ms is not None and obs.now_ms >= self.deadline_ms:
-            return self._stop(obs, P.EXPIRED, f"timeout after {(obs.now_ms - self.started_ms) // 1000} s")
-        if self.stage == "live":
-            view = obs.children.get(self.live)
-            if view is None or not view.final:
-                return Step(self)
+            return st._stop(obs, P.CANCELLED, "cancelled by the user")
+        if st.deadline_ms is not None and obs.now_ms >= st.deadline_ms:
+            return st._stop(obs, P.EXPIRED, f"timeout after {(obs.now_ms - st.started_ms) // 1000} s")
+        if st.stage == "replace":
+            return st._replace_done(obs, filled)
+        if st.stage == "live":
+            view = obs.children.get(st.live)
+            if view is None:
+                return Step(st)
+            if not view.final:
+                a = st.spec.adaptive
+                if a is None or not view.cancellable or obs.now_ms < st.next_check_ms:
+                    return Step(st)
+                return replace(st, next_check_ms=obs.now_ms + a.check_ms)._review(obs, filled, view)
             if view.state is OrderState.REJECTED:
-                return self._stop(obs, P.FAILED, f"tranche refused: {view.error or 'rejected'}", Action.FAIL)
-            remaining = self.spec.size - filled
+                return st._stop(obs, P.FAILED, f"tranche refused: {view.error or 'rejected'}", Action.FAIL)
+            remaining = st.spec.size - filled
             if remaining <= 0:
-                return self._finish(obs, filled)
-            lo, hi = self.spec.pause_ms
-            pause = rng.between(self.seed, self.draws, lo, hi)
-            st = replace(self, stage="ready", live="", ready_ms=obs.now_ms + pause, draws=self.draws + 1)
+                return st._finish(obs, filled)
             ended = "filled" if view.state is OrderState.FILLED else f"ended {view.state}"
-            why = f"tranche {self.live} {ended} ({fmt_micro(view.filled)}); {fmt_micro(remaining)} left"
-            return Step(st, (), (Decision(obs.now_ms, Action.PAUSE, f"{why}, next in {pause} ms"),))
+            return st._pause(obs, f"tranche {st.live} {ended} ({fmt_micro(view.filled)}); {fmt_micro(remaining)} left")
         # ready
-        if obs.now_ms < self.ready_ms:
-            return Step(self)
-        remaining = self.spec.size - filled
+        if obs.now_ms < st.ready_ms:
+            return Step(st)
+        remaining = st.spec.size - filled
         if remaining <= 0:
-            return self._finish(obs, filled)
+            return st._finish(obs, filled)
+        return st._next_tranche(obs, filled, remaining)
+
+    def _pause(self, obs: Obs, why: str) -> Step[AlgoState]:
+        lo, hi = self.spec.pause_ms
+        pause = rng.between(self.seed, self.draws, lo, hi)
+        st = replace(self, stage="ready", live="", ready_ms=obs.now_ms + pause, draws=self.draws + 1)
+        return Step(st, (), (Decision(obs.now_ms, Action.PAUSE, f"{why}, next in {pause} ms"),))
+
+    def _next_tranche(self, obs: Obs, filled: Micro, remaining: Micro) -> Step[AlgoState]:
+        a = self.spec.adaptive
+        price = self.price
+        if a is not None:
+            top = obs.books.get(self.spec.token_id)
+            found = entry_price(self.spec.side, self.inst.tick, top, a.limit, price or None, self.spec.post_only)
+            if found is None:
+                decisions, last = dedup_wait(self.last_wait, obs, "no valid passive price", None)
+                return Step(replace(self, last_wait=last, ready_ms=obs.now_ms + a.check_ms), (), decisions)
+            price = found
         size = tranche_size(
             self.spec.display,
             self.spec.variance_bps,
@@ -231,19 +302,80 @@ class IcebergState(AlgoState):
         if size == 0:
             reason = f"remainder {fmt_micro(remaining)} is below the market minimum"
             return self._end(obs, P.DONE, reason, ())
+        st = replace(self, tranches=self.tranches + 1, draws=self.draws + 1)
+        reason = f"tranche {st.tranches}: {fmt_micro(filled)} filled, {fmt_micro(remaining)} left"
+        return st._place(obs, price, size, Action.PLACE, reason)
+
+    def _place(self, obs: Obs, price: Micro, size: Micro, action: Action, reason: str) -> Step[AlgoState]:
         key = f"t{len(self.child_keys) + 1}"
         place = Place(
             key,
             self.spec.token_id,
             self.spec.side,
-            self.spec.price,
+            price,
             size=size,
             post_only=self.spec.post_only,
             lifetime_s=self.spec.lifetime_s,
         )
-        st = replace(self, stage="live", live=key, child_keys=(*self.child_keys, key), draws=self.draws + 1)
-        reason = f"tranche {len(st.child_keys)}: {fmt_micro(filled)} filled, {fmt_micro(remaining)} left"
-        return Step(st, (place,), (Decision(obs.now_ms, Action.PLACE, reason, self.spec.price, size),))
+        st = replace(self, stage="live", live=key, child_keys=(*self.child_keys, key), price=price)
+        if self.spec.adaptive is not None:
+            check = obs.now_ms + self.spec.adaptive.check_ms
+            st = replace(st, progress_ms=obs.now_ms, next_check_ms=check, last_wait="")
+        return Step(st, (place,), (Decision(obs.now_ms, action, reason, price, size),))
+
+    # --- adaptive pricing ------------------------------------------------------------------------
+
+    def _review(self, obs: Obs, filled: Micro, view: ChildView) -> Step[AlgoState]:
+        a = self.spec.adaptive
+        assert a is not None
+        params = a.params
+        remaining = self.spec.size - filled
+        # Cancelling the last tranche when the parent's remainder is below the minimum would end the
+        # parent (nothing smaller can be placed) instead of moving the order.
+        small = remaining < self.inst.min_size
+        v = review(
+            side=self.spec.side,
+            tick=self.inst.tick,
+            top=obs.books.get(self.spec.token_id),
+            ours=self.price,
+            now_ms=obs.now_ms,
+            progress_ms=self.progress_ms,
+            params=params,
+            step_px=params.effective_step(self.inst.tick),
+            limit=a.limit,
+            undercut_margin=a.undercut_margin,
+            adjustments=self.adjustments,
+            post_only=self.spec.post_only,
+            blocked=f"remainder {fmt_micro(remaining)} is below the market minimum" if small else "",
+        )
+        if v.action is Action.GIVE_UP:
+            return self._stop(obs, P.GAVE_UP, v.reason, Action.GIVE_UP)
+        if v.action is Action.WAIT:
+            decisions, last = dedup_wait(self.last_wait, obs, v.reason, self.price)
+            return Step(replace(self, last_wait=last), (), decisions)
+        st = replace(self, stage="replace", pending_price=v.price, adjustments=self.adjustments + 1, last_wait="")
+        cmds, sent = cancels_for(obs, (self.live,), st.cancels)
+        left = view.size - view.filled
+        reason = f"tranche {self.tranches} ({self.live}): {v.reason}"
+        return Step(replace(st, cancels=sent), cmds, (Decision(obs.now_ms, v.action, reason, v.price, left),))
+
+    def _replace_done(self, obs: Obs, filled: Micro) -> Step[AlgoState]:
+        view = obs.children.get(self.live)
+        if view is None or not view.final:
+            cmds, sent = cancels_for(obs, (self.live,), self.cancels)
+            return Step(replace(self, cancels=sent), cmds)
+        st = replace(self, price=self.pending_price, pending_price=0, cancels={})
+        remaining = self.spec.size - filled
+        if remaining <= 0:
+            return st._finish(obs, filled)
+        left = view.size - view.filled
+        if left < self.inst.min_size:
+            # Too little of the tranche is left to be placed on its own: the next tranche takes the price.
+            return st._pause(
+                obs, f"tranche {self.live} ended at the reprice ({fmt_micro(view.filled)}); {fmt_micro(remaining)} left"
+            )
+        reason = f"replacement of {self.live} after confirmed cancel: {fmt_micro(left)} of tranche {self.tranches}"
+        return st._place(obs, st.price, left, Action.PLACE, reason)
 
     # --- ending ----------------------------------------------------------------------------------
 
@@ -268,7 +400,8 @@ class IcebergState(AlgoState):
     def _stop(self, obs: Obs, outcome: ParentState, reason: str, action: Action = Action.STOP) -> Step[AlgoState]:
         st = replace(self, stage="stop", status=P.STOPPING, outcome=outcome, why=reason)
         step = st._wind_down(obs)
-        return Step(step.state, step.commands, (Decision(obs.now_ms, action, reason), *step.decisions))
+        price = (self.price or None) if self.spec.adaptive is not None else None
+        return Step(step.state, step.commands, (Decision(obs.now_ms, action, reason, price), *step.decisions))
 
     def _wind_down(self, obs: Obs) -> Step[AlgoState]:
         cmds, sent = cancels_for(obs, self.child_keys, self.cancels)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Final
 
-from polyoms.algos.adaptive import AdaptiveSpec
+from polyoms.algos.adaptive import AdaptivePricing, AdaptiveSpec
 from polyoms.algos.base import Action
 from polyoms.algos.books import ExchangeBooks
 from polyoms.algos.iceberg import IcebergSpec
@@ -368,6 +368,33 @@ async def iceberg_thin_book(seed: int) -> ScenarioRun:
     pid = await _start(w, IcebergSpec(yes, Side.SELL, m(60), m("0.45"), display=m(15), timeout_ms=120_000))
     await w.run([pid])
     return await _finish(w, "iceberg", "thin book", [pid])
+
+
+@scenario("iceberg/adaptive-undercut")
+async def iceberg_adaptive_undercut(seed: int) -> ScenarioRun:
+    """BUY 60 shown ~20 at a time, adaptive pricing up to 0.50 (MEDIUM), starting at the best bid. A small
+    sale fills part of the first tranche; a competitor bids 2¢ over it and the tranche's remainder is moved
+    over them (cancel, confirm, replace); the second tranche starts at that price, not at the start, and
+    is moved over a second competitor bid the same way; sellers fill the rest, never above the limit."""
+    w = await new_world(seed)
+    yes = w.yes(BETA)
+    await w.book(yes, bids=[("0.44", 5)], asks=[("0.52", 100)])
+    pricing = AdaptivePricing(m("0.50"), urgency=Urgency.MEDIUM)
+    spec = IcebergSpec(yes, Side.BUY, m(60), None, display=m(20), timeout_ms=180_000, adaptive=pricing)
+    pid = await _start(w, spec)
+
+    async def competitor(world: World, price: str) -> str:
+        return await world.quote(yes, Side.BUY, price, 20)
+
+    script = [
+        Event(3_000, take(yes_of(BETA), Side.SELL, "0.44", 10), "small sale"),
+        Event(5_000, lambda world: competitor(world, "0.46"), "undercut"),
+        Event(10_000, take(yes_of(BETA), Side.SELL, "0.47", 20), "seller"),
+        Event(16_000, lambda world: competitor(world, "0.48"), "undercut again"),
+        *[Event(20_000 + 2_000 * i, take(yes_of(BETA), Side.SELL, "0.49", 8), "seller") for i in range(12)],
+    ]
+    await w.run([pid], script)
+    return await _finish(w, "iceberg + adaptive", "undercut", [pid])
 
 
 # --- adaptive ------------------------------------------------------------------------------------------

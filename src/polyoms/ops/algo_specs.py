@@ -7,6 +7,8 @@ input error.
 
     iceberg      --price (limit of every tranche)  display=SHARES variance_bps=N pause_min_ms=N
                  pause_max_ms=N timeout_s=N lifetime_s=N
+                 adaptive pricing: limit=P (never passed; --price is then where tranches start)
+                 urgency=LOW|MEDIUM|HIGH undercut_margin=P check_ms=N (these need limit=)
     adaptive     --price (never passed)  urgency=LOW|MEDIUM|HIGH start_price=P undercut_margin=P
                  check_ms=N timeout_s=N lifetime_s=N
     micro-price  --price (aggression limit)  band_bps=N offset_bps=N check_ms=N min_replace_ms=N
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from polyoms.algos.adaptive import AdaptiveSpec
+from polyoms.algos.adaptive import AdaptivePricing, AdaptiveSpec
 from polyoms.algos.iceberg import IcebergSpec
 from polyoms.algos.microprice import MicroPriceSpec
 from polyoms.core.enums import Side
@@ -35,6 +37,10 @@ _PARAMS: dict[str, dict[str, str]] = {
         "pause_max_ms": "int",
         "timeout_s": "int",
         "lifetime_s": "int",
+        "limit": "price",
+        "urgency": "text",
+        "undercut_margin": "price",
+        "check_ms": "int",
     },
     "adaptive": {
         "urgency": "text",
@@ -99,6 +105,7 @@ def build_spec(
     if algo == "iceberg":
         display = p.get("display", max(size // 5, 1))
         pause = (p.get("pause_min_ms", 1_000), p.get("pause_max_ms", 3_000))
+        pricing = _iceberg_pricing(p)
         return IcebergSpec(
             token_id=token_id,
             side=side,
@@ -110,6 +117,7 @@ def build_spec(
             timeout_ms=timeout_ms,
             lifetime_s=lifetime_s,
             post_only=post_only,
+            adaptive=pricing,
         )
     if algo == "adaptive":
         kw: dict[str, Any] = {}
@@ -140,3 +148,14 @@ def build_spec(
         post_only=post_only,
         **mkw,
     )
+
+
+def _iceberg_pricing(p: Mapping[str, Any]) -> AdaptivePricing | None:
+    tuning = sorted(k for k in ("urgency", "undercut_margin", "check_ms") if k in p)
+    if "limit" not in p:
+        if tuning:
+            # Without a limit these would be silently ignored by a fixed-price iceberg.
+            raise InputError(f"iceberg parameter(s) {', '.join(tuning)} need limit=P (adaptive pricing)", field="limit")
+        return None
+    kw: dict[str, Any] = {k: p[k] for k in ("undercut_margin", "check_ms") if k in p}
+    return AdaptivePricing(limit=p["limit"], urgency=p.get("urgency", "MEDIUM"), **kw)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from polyoms.cli import ctl, order, report, run, sim
+from polyoms.cli import ctl, demo, order, report, run, sim
 
 app = typer.Typer(
     name="polyoms",
@@ -18,6 +18,7 @@ app.add_typer(report.app, name="report")
 app.command("sim")(sim.sim)
 app.command("run")(run.run)
 app.command("doctor")(run.doctor)
+app.command("demo")(demo.demo)
 ctl.register(app)
 
 

@@ -8,6 +8,7 @@ simulation parameters, not money, so plain floats are fine here.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Final
@@ -117,6 +118,8 @@ class Faults:
     _ws_rng: random.Random = field(init=False)
     _order_rng: random.Random = field(init=False)
     _ws: dict[int, _WsState] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+    """How many of each fault were injected (for reports: a rehearsal that injected nothing proves little)."""
 
     def __post_init__(self) -> None:
         self.reseed()
@@ -177,14 +180,19 @@ class Faults:
         """An HTTP status to answer instead of serving the request (500/502/503 or 429), or None."""
         c = self.config
         if c.http_429_rate and self._http_rng.random() < c.http_429_rate:
+            self.counts["http_429"] += 1
             return 429
         if c.http_5xx_rate and self._http_rng.random() < c.http_5xx_rate:
+            self.counts["http_5xx"] += 1
             return self._http_rng.choice((500, 502, 503))
         return None
 
     def delay_order(self) -> bool:
         rate = self.config.order_delayed_rate
-        return bool(rate) and self._order_rng.random() < rate
+        delayed = bool(rate) and self._order_rng.random() < rate
+        if delayed:
+            self.counts["order_delayed"] += 1
+        return delayed
 
     # --- WebSockets ------------------------------------------------------------------------------
 
@@ -195,22 +203,31 @@ class Faults:
         rng = self._ws_rng
         if now_ms < state.stalled_until_ms:
             return ()  # a silent stall: the socket stays open, nothing is sent (not even PONG)
+        counts = self.counts
         if c.ws_stall_rate and rng.random() < c.ws_stall_rate:
             state.stalled_until_ms = now_ms + int(c.ws_stall_s * 1000)
+            counts["ws_stall"] += 1
             return ()
         if c.ws_disconnect_rate and rng.random() < c.ws_disconnect_rate:
             self._ws.pop(id(conn), None)
+            counts["ws_disconnect"] += 1
             return ((0.0, None),)
         if c.ws_drop_rate and rng.random() < c.ws_drop_rate:
+            counts["ws_drop"] += 1
             return ()
         out: list[tuple[float, str | None]] = []
-        delay = c.ws_delay_ms / 1000 if c.ws_delay_rate and rng.random() < c.ws_delay_rate else 0.0
+        delay = 0.0
+        if c.ws_delay_rate and rng.random() < c.ws_delay_rate:
+            delay = c.ws_delay_ms / 1000
+            counts["ws_delay"] += 1
         if c.ws_reorder_rate and state.held is None and rng.random() < c.ws_reorder_rate:
             state.held = frame  # goes out after the next frame
+            counts["ws_reorder"] += 1
             return ()
         out.append((delay, frame))
         if c.ws_duplicate_rate and rng.random() < c.ws_duplicate_rate:
             out.append((0.0, frame))
+            counts["ws_duplicate"] += 1
         if state.held is not None:
             out.append((0.0, state.held))
             state.held = None

@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test lint bench clean
+.PHONY: test demo lint bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py src/polyoms/_speedups.c
 # must not pass silently (tests/book/test_speedups.py).
 test: $(STAMP)
 	POLYOMS_REQUIRE_SPEEDUPS=1 $(BIN)/python -m pytest
+
+# The main job: the showcase on the embedded local exchange (make demo ARGS="--quick --faults").
+demo: $(STAMP)
+	$(BIN)/polyoms demo $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

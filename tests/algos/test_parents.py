@@ -12,7 +12,7 @@ from polyoms.algos.adaptive import AdaptiveSpec, AdaptiveState
 from polyoms.algos.base import AlgoConfigError, Obs, ParentState
 from polyoms.algos.books import ExchangeBooks
 from polyoms.algos.iceberg import IcebergSpec
-from polyoms.algos.parents import ParentManager, UnknownParentError
+from polyoms.algos.parents import HOLD_MS, ParentManager, UnknownParentError
 from polyoms.algos.scenarios import ALPHA, BETA, World, m, new_world
 from polyoms.algos.single import OrderSpec
 from polyoms.algos.urgency import Urgency
@@ -99,6 +99,61 @@ def test_closed_admission_fails_the_parent_and_sends_nothing() -> None:
             st = w.parents.status(pid)
             assert st.state is P.FAILED and "TradingHaltedError" in st.reason and "TradingHaltedError" in st.error
             assert w.engine.state.orders == {} and not w.venue.posts  # nothing signed into the journal, nothing sent
+        finally:
+            await w.close()
+
+    asyncio.run(body())
+
+
+def test_a_passing_refusal_holds_the_child_until_admission_reopens() -> None:
+    """A user-stream gap closes admission for a moment: the tranche is held (SUBMITTING, nothing signed
+    into the journal or sent), placed once the OMS has resynced, and the parent completes."""
+
+    async def body() -> None:
+        w = await new_world(2)
+        try:
+            yes = w.yes(ALPHA)
+            await w.book(yes, asks=[("0.50", 20)])
+            w.engine.flags.user_stream_gapped = True
+            pid = await w.parents.start(IcebergSpec(yes, Side.BUY, m(10), m("0.50"), display=m(10)))
+            await w.parents.settle()
+            st = w.parents.status(pid)
+            assert st.state is P.WORKING and st.child_order_ids == () and "user stream gapped" in st.error
+            assert w.engine.state.orders == {} and not w.venue.posts
+            w.clock.advance(5_000)
+            await w.parents.settle()
+            assert w.parents.status(pid).state is P.WORKING  # still held: the gap is not over
+            w.engine.flags.user_stream_gapped = False
+            wake = w.parents.next_wake_ms()
+            assert wake is not None and wake <= w.clock.now_ms() + 1_000  # held children want a retry soon
+            w.clock.advance(wake - w.clock.now_ms())
+            await w.parents.settle()
+            st = w.parents.status(pid)
+            assert len(st.child_order_ids) == 1 and st.filled == 10 * MICRO
+            assert sum(w.venue.posts.values()) == 1  # sent once, after the gap
+        finally:
+            await w.close()
+
+    asyncio.run(body())
+
+
+def test_a_passing_refusal_that_lasts_too_long_fails_and_a_cancel_while_held_sends_nothing() -> None:
+    async def body() -> None:
+        w = await new_world(2)
+        try:
+            yes = w.yes(ALPHA)
+            w.engine.flags.heartbeat_failed = True
+            stuck = await w.parents.start(IcebergSpec(yes, Side.BUY, m(10), m("0.40"), display=m(5)))
+            cancelled = await w.parents.start(IcebergSpec(yes, Side.BUY, m(10), m("0.40"), display=m(5)))
+            await w.parents.cancel(cancelled)
+            await w.parents.settle()
+            st = w.parents.status(cancelled)
+            assert st.state is P.CANCELLED and st.filled == 0 and st.child_order_ids == ()
+            w.clock.advance(HOLD_MS)
+            await w.parents.settle()
+            st = w.parents.status(stuck)
+            assert st.state is P.FAILED and "heartbeat failed" in st.reason
+            assert w.engine.state.orders == {} and not w.venue.posts
         finally:
             await w.close()
 

@@ -16,6 +16,11 @@ Rounds run
 `start`, `cancel` run a round before returning, so the first children are journaled by the time
 `start` returns.
 
+A child refused for a passing reason — admission closed while the OMS resyncs (stream gap, UNKNOWN order,
+heartbeat), a book not trusted yet, the order-rate limit — is held and retried every round (its view is
+SUBMITTING) for up to `HOLD_MS`; only then, or at once for any other refusal (kill switch, risk limits,
+bad input), does the algorithm see it REJECTED. Without this, one WebSocket gap would fail every parent.
+
 Each child is submitted with `actor = "algo:<parent id>"`, so the OMS's audit trail and notifications
 name the parent. An algorithm that raises is stopped (FAILED, its children cancelled): a bug in one
 parent never stops the others.
@@ -33,7 +38,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, Final
 
 from polyoms.algos.adaptive import AdaptiveSpec, AdaptiveState
 from polyoms.algos.base import (
@@ -62,6 +67,7 @@ from polyoms.core.enums import Side
 from polyoms.core.errors import InputError, PolyomsError
 from polyoms.core.units import Micro
 from polyoms.core.user_events import TradeStatus
+from polyoms.oms.errors import OrderRateLimitError, TradingHaltedError
 from polyoms.oms.fills import FillTier
 from polyoms.oms.manager import OrderManager
 from polyoms.oms.state import OrderState
@@ -143,6 +149,11 @@ class _Parent:
     """child key → order id."""
     failed: dict[str, tuple[str, str, Side, Micro, Micro]] = field(default_factory=dict)
     """child key → (error, token, side, price, size) of a child never journaled (refused before sending)."""
+    held: dict[str, tuple[Place, int]] = field(default_factory=dict)
+    """child key → (its Place, when first refused) of a child refused for a passing reason (`_passing`):
+    retried every round, shown to the algorithm as SUBMITTING, refused for good after `HOLD_MS`."""
+    unsent: dict[str, tuple[str, Side, Micro, Micro]] = field(default_factory=dict)
+    """child key → (token, side, price, size) of a held child the algorithm cancelled: CANCELLED, never sent."""
     decisions: list[Decision] = field(default_factory=list)
     cancel_requested: bool = False
     error: str = ""
@@ -267,6 +278,8 @@ class ParentManager:
         times = [
             w for p in self._parents.values() if not p.state.phase.is_terminal and (w := p.state.wake_ms) is not None
         ]
+        if any(p.held for p in self._parents.values() if not p.state.phase.is_terminal):
+            times.append(self.clock.now_ms() + RETRY_MS)  # retry held children
         return min(times) if times else None
 
     @property
@@ -308,6 +321,14 @@ class ParentManager:
         for p in list(self._parents.values()):
             if p.state.phase.is_terminal:
                 continue
+            if p.held and p.cancel_requested:
+                # A cancelled parent sends nothing more: its held children end CANCELLED, never sent.
+                for key, (pl, _) in p.held.items():
+                    p.unsent[key] = (pl.token_id, pl.side, pl.price, pl.size)
+                p.held.clear()
+            elif p.held:
+                await self._place(p, [pl for pl, _ in p.held.values()])
+                moved = moved or not p.held
             try:
                 obs = await self._observe(p)
             except Exception as exc:  # a book that cannot be read now (I/O): look again next round
@@ -348,6 +369,13 @@ class ParentManager:
     def _view(self, p: _Parent, key: str) -> ChildView | None:
         oid = p.orders.get(key)
         if oid is None:
+            held = p.held.get(key)
+            if held is not None:
+                pl = held[0]
+                return ChildView(key, "", pl.token_id, pl.side, pl.price, pl.size, OrderState.SUBMITTING)
+            unsent = p.unsent.get(key)
+            if unsent is not None:
+                return ChildView(key, "", *unsent, OrderState.CANCELLED)
             failed = p.failed.get(key)
             if failed is None:
                 return None
@@ -407,6 +435,10 @@ class ParentManager:
                 await self._place(p, batch)
             elif isinstance(c, Cancel):
                 oid = p.orders.get(c.key)
+                held = p.held.pop(c.key, None)
+                if held is not None:
+                    pl = held[0]
+                    p.unsent[c.key] = (pl.token_id, pl.side, pl.price, pl.size)
                 if oid is not None:
                     try:
                         await self.manager.cancel(oid, actor=p.actor)
@@ -415,16 +447,23 @@ class ParentManager:
             i += 1
 
     async def _place(self, p: _Parent, batch: Sequence[Place]) -> None:
-        def refuse(error: str) -> None:
-            for pl in batch:
-                p.failed[pl.key] = (error, pl.token_id, pl.side, pl.price, pl.size)
+        now = self.clock.now_ms()
+
+        def refuse(exc: PolyomsError, items: Sequence[Place], prefix: str = "") -> None:
+            error = f"{prefix}{type(exc).__name__}: {exc}"
+            for pl in items:
+                first = p.held[pl.key][1] if pl.key in p.held else now
+                if _passing(exc) and now - first < HOLD_MS:
+                    p.held[pl.key] = (pl, first)
+                else:
+                    p.held.pop(pl.key, None)
+                    p.failed[pl.key] = (error, pl.token_id, pl.side, pl.price, pl.size)
             self._note(p, error)
 
         errors = self.engine.admission_errors()  # nothing is signed while admission is closed
         if errors:
-            refuse(f"{type(errors[0]).__name__}: {errors[0]}")
+            refuse(errors[0], batch)
             return
-        now = self.clock.now_ms()
         signed: list[SignedOrder] = []
         try:
             insts = [await self._instrument(pl.token_id) for pl in batch]
@@ -432,7 +471,7 @@ class ParentManager:
                 salt = self._salts.getrandbits(53) if self._salts is not None else None
                 signed.append(build(pl, self.builder, inst, now, salt=salt))
         except PolyomsError as exc:
-            refuse(f"{type(exc).__name__}: {exc}")
+            refuse(exc, batch)
             return
         markets = {i.market for i in insts}
         market = next(iter(markets)) if len(markets) == 1 else ""
@@ -450,13 +489,11 @@ class ParentManager:
                     fee_rate_bps=fee,
                 )
             except PolyomsError as exc:
-                for n in group:
-                    pl = batch[n]
-                    p.failed[pl.key] = (f"{type(exc).__name__}: {exc}", pl.token_id, pl.side, pl.price, pl.size)
-                self._note(p, f"submit refused: {type(exc).__name__}: {exc}")
+                refuse(exc, [batch[n] for n in group], "submit refused: ")
                 continue
             for n, oid in zip(group, ids, strict=True):
                 p.orders[batch[n].key] = oid
+                p.held.pop(batch[n].key, None)
 
     async def _fail(self, p: _Parent, error: str) -> None:
         p.error = error
@@ -593,6 +630,20 @@ class ParentManager:
             wake = self.next_wake_ms()
             if wake is not None and self.clock.now_ms() >= wake:
                 self._kick.set()
+
+
+HOLD_MS: Final = 30_000
+"""How long a child refused for a passing reason is retried before it counts as refused."""
+RETRY_MS: Final = 250
+
+
+def _passing(exc: PolyomsError) -> bool:
+    """A refusal that says "not now" rather than "never": admission closed while the OMS resyncs (a
+    stream gap, an UNKNOWN order, a heartbeat failure, a book not trusted yet) or the order-rate limit.
+    The kill switch and a halted journal are not passing: nothing is retried behind an operator's stop."""
+    if isinstance(exc, OrderRateLimitError):
+        return True
+    return isinstance(exc, TradingHaltedError) and exc.context.get("rule") not in ("kill_switch", "journal")
 
 
 def _spec_tokens(spec: Spec) -> tuple[str, ...]:

@@ -462,6 +462,9 @@ def render_report(r: DemoReport, console: Console) -> None:
     elif r.fok_error:
         jobs.add_row("FOK market BUY", "REFUSED: " + r.fok_error[:50], "", "", "", "", "", "", "")
     console.print(jobs)
+    for label, s in r.parents:
+        if s.error:
+            console.print(f"[red]{label}[/]: {s.error}")
 
     pos = Table(title="positions (confirmed)")
     for col in ("instrument", "shares", "avg cost", "mark (mid)", "unrealized", "realized"):

@@ -34,6 +34,7 @@ a refusal ("INVALID AUTH") stops the stream for good with a `StreamFailed` carry
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -467,7 +468,8 @@ class UserStream(StreamBase[_Socket]):
         self.state = UserStreamState.GAPPED
         self.gap_reason = reason
         self.stats.gaps += 1
-        log.warning("user stream gapped: %s", reason)
+        # Our own close() ends the sockets too: still a gap for whoever reads on, but nothing to warn about.
+        log.log(logging.INFO if self.closed else logging.WARNING, "user stream gapped: %s", reason)
         self._state_changed.set()
         self._events.emit(UserStreamGapped(reason, self.clock.now_ms()))
 

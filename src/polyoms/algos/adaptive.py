@@ -47,6 +47,7 @@ from polyoms.algos.base import (
     ParentState,
     Place,
     Progress,
+    SingleTokenState,
     Step,
     all_final,
     any_provisional,
@@ -218,7 +219,7 @@ class AdaptiveSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class AdaptiveState(AlgoState):
+class AdaptiveState(SingleTokenState):
     spec: AdaptiveSpec
     inst: Instrument
     params: UrgencyParams
@@ -274,22 +275,6 @@ class AdaptiveState(AlgoState):
         )
 
     # --- AlgoState -------------------------------------------------------------------------------
-
-    @property
-    def phase(self) -> ParentState:
-        return self.status
-
-    @property
-    def reason(self) -> str:
-        return self.why
-
-    @property
-    def tokens(self) -> tuple[str, ...]:
-        return (self.spec.token_id,)
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return self.child_keys
 
     @property
     def wake_ms(self) -> int | None:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import ConfigError
@@ -359,6 +359,43 @@ class AlgoState(ABC):
     def legging_cost(self, obs: Obs) -> Fraction | None:
         """Baskets only: what flattening naked legs cost (pUSD micro-units; None when nothing was)."""
         return None
+
+
+class StatusState(AlgoState):
+    """`phase` and `reason` read from the `status` and `why` fields every concrete state declares."""
+
+    __slots__ = ()
+    status: ParentState
+    why: str
+
+    @property
+    def phase(self) -> ParentState:
+        return self.status
+
+    @property
+    def reason(self) -> str:
+        return self.why
+
+
+class _TokenSpec(Protocol):
+    @property
+    def token_id(self) -> str: ...
+
+
+class SingleTokenState(StatusState):
+    """An algorithm working one token: it observes `spec.token_id`'s book and places `child_keys`."""
+
+    __slots__ = ()
+    spec: _TokenSpec
+    child_keys: tuple[str, ...]
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return (self.spec.token_id,)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.child_keys
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,7 @@ from polyoms.algos.base import (
     ParentState,
     Place,
     Progress,
+    SingleTokenState,
     Step,
     all_final,
     any_provisional,
@@ -131,7 +132,7 @@ class IcebergSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class IcebergState(AlgoState):
+class IcebergState(SingleTokenState):
     spec: IcebergSpec
     inst: Instrument
     lo: Micro
@@ -195,22 +196,6 @@ class IcebergState(AlgoState):
         )
 
     # --- AlgoState -------------------------------------------------------------------------------
-
-    @property
-    def phase(self) -> ParentState:
-        return self.status
-
-    @property
-    def reason(self) -> str:
-        return self.why
-
-    @property
-    def tokens(self) -> tuple[str, ...]:
-        return (self.spec.token_id,)
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return self.child_keys
 
     @property
     def wake_ms(self) -> int | None:

@@ -36,6 +36,7 @@ from polyoms.algos.base import (
     ParentState,
     Place,
     Progress,
+    SingleTokenState,
     Step,
     all_final,
     any_provisional,
@@ -110,7 +111,7 @@ class MicroPriceSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class MicroPriceState(AlgoState):
+class MicroPriceState(SingleTokenState):
     spec: MicroPriceSpec
     inst: Instrument
     started_ms: int
@@ -146,22 +147,6 @@ class MicroPriceState(AlgoState):
         return MicroPriceState(
             spec, inst, now_ms, None if spec.timeout_ms is None else now_ms + spec.timeout_ms, target=spec.size
         )
-
-    @property
-    def phase(self) -> ParentState:
-        return self.status
-
-    @property
-    def reason(self) -> str:
-        return self.why
-
-    @property
-    def tokens(self) -> tuple[str, ...]:
-        return (self.spec.token_id,)
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return self.child_keys
 
     @property
     def wake_ms(self) -> int | None:

@@ -40,6 +40,7 @@ from polyoms.algos.base import (
     ParentState,
     Place,
     Progress,
+    StatusState,
     Step,
     all_final,
     any_provisional,
@@ -102,7 +103,7 @@ class MultiLegSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class MultiLegState(AlgoState):
+class MultiLegState(StatusState):
     spec: MultiLegSpec
     insts: tuple[Instrument, ...]
     started_ms: int
@@ -141,14 +142,6 @@ class MultiLegState(AlgoState):
         )
 
     # --- AlgoState -------------------------------------------------------------------------------
-
-    @property
-    def phase(self) -> ParentState:
-        return self.status
-
-    @property
-    def reason(self) -> str:
-        return self.why
 
     @property
     def tokens(self) -> tuple[str, ...]:

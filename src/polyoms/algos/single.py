@@ -20,6 +20,7 @@ from polyoms.algos.base import (
     Obs,
     ParentState,
     Progress,
+    SingleTokenState,
     Step,
     all_final,
     any_provisional,
@@ -83,7 +84,7 @@ class OrderSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class SingleState(AlgoState):
+class SingleState(SingleTokenState):
     spec: OrderSpec
     inst: Instrument
     started_ms: int
@@ -118,22 +119,6 @@ class SingleState(AlgoState):
             lifetime_s=spec.lifetime_s,
         )
         return replace(st, target=spec.size)
-
-    @property
-    def phase(self) -> ParentState:
-        return self.status
-
-    @property
-    def reason(self) -> str:
-        return self.why
-
-    @property
-    def tokens(self) -> tuple[str, ...]:
-        return (self.spec.token_id,)
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return self.child_keys
 
     @property
     def wake_ms(self) -> int | None:

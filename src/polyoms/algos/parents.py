@@ -322,10 +322,8 @@ class ParentManager:
             if p.state.phase.is_terminal:
                 continue
             if p.held and p.cancel_requested:
-                # A cancelled parent sends nothing more: its held children end CANCELLED, never sent.
-                for key, (pl, _) in p.held.items():
-                    p.unsent[key] = (pl.token_id, pl.side, pl.price, pl.size)
-                p.held.clear()
+                for key in list(p.held):  # a cancelled parent sends nothing more
+                    _unsend(p, key)
             elif p.held:
                 await self._place(p, [pl for pl, _ in p.held.values()])
                 moved = moved or not p.held
@@ -435,10 +433,7 @@ class ParentManager:
                 await self._place(p, batch)
             elif isinstance(c, Cancel):
                 oid = p.orders.get(c.key)
-                held = p.held.pop(c.key, None)
-                if held is not None:
-                    pl = held[0]
-                    p.unsent[c.key] = (pl.token_id, pl.side, pl.price, pl.size)
+                _unsend(p, c.key)
                 if oid is not None:
                     try:
                         await self.manager.cancel(oid, actor=p.actor)
@@ -635,6 +630,14 @@ class ParentManager:
 HOLD_MS: Final = 30_000
 """How long a child refused for a passing reason is retried before it counts as refused."""
 RETRY_MS: Final = 250
+
+
+def _unsend(p: _Parent, key: str) -> None:
+    """A held child is cancelled before it could be sent: it ends CANCELLED, never sent."""
+    held = p.held.pop(key, None)
+    if held is not None:
+        pl = held[0]
+        p.unsent[key] = (pl.token_id, pl.side, pl.price, pl.size)
 
 
 def _passing(exc: PolyomsError) -> bool:

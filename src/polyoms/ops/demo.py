@@ -38,10 +38,12 @@ from polyoms.algos.iceberg import IcebergSpec
 from polyoms.algos.multileg import LegMode, MultiLegSpec
 from polyoms.algos.parents import ParentManager, ParentStatus
 from polyoms.algos.urgency import Urgency
+from polyoms.core.enums import Side
 from polyoms.core.errors import PolyomsError
 from polyoms.core.units import MICRO, Micro, fmt_micro
 from polyoms.exchange.settlement import SettlementConfig
 from polyoms.oms import reconcile
+from polyoms.oms.engine import Engine
 from polyoms.oms.fills import FillTier
 from polyoms.oms.manager import OrderStatus
 from polyoms.oms.risk import Quote
@@ -49,6 +51,7 @@ from polyoms.oms.state import TERMINAL
 from polyoms.ops import schema as api
 from polyoms.ops.config import DaemonConfig, EngineConfig, LocalConfig
 from polyoms.ops.daemon import Daemon
+from polyoms.ops.desk import Desk
 from polyoms.ops.parents import AlgoParents
 from polyoms.polymarket.client.catalog import MarketInfo
 
@@ -87,13 +90,8 @@ class PositionRow:
     shares: Micro
     cost: Micro
     mark: Micro | None
+    unrealized: Micro | None
     realized: Micro
-
-    @property
-    def unrealized(self) -> Micro | None:
-        if self.mark is None:
-            return None
-        return self.shares * self.mark // MICRO - self.cost
 
 
 @dataclass
@@ -212,7 +210,7 @@ async def _showcase(d: Daemon, opts: DemoOptions, sizes: _Sizes, report: DemoRep
     ice_limit = min(ice_q.best_ask + ADAPTIVE_HEADROOM_TICKS * ice_m.tick.micro, MICRO - ice_m.tick.micro)
     ice_spec = IcebergSpec(
         token_id=ice_token,
-        side="BUY",  # type: ignore[arg-type]
+        side=Side.BUY,
         size=sizes.iceberg,
         price=None,
         display=sizes.display,
@@ -311,22 +309,17 @@ async def _showcase(d: Daemon, opts: DemoOptions, sizes: _Sizes, report: DemoRep
         pos = lg.positions.get(t)
         if pos is None or not (pos.confirmed or pos.realized):
             continue
-        q = desk.quote(t)
-        mid = _mid(q) if q is not None else None
+        mid = _mid(desk.quote(t))
         mark = None if mid is None else round(mid)
-        report.positions.append(PositionRow(t, labels[t], pos.confirmed, pos.cost, mark, pos.realized))
+        unrealized = None if mark is None else pos.unrealized(mark)
+        report.positions.append(PositionRow(t, labels[t], pos.confirmed, pos.cost, mark, unrealized, pos.realized))
     report.engine_errors = list(engine.stats.errors)
     if d.sim_service is not None:
         report.faults_seen = dict(d.sim_service.faults.counts)
 
 
-async def _two_sided(
-    desk: object, markets: list[MarketInfo], n: int, timeout_s: float
-) -> list[tuple[MarketInfo, Quote]]:
+async def _two_sided(desk: Desk, markets: list[MarketInfo], n: int, timeout_s: float) -> list[tuple[MarketInfo, Quote]]:
     """`n` markets whose YES book (mirrored from the market channel, trusted) has both sides."""
-    from polyoms.ops.desk import Desk
-
-    assert isinstance(desk, Desk)
     for m in markets:
         await desk.watch_books(m, timeout_s=10.0)
     deadline = time.monotonic() + timeout_s
@@ -358,11 +351,8 @@ async def _watch(
         lv.update(view())
 
 
-async def _settle(engine: object, timeout_s: float) -> None:
+async def _settle(engine: Engine, timeout_s: float) -> None:
     """Wait until no fill is provisional (MATCHED / MINED / RETRYING): the ledger is then final."""
-    from polyoms.oms.engine import Engine
-
-    assert isinstance(engine, Engine)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not any(f.tier is FillTier.PROVISIONAL for f in engine.state.fills.values()):
@@ -490,6 +480,8 @@ def render_report(r: DemoReport, console: Console) -> None:
         console.print(f"[red]drift[/] {line}")
     for line in r.unresolved:
         console.print(f"[red]not final[/] {line}")
+    for line in r.engine_errors:
+        console.print(f"[yellow]engine error[/] {line}")
     if r.faults_seen:
         console.print("faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(r.faults_seen.items())))
     verdict = "[green]reconciliation holds[/]" if r.ok else "[red]reconciliation FAILED[/]"

@@ -62,10 +62,7 @@ from polyoms.exchange.fees import taker_fee
 from polyoms.exchange.markets import MarketSpec
 from polyoms.exchange.orders import CANCELED, LIVE, MATCHED, EngineOrder, Order
 from polyoms.exchange.trades import MakerFill, MatchType, Trade, TradeIds
-
-GTD_SECURITY_THRESHOLD_S: Final = 60
-"""UNCONFIRMED. The venue keeps a one-minute security threshold on GTD orders (doc §3.8): an order
-is treated as expiring at `expiration − 60 s`, and must still have time left when placed."""
+from polyoms.polymarket.protocol.constants import GTD_SECURITY_THRESHOLD_S  # UNCONFIRMED; shared with the OMS
 
 FOK_BUY_DUST_MICRO: Final = 10
 """A FOK BUY may leave this much of its pUSD budget unspent and still count as fully filled."""

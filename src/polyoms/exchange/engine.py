@@ -42,10 +42,11 @@ from polyoms.exchange.events import (
     TradeEvent,
 )
 from polyoms.exchange.markets import MarketSpec, check_unique, default_markets
-from polyoms.exchange.matching import GTD_SECURITY_THRESHOLD_S, Matcher, new_order
+from polyoms.exchange.matching import Matcher, new_order
 from polyoms.exchange.orders import EngineOrder, Order
 from polyoms.exchange.settlement import Settlement, SettlementConfig
 from polyoms.exchange.trades import Trade, TradeIds
+from polyoms.polymarket.protocol.constants import GTD_SECURITY_THRESHOLD_S
 
 __all__ = ["CancelResult", "EngineOrder", "Exchange", "Resolution", "SettlementConfig", "SubmitResult"]
 

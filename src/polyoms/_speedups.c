@@ -36,7 +36,7 @@
 #include <emmintrin.h>
 #endif
 
-#define SPEEDUPS_ABI 1
+#define SPEEDUPS_ABI 2
 
 #ifndef Py_T_OBJECT_EX
 #define Py_T_OBJECT_EX T_OBJECT_EX
@@ -374,6 +374,34 @@ static inline int
 is_digit(char ch)
 {
     return ch >= '0' && ch <= '9';
+}
+
+/* units.parse_micro's fast path: `text.replace(".", "", 1)` all decimal digits (at most 12 here, so
+ * the product fits), scaled by the places after the point (at most 6). -1: not that form. */
+static int
+decimal_micro(const char *t, Py_ssize_t tn, int64_t *out)
+{
+    static const int64_t scale_by_width[8] = {0, 1000000, 100000, 10000, 1000, 100, 10, 1};
+    const char *dot = memchr(t, '.', (size_t)tn);
+    int64_t scale = 1000000;
+    if (dot != NULL) {
+        Py_ssize_t width = tn - (dot - t);
+        scale = width <= 7 ? scale_by_width[width] : 0;
+    }
+    Py_ssize_t ndigits = dot != NULL ? tn - 1 : tn;
+    if (!scale || ndigits < 1 || ndigits > 12)
+        return -1;
+    int64_t value = 0;
+    for (Py_ssize_t k = 0; k < tn; k++) {
+        char ch = t[k];
+        if (t + k == dot)
+            continue;
+        if (!is_digit(ch))
+            return -1;
+        value = value * 10 + (ch - '0');
+    }
+    *out = value * scale; /* < 10^12 * 10^6 */
+    return 0;
 }
 
 static int
@@ -762,6 +790,762 @@ done:
     return result;
 }
 
+/* An exact str whose characters are ASCII (readable as bytes through PyUnicode_DATA). */
+static inline int
+exact_ascii(PyObject *o)
+{
+    if (o == NULL || !PyUnicode_CheckExact(o))
+        return 0;
+#if PY_VERSION_HEX < 0x030C0000
+    if (!PyUnicode_IS_READY(o)) /* a legacy string: left to Python */
+        return 0;
+#endif
+    return PyUnicode_IS_ASCII(o);
+}
+
+/* --- the user channel: order and trade events --------------------------------------------------- */
+
+static PyTypeObject *OrderEvent_T, *TradeEvent_T, *MakerFill_T;
+
+/* Text -> value tables handed over by Python (sides, enum values), copied to plain C arrays so that a
+ * lookup is a few memcmp instead of a str object and a dict probe. */
+#define TABLE_MAX 16
+#define TABLE_KEY_MAX 32
+typedef struct {
+    Py_ssize_t n;
+    char key[TABLE_KEY_MAX];
+    PyObject *value;
+} TableEntry;
+typedef struct {
+    int size;
+    TableEntry e[TABLE_MAX];
+} Table;
+enum { T_SIDE, T_ORDER_EVENT_TYPE, T_ORDER_STATUS, T_ORDER_TYPE, T_TRADE_STATUS, T_TRADER_SIDE, NT };
+static Table user_tables[NT];
+static PyObject *default_order_event_type;
+static int64_t seconds_limit;
+
+static void
+table_clear(Table *t)
+{
+    for (int k = 0; k < t->size; k++)
+        Py_CLEAR(t->e[k].value);
+    t->size = 0;
+}
+
+static int
+table_from_dict(PyObject *d, Table *t)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    t->size = 0;
+    if (!PyDict_Check(d) || PyDict_GET_SIZE(d) > TABLE_MAX) {
+        PyErr_SetString(PyExc_TypeError, "a lookup table must be a dict of at most 16 entries");
+        return -1;
+    }
+    while (PyDict_Next(d, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || !PyUnicode_IS_ASCII(key) || PyUnicode_GET_LENGTH(key) >= TABLE_KEY_MAX) {
+            table_clear(t);
+            PyErr_SetString(PyExc_TypeError, "a lookup table's keys must be short ASCII str");
+            return -1;
+        }
+        TableEntry *e = &t->e[t->size++];
+        e->n = PyUnicode_GET_LENGTH(key);
+        memcpy(e->key, PyUnicode_DATA(key), (size_t)e->n);
+        e->value = Py_NewRef(value);
+    }
+    return 0;
+}
+
+static inline PyObject * /* borrowed */
+table_get(const Table *t, const char *s, Py_ssize_t n)
+{
+    for (int k = 0; k < t->size; k++)
+        if (t->e[k].n == n && memcmp(t->e[k].key, s, (size_t)n) == 0)
+            return t->e[k].value;
+    return NULL;
+}
+
+static PyObject *
+bind_user_events(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *const order_fields[] = {
+        "type", "id", "market", "asset_id", "side", "price", "original_size", "size_matched", "status",
+        "owner", "order_owner", "outcome", "associate_trades", "order_type", "expiration", "maker_address",
+        "created_at", "timestamp_ms"};
+    static const char *const trade_fields[] = {
+        "id", "taker_order_id", "market", "asset_id", "side", "size", "price", "status", "maker_orders",
+        "fee_rate_bps", "outcome", "owner", "trade_owner", "maker_address", "transaction_hash",
+        "bucket_index", "trader_side", "match_time", "last_update", "timestamp_ms", "err_msg"};
+    static const char *const maker_fields[] = {"order_id", "matched_amount", "price", "asset_id", "owner",
+                                               "maker_address", "fee_rate_bps", "outcome", "outcome_index",
+                                               "side"};
+    if (nargs != 3 + NT + 3 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyType_Check(args[2]) ||
+        !PyLong_CheckExact(args[3 + NT + 1]) || !PyLong_CheckExact(args[3 + NT + 2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "bind_user_events(OrderEvent, TradeEvent, MakerOrderFill, sides, order_event_types, "
+                        "order_statuses, order_types, trade_statuses, trader_sides, default_order_event_type, "
+                        "seconds_limit, micro)");
+        return NULL;
+    }
+    PyTypeObject *o = (PyTypeObject *)args[0], *t = (PyTypeObject *)args[1], *m = (PyTypeObject *)args[2];
+    if (check_names(o, "__struct_fields__", order_fields, 18) < 0 ||
+        check_names(t, "__struct_fields__", trade_fields, 21) < 0 ||
+        check_names(m, "__struct_fields__", maker_fields, 10) < 0)
+        return NULL;
+    int overflow;
+    long long limit = PyLong_AsLongLongAndOverflow(args[3 + NT + 1], &overflow);
+    long long micro = PyLong_AsLongLongAndOverflow(args[3 + NT + 2], &overflow);
+    if (PyErr_Occurred())
+        return NULL;
+    /* decimal_micro's scale table is for micro-units; the limit keeps `ts * 1000` inside int64. */
+    if (micro != 1000000 || limit <= 0 || limit > INT64_MAX / 1000) {
+        PyErr_SetString(PyExc_TypeError, "bind_user_events: unexpected MICRO or seconds limit");
+        return NULL;
+    }
+    Table fresh[NT];
+    for (int k = 0; k < NT; k++)
+        if (table_from_dict(args[3 + k], &fresh[k]) < 0) {
+            while (k--)
+                table_clear(&fresh[k]);
+            return NULL;
+        }
+    for (int k = 0; k < NT; k++) {
+        table_clear(&user_tables[k]);
+        user_tables[k] = fresh[k];
+    }
+    seconds_limit = limit;
+    Py_XSETREF(default_order_event_type, Py_NewRef(args[3 + NT]));
+    Py_XSETREF(OrderEvent_T, (PyTypeObject *)Py_NewRef(o));
+    Py_XSETREF(TradeEvent_T, (PyTypeObject *)Py_NewRef(t));
+    Py_XSETREF(MakerFill_T, (PyTypeObject *)Py_NewRef(m));
+    Py_RETURN_NONE;
+}
+
+/* Every key of _FastOrder, _FastTrade and _FastMaker: one table, each event kind reads its own. */
+enum {
+    K_ID, K_ASSET_ID, K_SIDE, K_PRICE, K_ORIGINAL_SIZE, K_STATUS, K_TYPE, K_MARKET, K_SIZE_MATCHED, K_OWNER,
+    K_ORDER_OWNER, K_OUTCOME, K_ASSOCIATE_TRADES, K_ORDER_TYPE, K_EXPIRATION, K_MAKER_ADDRESS, K_CREATED_AT,
+    K_TIMESTAMP, K_EVENT_TYPE, K_SIZE, K_TAKER_ORDER_ID, K_MAKER_ORDERS, K_FEE_RATE_BPS, K_TRADE_OWNER,
+    K_TRANSACTION_HASH, K_BUCKET_INDEX, K_TRADER_SIDE, K_MATCH_TIME, K_MATCHTIME, K_LAST_UPDATE, K_ERR_MSG,
+    K_ORDER_ID, K_MATCHED_AMOUNT, K_OUTCOME_INDEX, NK
+};
+static const char *const user_keys[NK] = {
+    [K_ID] = "id", [K_ASSET_ID] = "asset_id", [K_SIDE] = "side", [K_PRICE] = "price",
+    [K_ORIGINAL_SIZE] = "original_size", [K_STATUS] = "status", [K_TYPE] = "type", [K_MARKET] = "market",
+    [K_SIZE_MATCHED] = "size_matched", [K_OWNER] = "owner", [K_ORDER_OWNER] = "order_owner",
+    [K_OUTCOME] = "outcome", [K_ASSOCIATE_TRADES] = "associate_trades", [K_ORDER_TYPE] = "order_type",
+    [K_EXPIRATION] = "expiration", [K_MAKER_ADDRESS] = "maker_address", [K_CREATED_AT] = "created_at",
+    [K_TIMESTAMP] = "timestamp", [K_EVENT_TYPE] = "event_type", [K_SIZE] = "size",
+    [K_TAKER_ORDER_ID] = "taker_order_id", [K_MAKER_ORDERS] = "maker_orders", [K_FEE_RATE_BPS] = "fee_rate_bps",
+    [K_TRADE_OWNER] = "trade_owner", [K_TRANSACTION_HASH] = "transaction_hash",
+    [K_BUCKET_INDEX] = "bucket_index", [K_TRADER_SIDE] = "trader_side", [K_MATCH_TIME] = "match_time",
+    [K_MATCHTIME] = "matchtime", [K_LAST_UPDATE] = "last_update", [K_ERR_MSG] = "err_msg",
+    [K_ORDER_ID] = "order_id", [K_MATCHED_AMOUNT] = "matched_amount", [K_OUTCOME_INDEX] = "outcome_index",
+};
+
+/* The keys by length (filled at import): at most a few memcmp per key. */
+#define KEY_LEN_MAX 16
+#define KEYS_PER_LEN 6
+static signed char keys_by_len[KEY_LEN_MAX + 1][KEYS_PER_LEN];
+
+static int
+init_user_keys(void)
+{
+    memset(keys_by_len, -1, sizeof keys_by_len);
+    for (int k = 0; k < NK; k++) {
+        size_t n = strlen(user_keys[k]);
+        int slot = 0;
+        while (n <= KEY_LEN_MAX && slot < KEYS_PER_LEN && keys_by_len[n][slot] >= 0)
+            slot++;
+        if (n > KEY_LEN_MAX || slot == KEYS_PER_LEN) {
+            PyErr_SetString(PyExc_SystemError, "polyoms._speedups: user key table too small");
+            return -1;
+        }
+        keys_by_len[n][slot] = (signed char)k;
+    }
+    return 0;
+}
+
+static inline int
+user_key(const char *s, Py_ssize_t n)
+{
+    if (n > KEY_LEN_MAX)
+        return -1;
+    for (int slot = 0; slot < KEYS_PER_LEN; slot++) {
+        int k = keys_by_len[n][slot];
+        if (k < 0)
+            return -1;
+        if (memcmp(user_keys[k], s, (size_t)n) == 0)
+            return k;
+    }
+    return -1;
+}
+
+/* A member's value, as far as msgspec's type check needs to know it. */
+enum { V_ABSENT = 0, V_STR, V_NULL, V_INT, V_ARRAY, V_MAKERS, V_OTHER };
+typedef struct {
+    const char *s; /* V_STR: the characters; V_INT: the digits; V_ARRAY: from '[' to ']' */
+    Py_ssize_t n;  /* V_MAKERS: how many */
+    int kind;
+} Val;
+typedef struct {
+    Val v[NK];
+} Obj;
+
+#define LOCAL_MAKERS 8
+typedef struct {
+    Obj *items;
+    Py_ssize_t count, cap;
+    Obj local[LOCAL_MAKERS];
+} Makers;
+
+/* Status of the steps below: OK, BAIL (not recognised: None, the Python path decides), ERR (raised). */
+#define OK 0
+#define BAIL 1
+#define ERR (-1)
+
+static int
+user_value(Cur *c, Val *v)
+{
+    const char *start = c->p;
+    if (start >= c->end)
+        return BAIL;
+    switch (*start) {
+    case '"':
+        v->kind = V_STR;
+        return scan_str(c, &v->s, &v->n) < 0 ? BAIL : OK;
+    case 'n':
+        v->kind = V_NULL;
+        return literal(c, "null", 4) < 0 ? BAIL : OK;
+    case '[':
+        if (skip_value(c, 2) < 0)
+            return BAIL;
+        v->kind = V_ARRAY;
+        v->s = start;
+        v->n = c->p - start;
+        return OK;
+    case '-':
+    case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7': case '8': case '9':
+        if (skip_number(c) < 0)
+            return BAIL;
+        v->kind = V_INT;
+        v->s = start;
+        v->n = c->p - start;
+        for (const char *p = start; p < c->p; p++)
+            if (*p == '.' || *p == 'e' || *p == 'E')
+                v->kind = V_OTHER; /* a float: never what an int or str field accepts */
+        return OK;
+    default:
+        v->kind = V_OTHER;
+        return skip_value(c, 2) < 0 ? BAIL : OK;
+    }
+}
+
+static int parse_makers(Cur *c, Makers *mk, Val *v);
+
+/* One object at '{': its known members (a duplicate: BAIL), the others skipped. `mk`: where the
+ * maker_orders objects go (NULL inside a maker: there the key is just skipped). */
+static int
+parse_user_object(Cur *c, Obj *o, Makers *mk)
+{
+    memset(o, 0, sizeof *o);
+    if (c->p >= c->end || *c->p != '{')
+        return BAIL;
+    c->p++;
+    skip_ws(c);
+    if (c->p < c->end && *c->p == '}') {
+        c->p++;
+        return OK;
+    }
+    for (;;) {
+        const char *k;
+        Py_ssize_t kn;
+        if (scan_str(c, &k, &kn) < 0 || colon(c) < 0)
+            return BAIL;
+        int f = user_key(k, kn);
+        int r;
+        if (f < 0)
+            r = skip_value(c, 2) < 0 ? BAIL : OK;
+        else if (o->v[f].kind != V_ABSENT)
+            r = BAIL;
+        else if (f == K_MAKER_ORDERS && mk != NULL && c->p < c->end && *c->p == '[')
+            r = parse_makers(c, mk, &o->v[f]);
+        else
+            r = user_value(c, &o->v[f]);
+        if (r != OK)
+            return r;
+        int more = after_member(c, '}');
+        if (more < 0)
+            return BAIL;
+        if (!more)
+            return OK;
+    }
+}
+
+static int
+parse_makers(Cur *c, Makers *mk, Val *v)
+{
+    c->p++;
+    skip_ws(c);
+    v->kind = V_MAKERS;
+    v->n = 0;
+    mk->count = 0;
+    if (c->p < c->end && *c->p == ']') {
+        c->p++;
+        return OK;
+    }
+    for (;;) {
+        if (mk->count == mk->cap) {
+            if (mk->cap > PY_SSIZE_T_MAX / 2 / (Py_ssize_t)sizeof(Obj))
+                return BAIL;
+            Obj *grown = PyMem_Malloc((size_t)(mk->cap * 2) * sizeof(Obj));
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                return ERR;
+            }
+            memcpy(grown, mk->items, (size_t)mk->count * sizeof(Obj));
+            if (mk->items != mk->local)
+                PyMem_Free(mk->items);
+            mk->items = grown;
+            mk->cap *= 2;
+        }
+        int r = parse_user_object(c, &mk->items[mk->count], NULL);
+        if (r != OK)
+            return r;
+        mk->count++;
+        v->n++;
+        int more = after_member(c, ']');
+        if (more < 0)
+            return BAIL;
+        if (!more)
+            return OK;
+    }
+}
+
+/* --- msgspec's field types and the conversions of _f_order / _f_trade, one field at a time --------- */
+
+typedef PyObject *(*MakeStr)(const char *, Py_ssize_t);
+
+/* `str` without a default */
+static int
+f_str(const Val *v, MakeStr make, PyObject **out)
+{
+    if (v->kind != V_STR)
+        return BAIL;
+    return (*out = make(v->s, v->n)) != NULL ? OK : ERR;
+}
+
+/* `str = ""` */
+static int
+f_str_or_empty(const Val *v, MakeStr make, PyObject **out)
+{
+    if (v->kind == V_ABSENT) {
+        *out = Py_NewRef(empty_str);
+        return OK;
+    }
+    return f_str(v, make, out);
+}
+
+/* `str | None = None`, then `or ""` */
+static int
+f_str_none_empty(const Val *v, MakeStr make, PyObject **out)
+{
+    if (v->kind == V_ABSENT || v->kind == V_NULL || (v->kind == V_STR && v->n == 0)) {
+        *out = Py_NewRef(empty_str);
+        return OK;
+    }
+    return f_str(v, make, out);
+}
+
+/* An enum field (msgspec matches the value exactly): `dflt` NULL: required; `nullable`: `| None`. */
+static int
+f_enum(const Val *v, const Table *t, PyObject *dflt, int nullable, PyObject **out)
+{
+    PyObject *x = NULL;
+    if (v->kind == V_ABSENT)
+        x = dflt;
+    else if (v->kind == V_NULL && nullable)
+        x = Py_None;
+    else if (v->kind == V_STR)
+        x = table_get(t, v->s, v->n);
+    if (x == NULL)
+        return BAIL;
+    *out = Py_NewRef(x);
+    return OK;
+}
+
+/* `side: str` through the sides table (`_SIDE_TEXT[w.side]`) */
+static int
+f_side(const Val *v, PyObject **out)
+{
+    return v->kind == V_STR ? f_enum(v, &user_tables[T_SIDE], NULL, 0, out) : BAIL;
+}
+
+/* A maker's `side: str | None`: `side_text[m.side] if m.side else None` */
+static int
+f_maker_side(const Val *v, PyObject **out)
+{
+    if (v->kind == V_ABSENT || v->kind == V_NULL || (v->kind == V_STR && v->n == 0)) {
+        *out = Py_NewRef(Py_None);
+        return OK;
+    }
+    return f_side(v, out);
+}
+
+/* `str` through _f_amount (`dflt`: the default's value, -1 for a required field) */
+static int
+f_amount(const Val *v, int64_t dflt, PyObject **out)
+{
+    int64_t x = dflt;
+    if (v->kind == V_ABSENT ? dflt < 0 : v->kind != V_STR || decimal_micro(v->s, v->n, &x) < 0)
+        return BAIL;
+    return (*out = PyLong_FromLongLong(x)) != NULL ? OK : ERR;
+}
+
+/* `price: str` through _f_price: also inside [0, 1] */
+static int
+f_price(const Val *v, PyObject **out)
+{
+    int64_t x;
+    if (v->kind != V_STR || decimal_micro(v->s, v->n, &x) < 0 || x > 1000000)
+        return BAIL;
+    return (*out = PyLong_FromLongLong(x)) != NULL ? OK : ERR;
+}
+
+/* Up to 18 ASCII digits (leading zeros allowed, as int() reads them). */
+static int
+digits_value(const char *s, Py_ssize_t n, int64_t *out)
+{
+    if (n < 1 || n > 18)
+        return -1;
+    int64_t x = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (!is_digit(s[k]))
+            return -1;
+        x = x * 10 + (s[k] - '0');
+    }
+    *out = x;
+    return 0;
+}
+
+/* `str | int | None` through _f_int: *present 0 for None. Negative numbers are left to Python. */
+static int
+whole(const Val *v, int *present, int64_t *x)
+{
+    *present = 0;
+    switch (v->kind) {
+    case V_ABSENT:
+    case V_NULL:
+        return OK;
+    case V_STR:
+        if (v->n == 0)
+            return OK;
+        /* fall through */
+    case V_INT:
+        if (digits_value(v->s, v->n, x) < 0)
+            return BAIL;
+        *present = 1;
+        return OK;
+    default:
+        return BAIL;
+    }
+}
+
+static inline int
+int_or_none(int present, int64_t x, PyObject **out)
+{
+    *out = present ? PyLong_FromLongLong(x) : Py_NewRef(Py_None);
+    return *out != NULL ? OK : ERR;
+}
+
+static int
+f_whole(const Val *v, PyObject **out)
+{
+    int present;
+    int64_t x;
+    int r = whole(v, &present, &x);
+    return r != OK ? r : int_or_none(present, x, out);
+}
+
+/* _f_ts: seconds become milliseconds */
+static int
+f_timestamp(const Val *v, PyObject **out)
+{
+    int present;
+    int64_t x;
+    int r = whole(v, &present, &x);
+    if (r != OK)
+        return r;
+    if (present && x < seconds_limit)
+        x *= 1000;
+    return int_or_none(present, x, out);
+}
+
+/* `int | None = None`, kept as is */
+static int
+f_int(const Val *v, PyObject **out)
+{
+    if (v->kind == V_ABSENT || v->kind == V_NULL) {
+        *out = Py_NewRef(Py_None);
+        return OK;
+    }
+    int64_t x;
+    if (v->kind != V_INT || digits_value(v->s, v->n, &x) < 0)
+        return BAIL;
+    return (*out = PyLong_FromLongLong(x)) != NULL ? OK : ERR;
+}
+
+/* `associate_trades: tuple[str, ...] | None`, then `or ()` */
+static int
+f_str_tuple(const Val *v, PyObject **out)
+{
+    if (v->kind == V_ABSENT || v->kind == V_NULL) {
+        *out = PyTuple_New(0);
+        return *out != NULL ? OK : ERR;
+    }
+    if (v->kind != V_ARRAY)
+        return BAIL;
+    PyObject *items = PyList_New(0);
+    if (items == NULL)
+        return ERR;
+    Cur c = {v->s + 1, v->s + v->n};
+    int r = OK;
+    skip_ws(&c);
+    if (c.p < c.end && *c.p == ']')
+        c.p++;
+    else
+        for (;;) {
+            const char *s;
+            Py_ssize_t n;
+            if (scan_str(&c, &s, &n) < 0) {
+                r = BAIL;
+                break;
+            }
+            PyObject *item = new_ascii(s, n);
+            if (item == NULL || PyList_Append(items, item) < 0) {
+                Py_XDECREF(item);
+                r = ERR;
+                break;
+            }
+            Py_DECREF(item);
+            int more = after_member(&c, ']');
+            if (more <= 0) {
+                r = more < 0 ? BAIL : OK;
+                break;
+            }
+        }
+    if (r == OK)
+        r = (*out = PyList_AsTuple(items)) != NULL ? OK : ERR;
+    Py_DECREF(items);
+    return r;
+}
+
+/* A field of `str | int | None` that this event does not use (match_time vs matchtime): its type only. */
+static inline int
+str_int_or_null(const Val *v)
+{
+    return v->kind == V_ABSENT || v->kind == V_NULL || v->kind == V_STR || v->kind == V_INT ? OK : BAIL;
+}
+
+static int
+call_struct(PyTypeObject *type, PyObject **args, Py_ssize_t n, int r, PyObject **out)
+{
+    if (r == OK)
+        r = (*out = PyObject_Vectorcall((PyObject *)type, args, (size_t)n, NULL)) != NULL ? OK : ERR;
+    for (Py_ssize_t k = 0; k < n; k++)
+        Py_XDECREF(args[k]);
+    return r;
+}
+
+/* _f_order */
+static int
+build_order(const Val *v, PyObject **out)
+{
+    PyObject *a[18] = {NULL};
+    int r;
+    (void)((r = f_enum(&v[K_TYPE], &user_tables[T_ORDER_EVENT_TYPE], default_order_event_type, 0, &a[0])) ||
+           (r = f_str(&v[K_ID], new_ascii, &a[1])) || (r = f_str_or_empty(&v[K_MARKET], id_str, &a[2])) ||
+           (r = f_str(&v[K_ASSET_ID], id_str, &a[3])) || (r = f_side(&v[K_SIDE], &a[4])) ||
+           (r = f_price(&v[K_PRICE], &a[5])) || (r = f_amount(&v[K_ORIGINAL_SIZE], -1, &a[6])) ||
+           (r = f_amount(&v[K_SIZE_MATCHED], 0, &a[7])) ||
+           (r = f_enum(&v[K_STATUS], &user_tables[T_ORDER_STATUS], NULL, 0, &a[8])) ||
+           (r = f_str_or_empty(&v[K_OWNER], id_str, &a[9])) ||
+           (r = f_str_or_empty(&v[K_ORDER_OWNER], id_str, &a[10])) ||
+           (r = f_str_or_empty(&v[K_OUTCOME], short_str, &a[11])) ||
+           (r = f_str_tuple(&v[K_ASSOCIATE_TRADES], &a[12])) ||
+           (r = f_enum(&v[K_ORDER_TYPE], &user_tables[T_ORDER_TYPE], Py_None, 1, &a[13])));
+    if (r == OK) { /* `_f_int(w.expiration) or 0` */
+        int present;
+        int64_t x;
+        r = whole(&v[K_EXPIRATION], &present, &x);
+        if (r == OK)
+            r = (a[14] = PyLong_FromLongLong(present ? x : 0)) != NULL ? OK : ERR;
+    }
+    (void)(r || (r = f_str_or_empty(&v[K_MAKER_ADDRESS], id_str, &a[15])) ||
+           (r = f_whole(&v[K_CREATED_AT], &a[16])) || (r = f_timestamp(&v[K_TIMESTAMP], &a[17])));
+    return call_struct(OrderEvent_T, a, 18, r, out);
+}
+
+/* the MakerOrderFill of _f_trade */
+static int
+build_maker(const Val *v, PyObject **out)
+{
+    PyObject *a[10] = {NULL};
+    int r;
+    (void)((r = f_str(&v[K_ORDER_ID], new_ascii, &a[0])) || (r = f_amount(&v[K_MATCHED_AMOUNT], -1, &a[1])) ||
+           (r = f_price(&v[K_PRICE], &a[2])) || (r = f_str_or_empty(&v[K_ASSET_ID], id_str, &a[3])) ||
+           (r = f_str_or_empty(&v[K_OWNER], id_str, &a[4])) ||
+           (r = f_str_or_empty(&v[K_MAKER_ADDRESS], id_str, &a[5])) ||
+           (r = f_whole(&v[K_FEE_RATE_BPS], &a[6])) || (r = f_str_or_empty(&v[K_OUTCOME], short_str, &a[7])) ||
+           (r = f_int(&v[K_OUTCOME_INDEX], &a[8])) || (r = f_maker_side(&v[K_SIDE], &a[9])));
+    return call_struct(MakerFill_T, a, 10, r, out);
+}
+
+static int
+build_makers(const Val *v, const Makers *mk, PyObject **out)
+{
+    if (v->kind == V_ABSENT || v->kind == V_NULL) {
+        *out = PyTuple_New(0);
+        return *out != NULL ? OK : ERR;
+    }
+    if (v->kind != V_MAKERS)
+        return BAIL;
+    PyObject *t = PyTuple_New(v->n);
+    if (t == NULL)
+        return ERR;
+    for (Py_ssize_t k = 0; k < v->n; k++) {
+        PyObject *m = NULL;
+        int r = build_maker(mk->items[k].v, &m);
+        if (r != OK) {
+            Py_DECREF(t);
+            return r;
+        }
+        PyTuple_SET_ITEM(t, k, m);
+    }
+    *out = t;
+    return OK;
+}
+
+/* _f_trade */
+static int
+build_trade(const Val *v, const Makers *mk, PyObject **out)
+{
+    PyObject *a[21] = {NULL};
+    int r;
+    /* `w.match_time if w.match_time is not None else w.matchtime`: both must have a valid type */
+    const Val *mt = v[K_MATCH_TIME].kind != V_ABSENT && v[K_MATCH_TIME].kind != V_NULL ? &v[K_MATCH_TIME]
+                                                                                       : &v[K_MATCHTIME];
+    if (str_int_or_null(&v[K_MATCH_TIME]) != OK || str_int_or_null(&v[K_MATCHTIME]) != OK ||
+        (v[K_TYPE].kind != V_ABSENT && v[K_TYPE].kind != V_STR))
+        return BAIL;
+    (void)((r = f_str(&v[K_ID], new_ascii, &a[0])) || (r = f_str_or_empty(&v[K_TAKER_ORDER_ID], new_ascii, &a[1])) ||
+           (r = f_str_or_empty(&v[K_MARKET], id_str, &a[2])) || (r = f_str(&v[K_ASSET_ID], id_str, &a[3])) ||
+           (r = f_side(&v[K_SIDE], &a[4])) || (r = f_amount(&v[K_SIZE], -1, &a[5])) ||
+           (r = f_price(&v[K_PRICE], &a[6])) ||
+           (r = f_enum(&v[K_STATUS], &user_tables[T_TRADE_STATUS], NULL, 0, &a[7])) ||
+           (r = build_makers(&v[K_MAKER_ORDERS], mk, &a[8])) || (r = f_whole(&v[K_FEE_RATE_BPS], &a[9])) ||
+           (r = f_str_or_empty(&v[K_OUTCOME], short_str, &a[10])) ||
+           (r = f_str_or_empty(&v[K_OWNER], id_str, &a[11])) ||
+           (r = f_str_or_empty(&v[K_TRADE_OWNER], id_str, &a[12])) ||
+           (r = f_str_or_empty(&v[K_MAKER_ADDRESS], id_str, &a[13])) ||
+           (r = f_str_none_empty(&v[K_TRANSACTION_HASH], new_ascii, &a[14])) ||
+           (r = f_int(&v[K_BUCKET_INDEX], &a[15])) ||
+           (r = f_enum(&v[K_TRADER_SIDE], &user_tables[T_TRADER_SIDE], Py_None, 1, &a[16])) ||
+           (r = f_whole(mt, &a[17])) || (r = f_whole(&v[K_LAST_UPDATE], &a[18])) ||
+           (r = f_timestamp(&v[K_TIMESTAMP], &a[19])) ||
+           (r = f_str_none_empty(&v[K_ERR_MSG], new_ascii, &a[20])));
+    return call_struct(TradeEvent_T, a, 21, r, out);
+}
+
+/* One event object at '{', appended to `events`. */
+static int
+user_event(Cur *c, Obj *o, Makers *mk, PyObject *events)
+{
+    int r = parse_user_object(c, o, mk);
+    if (r != OK)
+        return r;
+    const Val *tag = &o->v[K_EVENT_TYPE];
+    PyObject *event = NULL;
+    if (tag->kind != V_STR)
+        return BAIL;
+    if (KEY_IS(tag->s, tag->n, "order"))
+        r = build_order(o->v, &event);
+    else if (KEY_IS(tag->s, tag->n, "trade"))
+        r = build_trade(o->v, mk, &event);
+    else
+        return BAIL;
+    if (r != OK)
+        return r;
+    r = PyList_Append(events, event) < 0 ? ERR : OK;
+    Py_DECREF(event);
+    return r;
+}
+
+static PyObject *
+decode_user_frame(PyObject *mod, PyObject *data)
+{
+    const char *buf;
+    Py_ssize_t len;
+    if (OrderEvent_T == NULL)
+        Py_RETURN_NONE;
+    if (PyBytes_CheckExact(data)) {
+        buf = PyBytes_AS_STRING(data);
+        len = PyBytes_GET_SIZE(data);
+    }
+    else if (exact_ascii(data)) {
+        buf = (const char *)PyUnicode_DATA(data);
+        len = PyUnicode_GET_LENGTH(data);
+    }
+    else
+        Py_RETURN_NONE;
+
+    Cur c = {buf, buf + len};
+    Obj obj;
+    Makers mk;
+    mk.items = mk.local;
+    mk.count = 0;
+    mk.cap = LOCAL_MAKERS;
+    PyObject *events = PyList_New(0);
+    if (events == NULL)
+        return NULL;
+    int r;
+    skip_ws(&c);
+    if (c.p < c.end && *c.p == '{')
+        r = user_event(&c, &obj, &mk, events);
+    else if (c.p < c.end && *c.p == '[') {
+        c.p++;
+        skip_ws(&c);
+        r = OK;
+        if (c.p < c.end && *c.p == ']')
+            c.p++;
+        else
+            for (;;) {
+                r = user_event(&c, &obj, &mk, events);
+                if (r != OK)
+                    break;
+                int more = after_member(&c, ']');
+                if (more <= 0) {
+                    r = more < 0 ? BAIL : OK;
+                    break;
+                }
+            }
+    }
+    else
+        r = BAIL;
+    skip_ws(&c);
+    if (r == OK && c.p != c.end)
+        r = BAIL;
+    if (mk.items != mk.local)
+        PyMem_Free(mk.items);
+    if (r == OK)
+        return events;
+    Py_DECREF(events);
+    if (r == ERR)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 /* --- applying a price_change ---------------------------------------------------------------------- */
 
 static inline int
@@ -910,19 +1694,6 @@ done:
     return r;
 }
 
-/* An exact str whose characters are ASCII (readable as bytes through PyUnicode_DATA). */
-static inline int
-exact_ascii(PyObject *o)
-{
-    if (o == NULL || !PyUnicode_CheckExact(o))
-        return 0;
-#if PY_VERSION_HEX < 0x030C0000
-    if (!PyUnicode_IS_READY(o)) /* a legacy string: left to Python */
-        return 0;
-#endif
-    return PyUnicode_IS_ASCII(o);
-}
-
 /* The level update of one entry, if it is the usual kind: 1 applied, 0 not this kind (nothing was
  * changed; the Python entry function applies it), -1 error. */
 static int
@@ -945,29 +1716,9 @@ apply_level(PyObject *book, PyObject *change)
     else
         return 0;
 
-    /* size: `text.replace(".", "", 1)` all decimal digits, scaled by the places after the point. */
-    static const int64_t scale_by_width[8] = {0, 1000000, 100000, 10000, 1000, 100, 10, 1};
-    const char *t = (const char *)PyUnicode_DATA(size);
-    Py_ssize_t tn = PyUnicode_GET_LENGTH(size);
-    const char *dot = memchr(t, '.', (size_t)tn);
-    int64_t scale = 1000000;
-    if (dot != NULL) {
-        Py_ssize_t width = tn - (dot - t);
-        scale = width <= 7 ? scale_by_width[width] : 0;
-    }
-    Py_ssize_t ndigits = dot != NULL ? tn - 1 : tn;
-    if (!scale || ndigits < 1 || ndigits > 12)
+    int64_t new_size;
+    if (decimal_micro((const char *)PyUnicode_DATA(size), PyUnicode_GET_LENGTH(size), &new_size) < 0)
         return 0;
-    int64_t value = 0;
-    for (Py_ssize_t k = 0; k < tn; k++) {
-        char ch = t[k];
-        if (t + k == dot)
-            continue;
-        if (!is_digit(ch))
-            return 0;
-        value = value * 10 + (ch - '0');
-    }
-    int64_t new_size = value * scale; /* < 10^12 * 10^6 */
 
     PyObject *text_index = SLOT(book, off_b_text_index);
     if (text_index == NULL || !PyDict_CheckExact(text_index))
@@ -1219,6 +1970,13 @@ static PyMethodDef methods[] = {
     {"bind_book", (PyCFunction)(void (*)(void))bind_book, METH_FASTCALL,
      "bind_book(Book, BookSet, Grid, apply_message_python, apply_entry_python, /)\n--\n\n"
      "The book types and the Python implementations to hand unusual messages and entries to."},
+    {"decode_user_frame", (PyCFunction)decode_user_frame, METH_O,
+     "decode_user_frame(data, /)\n--\n\n"
+     "The order/trade events of one user-channel frame as user_messages' fast path gives them, or None."},
+    {"bind_user_events", (PyCFunction)(void (*)(void))bind_user_events, METH_FASTCALL,
+     "bind_user_events(OrderEvent, TradeEvent, MakerOrderFill, sides, order_event_types, order_statuses, "
+     "order_types, trade_statuses, trader_sides, default_order_event_type, seconds_limit, micro, /)\n--\n\n"
+     "The user-event types to build and the lookups of their conversions."},
     {"clear_caches", (PyCFunction)clear_caches, METH_NOARGS,
      "clear_caches()\n--\n\nDrop the decoder's shared strings."},
     {NULL, NULL, 0, NULL},
@@ -1235,6 +1993,12 @@ module_free(void *mod)
     Py_CLEAR(Grid_T);
     Py_CLEAR(py_apply_message);
     Py_CLEAR(py_apply_entry);
+    Py_CLEAR(OrderEvent_T);
+    Py_CLEAR(TradeEvent_T);
+    Py_CLEAR(MakerFill_T);
+    Py_CLEAR(default_order_event_type);
+    for (int k = 0; k < NT; k++)
+        table_clear(&user_tables[k]);
 }
 
 static struct PyModuleDef moduledef = {
@@ -1260,6 +2024,8 @@ PyInit__speedups(void)
     if (minus_one == NULL && (minus_one = PyLong_FromLong(-1)) == NULL)
         return NULL;
     if (one == NULL && (one = PyLong_FromLong(1)) == NULL)
+        return NULL;
+    if (init_user_keys() < 0)
         return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL)

@@ -16,4 +16,20 @@ def bind_book(
     apply_entry_python: Callable[[Any, Any, bool, Any, Any], None],
     /,
 ) -> None: ...
+def decode_user_frame(data: object, /) -> Any: ...
+def bind_user_events(
+    order_event: type,
+    trade_event: type,
+    maker_order_fill: type,
+    sides: dict[str, Any],
+    order_event_types: dict[str, Any],
+    order_statuses: dict[str, Any],
+    order_types: dict[str, Any],
+    trade_statuses: dict[str, Any],
+    trader_sides: dict[str, Any],
+    default_order_event_type: Any,
+    seconds_limit: int,
+    micro: int,
+    /,
+) -> None: ...
 def clear_caches() -> None: ...

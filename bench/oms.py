@@ -295,6 +295,9 @@ def _split(total: int, parts: int, rng: random.Random) -> list[int]:
 # --- the timed runs ---------------------------------------------------------------------------------
 
 
+WRITERS = ("inline", "thread", "process")
+
+
 def _fresh(path: Path, intent_sync: str = "FULL", writer: str = "inline") -> OmsState:
     state = OmsState(VirtualClock(1_777_000_000_000))
     state.attach_journal(Journal(path, intent_sync=intent_sync, writer=writer))
@@ -406,9 +409,9 @@ def cpu_breakdown(
     return out
 
 
-def run_intents(intents: list[OrderIntent], sync: str, tmp: Path, n: int) -> float:
+def run_intents(intents: list[OrderIntent], sync: str, tmp: Path, n: int, writer: str = "inline") -> float:
     path = tmp / f"intents-{sync}-{time.monotonic_ns()}.sqlite"
-    state = _fresh(path, intent_sync=sync)
+    state = _fresh(path, intent_sync=sync, writer=writer)
     sample = intents[:n]
     gc.collect()
     start = time.perf_counter_ns()
@@ -437,12 +440,19 @@ def main() -> None:
         kinds[key] = kinds.get(key, 0) + 1
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
-        runs = [run_events(intents, frames, args.batch, decode, tmp) for _ in range(args.runs)]
+        # Interleaved, so that a noisy neighbour slows every writer alike.
+        by_writer: dict[str, list[dict[str, float]]] = {w: [] for w in WRITERS}
+        for _ in range(args.runs):
+            for w in WRITERS:
+                by_writer[w].append(run_events(intents, frames, args.batch, decode, tmp, writer=w))
+        runs, threaded, inline = by_writer["process"], by_writer["thread"], by_writer["inline"]
         best = max(runs, key=lambda r: r["events_per_s"])
-        threaded = [run_events(intents, frames, args.batch, decode, tmp, writer="thread") for _ in range(args.runs)]
         cpu = [cpu_breakdown(intents, frames, args.batch, decode, tmp) for _ in range(args.runs)]
         intent_normal = statistics.median(run_intents(intents, "NORMAL", tmp, args.intents) for _ in range(3))
         intent_full = statistics.median(run_intents(intents, "FULL", tmp, min(args.intents, 200)) for _ in range(3))
+        intent_process = statistics.median(
+            run_intents(intents, "FULL", tmp, min(args.intents, 200), writer="process") for _ in range(3)
+        )
     result = {
         "benchmark": "oms",
         "events_per_s": round(statistics.median(r["events_per_s"] for r in runs)),
@@ -452,6 +462,11 @@ def main() -> None:
         "p99_event_with_flush_us": round(statistics.median(r["p99_event_with_flush_us"] for r in runs), 2),
         "flush_us_median": round(statistics.median(r["flush_us_median"] for r in runs), 1),
         "flush_us_p99": round(statistics.median(r["flush_us_p99"] for r in runs), 1),
+        "writer": "process",
+        "events_per_s_inline_writer": round(statistics.median(r["events_per_s"] for r in inline)),
+        "p99_event_with_flush_us_inline_writer": round(
+            statistics.median(r["p99_event_with_flush_us"] for r in inline), 2
+        ),
         "events_per_s_thread_writer": round(statistics.median(r["events_per_s"] for r in threaded)),
         "p99_event_with_flush_us_thread_writer": round(
             statistics.median(r["p99_event_with_flush_us"] for r in threaded), 2
@@ -467,6 +482,7 @@ def main() -> None:
         "event_mix": dict(sorted(kinds.items())),
         "intent_us_normal": round(intent_normal, 1),
         "intent_us_full": round(intent_full, 1),
+        "intent_us_full_process_writer": round(intent_process, 1),
         "db_bytes_per_event": round(best["db_bytes"] / len(frames), 1),
         "decoder": decoder_name,
         "machine": machine(),
@@ -475,24 +491,26 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(
-        f"OMS events: {result['events_per_s']:,} events/s (median of {args.runs}; best {result['events_per_s_best']:,})"
+        f"OMS events: {result['events_per_s']:,} events/s (writer process; median of {args.runs};"
+        f" best {result['events_per_s_best']:,})"
     )
     print(
         f"  per event decode+apply: p50 {result['p50_event_us']} µs, p99 {result['p99_event_us']} µs;"
         f" p99 incl. commits {result['p99_event_with_flush_us']} µs"
     )
     print(f"  commit per {args.batch} events: median {result['flush_us_median']} µs, p99 {result['flush_us_p99']} µs")
-    print(
-        f"  thread writer: {result['events_per_s_thread_writer']:,} events/s,"
-        f" p99 incl. commits {result['p99_event_with_flush_us_thread_writer']} µs"
-    )
+    for w in ("inline", "thread"):
+        print(
+            f"  {w} writer: {result[f'events_per_s_{w}_writer']:,} events/s,"
+            f" p99 incl. commits {result[f'p99_event_with_flush_us_{w}_writer']} µs"
+        )
     print(
         f"  CPU per event: decode {result['decode_cpu_us']} µs, apply {result['apply_cpu_us']} µs,"
         f" journal {result['journal_cpu_us']} µs (OMS alone, pre-decoded: {result['oms_events_per_s_cpu']:,}/s of CPU)"
     )
     print(
         f"  submit (intent committed): {result['intent_us_normal']} µs synchronous=NORMAL,"
-        f" {result['intent_us_full']} µs FULL"
+        f" {result['intent_us_full']} µs FULL, {result['intent_us_full_process_writer']} µs FULL via the writer process"
     )
     print(f"  {len(frames):,} events over {args.orders:,} orders: {result['event_mix']}")
     print(f"  decoder: {decoder_name}; journal {result['db_bytes_per_event']} bytes/event")

@@ -227,6 +227,7 @@ def test_polymarket_venue_path_recovers_its_journal(tmp_path: Path) -> None:
             assert wait_until(thread, lambda: d.state is not None and d.state.order(oid).state is S.LIVE)
             journal = d.state.journal
             assert journal is not None and journal.path.exists()
+            assert journal.writer == "process"  # the daemon's default: commits on the other core
         again = DaemonThread(cfg, Secrets(KEY_OTHER))
         with again as d2:
             assert d2.recovered and d2.state is not None
@@ -246,6 +247,7 @@ def test_config_validation_is_typed(tmp_path: Path) -> None:
         "[local]\nfunds = 10\n": "unknown setting(s) funds",
         "[risk]\nmax_order_notional = 1.5\n": "not a float",
         "[engine]\nheartbeat_s = -1\n": "engine.heartbeat_s",
+        '[engine]\njournal_writer = "disk"\n': "engine.journal_writer must be one of 'inline', 'thread', 'process'",
         '[local]\nscenario = "bogus"\n': "local.scenario",
         "[polymarket]\nsignature_type = 9\n": "signature type",
         "not toml = = \n": "not valid TOML",

@@ -87,7 +87,7 @@ class TraderSide(StrEnum):
         return _parse_enum(cls, value, "", "trader side")
 
 
-class OrderEvent(msgspec.Struct, frozen=True, gc=False):
+class OrderEvent(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """User channel `order`: PLACEMENT, UPDATE (size_matched grew) or CANCELLATION.
 
     `original_size` is in shares, except for market BUY orders where the venue reports the pUSD
@@ -114,7 +114,7 @@ class OrderEvent(msgspec.Struct, frozen=True, gc=False):
     timestamp_ms: int | None = None
 
 
-class MakerOrderFill(msgspec.Struct, frozen=True, gc=False):
+class MakerOrderFill(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """One maker order matched by a trade. Its token, side and price can differ from the taker's
     (a complementary-token maker in a MINT/MERGE match); older messages omit `side`."""
 
@@ -130,7 +130,7 @@ class MakerOrderFill(msgspec.Struct, frozen=True, gc=False):
     side: Side | None = None
 
 
-class TradeEvent(msgspec.Struct, frozen=True, gc=False):
+class TradeEvent(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """User channel `trade` and a /data/trades item; each status change re-sends the whole trade.
 
     Times: `match_time` and `last_update` are seconds; `timestamp_ms` is milliseconds (the venue sends

@@ -1,11 +1,12 @@
 """The journal: SQLite in WAL mode, an append-only event log plus current-state tables, and recovery.
 
-Schema (version 2)
+Schema (version 3)
     log(first_seq PK, last_seq, inputs, data)
         Append-only, one row per committed batch. `data` is zstd(msgpack(list of input rows)), each row
         [seq, ts_ms, kind, order_id, trade_id, payload, effects]; kinds: intent, ack, reject,
         send_failed, cancel_request, cancel_answer, order, trade, trade_rest, resolve, balance, restart,
-        reconcile, wallet. `payload` is the typed input record (msgpack, decoded by kind). `effects`
+        reconcile, wallet. `payload` is the typed input record, nested msgpack (read back as `msgspec.Raw`
+        and decoded by kind; user events are arrays in field order, `array_like`). `effects`
         holds what the input caused, each with its own sequence number: transition, note, fill,
         fill_status, confirm, void, anomaly, adopt, diff — a msgpack list of [seq, kind, order_id,
         trade_id, payload]. Inputs and effects share the OMS's one monotonic counter (an input's effects
@@ -28,18 +29,21 @@ A transaction always holds whole inputs with all their effects, so the journal i
 the inputs. `commit_intent()` is the same flush, made synchronously durable (`PRAGMA synchronous=FULL`
 for that commit by default: the intent must survive even a power cut before the order may be sent);
 batches run with synchronous=NORMAL, which in WAL mode survives a process crash and, on a power cut,
-loses at most the last batches — which reconciliation re-reads from the venue. User events are stored
-as arrays rather than maps. Pages are 4 KB: each page a batch dirties (the touched orders, fills and
-positions) is one WAL frame at commit, and small frames measured ~2.7× fewer WAL bytes than 16 KB.
-WAL checkpoints run on a background thread with their own connection (`_Checkpointer`), never inside
-a commit.
+loses at most the last batches — which reconciliation re-reads from the venue. Pages are 4 KB: each
+page a batch dirties (the touched orders, fills and positions) is one WAL frame at commit, and small
+frames measured ~2.7× fewer WAL bytes than 16 KB.
+WAL checkpoints run on a background thread with their own connection (`journal_writer.Checkpointer`),
+never inside a commit.
 
 Writers: "inline" (default) writes on the caller's thread. "thread" hands each batch (already encoded
 on the caller's thread: state objects never cross) to one writer thread, which commits batches in order;
 `flush(wait=True)` / `wait()` / `commit_intent()` block until committed. SQLite releases the GIL while
 it works, so commits and their fsyncs stop stalling the single writer (bench/oms.py: lower p99 per
-event incl. commits); throughput is about the same on two cores. After any failed
-write nothing more is written and every later call raises JournalError (the OMS halts).
+event incl. commits); throughput is about the same on two cores (the GIL). "process" hands each batch
+to a child process (`journal_writer`) over a pipe: compression, SQL, commits and checkpoints run on the
+other core, and the OMS's thread only encodes (bench/oms.py: the fastest writer; an intent's commit
+costs a pipe round trip more). After any failed write nothing more is written and every later call
+raises JournalError (the OMS halts); a writer process that dies does the same.
 
 Recovery replays the input rows in order through the same apply functions as live (core.replayer) and
 then checks the rebuilt state against the current-state tables written with it; any difference is
@@ -49,9 +53,15 @@ no signatures (tests scan the file for canaries).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import queue
+import select
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -59,21 +69,24 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import msgspec
 import zstandard
+from msgspec import Raw
 
 from polyoms.core.clock import Clock, WallClock
-from polyoms.core.enums import OrderType, Side
 from polyoms.core.user_events import (
-    MakerOrderFill,
     OrderEvent,
-    OrderEventType,
-    OrderStatus,
     TradeEvent,
-    TraderSide,
-    TradeStatus,
 )
 from polyoms.oms import inputs as K
 from polyoms.oms.errors import JournalError, JournalMismatchError
 from polyoms.oms.fills import Fill
+from polyoms.oms.journal_writer import (
+    CHECKPOINT_EVERY,
+    Checkpointer,
+    await_writer_exit,
+    compressor,
+    frame,
+    write_batch,
+)
 from polyoms.oms.ledger import Position, WalletLedger
 from polyoms.oms.state import ORDER_SCALARS, OrderRecord
 
@@ -82,7 +95,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 _SCHEMA: Final = (
     # One row per committed batch: its inputs (with their effects), msgpack then zstd-compressed.
@@ -105,18 +118,6 @@ _SCHEMA: Final = (
         WITHOUT ROWID""",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
 )
-
-_INSERT_SEGMENT: Final = "INSERT INTO log VALUES (?, ?, ?, ?)"
-_UPSERT_ORDER: Final = (
-    "INSERT INTO orders VALUES (?, ?, ?, ?, ?) ON CONFLICT (no) DO UPDATE SET state = excluded.state, "
-    "record = excluded.record"
-)
-_UPSERT_FILL: Final = (
-    "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (no) DO UPDATE SET status = excluded.status, "
-    "tier = excluded.tier, record = excluded.record"
-)
-_UPSERT_POSITION: Final = "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?)"
-_UPSERT_LEDGER: Final = "INSERT OR REPLACE INTO ledgers VALUES (?, ?, ?, ?)"
 
 Row = list[Any]  # [seq, ts_ms, kind, order_id, trade_id, payload, effects]
 Effect = tuple[int, str, str | None, str | None, Any]
@@ -152,57 +153,164 @@ class LogRecord(msgspec.Struct, frozen=True, gc=False):
     payload: Any
 
 
-CHECKPOINT_EVERY: Final = 32
-"""Commits between background checkpoints (a batch of ~100 events dirties a handful of pages)."""
+WRITERS: Final = ("inline", "thread", "process")
+_OWN_WRITERS: set[Path] = set()
+"""Journals whose writer process this process started (opening one of them again must not wait for it)."""
+_WRITER_SCRIPT: Final = Path(__file__).with_name("journal_writer.py")
+_PIPE_BYTES: Final = 1 << 20
+"""Pipe buffer asked for (Linux F_SETPIPE_SZ; the default 64 KB holds less than one batch of 100 events)."""
+_REPLY_TIMEOUT_S: Final = 120.0
 
 
-class _Checkpointer:
-    """Copies the WAL back into the database file on its own thread and connection, when woken.
+class _WriterProcess:
+    """The parent's end of the writer process (journal_writer.serve): batches go down a pipe, replies
+    come back on another; `poll` reads replies without blocking, `synced` blocks for one."""
 
-    PASSIVE checkpoints never block the writer (WAL mode lets them run side by side) and SQLite releases
-    the GIL for the whole call, so the OMS's thread neither waits for one nor loses CPU to it on a
-    multi-core machine. A failed checkpoint loses nothing (the WAL just grows until the next one)."""
+    def __init__(self, path: Path, batch_sync: str) -> None:
+        self.error = ""
+        self.acked = 0
+        self.last_ack = 0
+        self._buf = b""
+        try:
+            self.proc = subprocess.Popen(
+                # -I: isolated, so the script's own directory (modules named like the stdlib's
+                # would shadow them) and PYTHON* variables play no part.
+                [sys.executable, "-I", str(_WRITER_SCRIPT), str(path), batch_sync],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                close_fds=True,
+                start_new_session=True,  # not in the terminal's process group: Ctrl-C is the parent's
+            )
+        except OSError as exc:
+            raise JournalError(f"cannot start the journal writer process: {exc}") from exc
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._in = self.proc.stdin.fileno()
+        self._out = self.proc.stdout.fileno()
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(self._in, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        reply = self._read(_REPLY_TIMEOUT_S)
+        if reply is None or reply[0] != "ready":
+            self.proc.kill()
+            self.proc.wait()
+            why = reply[1] if reply is not None and reply[0] == "error" else "it exited before it was ready"
+            raise JournalError(f"journal writer process for {path}: {why}")
+        self.path = path.resolve()
+        _OWN_WRITERS.add(self.path)
 
-    def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.wake = threading.Event()
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name=f"checkpoint:{path.name}", daemon=True)
-        self._thread.start()
+    def send(self, batch: _Batch, *, ack: bool = False) -> None:
+        if ack:
+            self.last_ack += 1
+        self._write(frame(["batch", batch, self.last_ack if ack else 0]))
 
-    def _run(self) -> None:
+    def sync(self) -> None:
+        self.last_ack += 1
+        self._write(frame(["sync", self.last_ack]))
+        self.synced(self.last_ack)
+
+    def synced(self, n: int) -> None:
+        """Block until reply `n` (or an error) arrives."""
+        while self.acked < n and not self.error:
+            if self._read_replies(_REPLY_TIMEOUT_S) is None:
+                break
+
+    def poll(self) -> None:
+        """Read whatever replies are waiting (an error surfaces at the next flush), without blocking."""
+        if not self.error:
+            self._read_replies(0.0)
+
+    def _write(self, parts: list[bytes]) -> None:
+        if self.error:
+            return
+        try:
+            n = os.writev(self._in, parts)
+            rest = b"".join(parts)[n:] if n < sum(map(len, parts)) else b""
+            while rest:  # a blocking pipe writes everything unless a signal cuts it short
+                rest = rest[os.write(self._in, rest) :]
+        except OSError as exc:  # BrokenPipeError: the writer died
+            self.error = f"the journal writer process is gone ({exc}; exit code {self.proc.poll()})"
+
+    def _read_replies(self, timeout_s: float) -> int | None:
+        """Apply the replies available within `timeout_s`; None at end of input or timeout."""
+        reply = self._read(timeout_s)
+        while reply is not None:
+            if reply[0] == "ok":
+                self.acked = max(self.acked, reply[1])
+            elif reply[0] == "error":
+                self.error = str(reply[1])
+            reply = self._read(0.0) if len(self._buf) >= 4 else None
+        return self.acked if not self.error else None
+
+    def _read(self, timeout_s: float) -> Any | None:
+        """One reply (blocking up to `timeout_s`), or None: none yet, or the writer exited."""
         while True:
-            self.wake.wait()
-            self.wake.clear()
-            if self._stop:
-                return
-            try:
-                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            except sqlite3.Error as exc:
-                log.warning("journal checkpoint failed (the WAL grows until the next one): %s", exc)
+            if len(self._buf) >= 4:
+                n = int.from_bytes(self._buf[:4], "little")
+                if len(self._buf) >= 4 + n:
+                    body, self._buf = self._buf[4 : 4 + n], self._buf[4 + n :]
+                    return msgspec.msgpack.decode(body)
+            ready, _, _ = select.select([self._out], [], [], timeout_s)
+            if not ready:
+                if timeout_s > 0:
+                    self.error = f"the journal writer process did not answer within {timeout_s} s"
+                return None
+            chunk = os.read(self._out, 65536)
+            if not chunk:
+                if not self.error:
+                    self.error = f"the journal writer process exited (code {self.proc.wait()})"
+                return None
+            self._buf += chunk
 
     def close(self) -> None:
-        if not self._stop:
-            self._stop = True
-            self.wake.set()
-            self._thread.join()
-            self.conn.close()
+        """Finish: every batch handed over is committed before the process exits."""
+        if self.proc.poll() is None:
+            self._write(frame(["close"]))
+            self._end()
+        _OWN_WRITERS.discard(self.path)
+        if self.error and "exited" not in self.error:
+            log.warning("journal writer process: %s", self.error)
+
+    def abandon(self) -> None:
+        """The parent dies: the child sees the end of its input, commits what it has, and exits."""
+        self._end()
+        _OWN_WRITERS.discard(self.path)
+
+    def _end(self) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=_REPLY_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
 
 
 class Journal:
     """One SQLite file, written only by the OMS's single writer."""
 
     def __init__(
-        self, path: str | Path, *, intent_sync: str = "FULL", batch_sync: str = "NORMAL", writer: str = "inline"
+        self,
+        path: str | Path,
+        *,
+        intent_sync: str = "FULL",
+        batch_sync: str = "NORMAL",
+        writer: str = "inline",
+        writer_wait_s: float = 30.0,
     ) -> None:
         self.path = Path(path)
-        if writer not in ("inline", "thread"):
-            raise JournalError(f"writer must be 'inline' or 'thread', got {writer!r}")
+        if writer not in WRITERS:
+            raise JournalError(f"writer must be one of {', '.join(WRITERS)}, got {writer!r}")
+        self.writer = writer
         self.intent_sync = intent_sync.upper()
         self.batch_sync = batch_sync.upper()
         for level in (self.intent_sync, self.batch_sync):
             if level not in ("OFF", "NORMAL", "FULL", "EXTRA"):
                 raise JournalError(f"unknown synchronous level {level!r}")
+        if self.path.resolve() not in _OWN_WRITERS and not await_writer_exit(self.path, writer_wait_s):
+            raise JournalError(
+                f"journal {self.path} is still being written by another process's writer after {writer_wait_s} s"
+            )
         try:
             # Autocommit mode: transactions are begun and committed explicitly, one per flush.
             self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -213,7 +321,7 @@ class Journal:
                 raise JournalError(f"journal {self.path} cannot use WAL mode (got {mode})")
             self.conn.execute(f"PRAGMA synchronous={self.batch_sync}")
             # Checkpoints (copying the WAL back into the database, with its fsyncs) run on their own
-            # thread and connection (`_Checkpointer`): inline, one stalled a commit for ~20 ms.
+            # thread and connection (`Checkpointer`): inline, one stalled a commit for ~20 ms.
             self.conn.execute("PRAGMA wal_autocheckpoint=0")
             self.conn.execute("BEGIN")
             for stmt in _SCHEMA:
@@ -227,8 +335,7 @@ class Journal:
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
         self.encode = msgspec.msgpack.Encoder().encode
-        # Level 1: see the module doc (a ~15× smaller log for ~0.3 µs of CPU per event).
-        self._compress = zstandard.ZstdCompressor(level=1).compress
+        self._compress = compressor()
         self._tail = 0
         """The last sequence number pending: the last input's, or its last effect's."""
         self.rows: list[Row] = []
@@ -239,10 +346,16 @@ class Journal:
         self.dirty_positions: set[tuple[str, str]] = set()
         self._state: OmsState | None = None
         self.commits = 0
+        """Batches committed (inline, thread) or handed to the writer process, which commits them in order."""
         self.error: BaseException | None = None
         self._queue: queue.Queue[_Batch | None] | None = None
         self._thread: threading.Thread | None = None
-        self._checkpointer = _Checkpointer(self.path)
+        self._checkpointer: Checkpointer | None = None
+        self._process: _WriterProcess | None = None
+        if writer == "process":
+            self._process = _WriterProcess(self.path, self.batch_sync)
+            return
+        self._checkpointer = Checkpointer(self.path)
         if writer == "thread":
             # SQLite releases the GIL while it inserts and commits, so a writer thread overlaps the
             # journal's I/O with decoding and applying the next events. The OMS's thread still encodes
@@ -263,13 +376,11 @@ class Journal:
         if self.effects:
             self._seal()
         t = type(payload)
-        if t is TradeEvent:
-            data = self.encode(_pack_trade(payload))
-        elif t is OrderEvent:
-            data = self.encode(msgspec.structs.astuple(payload))
-        else:
-            data = self.encode(payload)
-        self.rows.append([seq, ts, kind, order_id, trade_id, data, None])
+        if t is not TradeEvent and t is not OrderEvent:
+            # Encoded now (an input record may hold a container its caller still owns). User events,
+            # the bulk, are immutable all the way down: encoded once, with the whole batch.
+            payload = Raw(self.encode(payload))
+        self.rows.append([seq, ts, kind, order_id, trade_id, payload, None])
         self._tail = seq
 
     def _seal(self) -> None:
@@ -297,16 +408,12 @@ class Journal:
     def flush(self, *, wait: bool = False) -> None:
         """Commit everything pending as one transaction (nothing pending: nothing to do).
 
-        Inline writer: written and committed before it returns. Thread writer: handed to the writer
-        thread (committed in order, after every earlier batch); `wait=True` returns once it is.
+        Inline writer: written and committed before it returns. Thread and process writers: handed
+        over (committed in order, after every earlier batch); `wait=True` returns once it is.
         """
         self.raise_if_failed()
         if self.rows or self.dirty_orders or self.dirty_fills or self.dirty_wallets:
-            batch = self._collect(self.batch_sync)
-            if self._queue is None:
-                self._write(batch)
-            else:
-                self._queue.put(batch)
+            self._hand_over(self._collect(self.batch_sync))
         if wait:
             self.wait()
 
@@ -315,19 +422,38 @@ class Journal:
         Returns only once the intent (and everything journaled before it) is committed."""
         self.raise_if_failed()
         batch = self._collect(self.intent_sync)
-        if self._queue is None:
-            self._write(batch)
-        else:
+        if self._process is not None:
+            self._process.send(batch, ack=True)
+            self.commits += 1
+            self._process.synced(self._process.last_ack)
+            self.raise_if_failed()
+            return
+        self._hand_over(batch)
+        self.wait()
+
+    def _hand_over(self, batch: _Batch) -> None:
+        if self._process is not None:
+            self._process.send(batch)
+            self.commits += 1
+        elif self._queue is not None:
             self._queue.put(batch)
-            self.wait()
+        else:
+            self._write(batch)
 
     def wait(self) -> None:
-        """Block until every batch handed over so far is committed (thread writer); raise its error."""
+        """Block until every batch handed over so far is committed (thread and process writers); raise
+        the writer's error."""
         if self._queue is not None:
             self._queue.join()
+        elif self._process is not None:
+            self._process.sync()
         self.raise_if_failed()
 
     def raise_if_failed(self) -> None:
+        if self.error is None and self._process is not None:
+            self._process.poll()
+        if self.error is None and self._process is not None and self._process.error:
+            self.error = JournalError(self._process.error)
         if self.error is not None:
             raise JournalError(f"journal write failed: {self.error}") from self.error
 
@@ -359,40 +485,18 @@ class Journal:
         return batch
 
     def _write(self, batch: _Batch) -> None:
-        """One transaction: all of the batch or none of it (SQLite's atomicity)."""
-        conn = self.conn
-        changed_sync = batch.sync != self.batch_sync
+        """One transaction (journal_writer.write_batch) on this process's connection."""
         try:
-            if changed_sync:
-                conn.execute(f"PRAGMA synchronous={batch.sync}")
-            conn.execute("BEGIN")
-            if batch.log is not None:
-                first, last, inputs, data = batch.log
-                conn.execute(_INSERT_SEGMENT, (first, last, inputs, self._compress(data)))
-            if batch.orders:
-                conn.executemany(_UPSERT_ORDER, batch.orders)
-            if batch.fills:
-                conn.executemany(_UPSERT_FILL, batch.fills)
-            if batch.ledgers:
-                conn.executemany(_UPSERT_LEDGER, batch.ledgers)
-            if batch.positions:
-                conn.executemany(_UPSERT_POSITION, batch.positions)
-            self._before_commit()
-            conn.execute("COMMIT")
+            write_batch(self.conn, batch, self._compress, self.batch_sync, self._before_commit)
         except BaseException as exc:
             # The previous commit stays the journal's truth; this batch is lost, so the in-memory state
             # is now ahead of the journal: the OMS must halt (fail closed).
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
             self.error = exc
             if isinstance(exc, sqlite3.Error):
                 raise JournalError(f"journal write failed: {exc}") from exc
             raise
-        finally:
-            if changed_sync:
-                conn.execute(f"PRAGMA synchronous={self.batch_sync}")
         self.commits += 1
-        if self.commits % CHECKPOINT_EVERY == 0:
+        if self.commits % CHECKPOINT_EVERY == 0 and self._checkpointer is not None:
             self._checkpointer.wake.set()
 
     def _run_writer(self) -> None:
@@ -411,7 +515,7 @@ class Journal:
                 q.task_done()
 
     def _before_commit(self) -> None:
-        """Test hook: a crash between the writes and COMMIT."""
+        """Test hook: a crash between the writes and COMMIT (inline and thread writers)."""
 
     def _clear(self) -> None:
         self.rows = []
@@ -427,13 +531,20 @@ class Journal:
             self._queue.put(None)
             self._thread.join()
             self._queue = None
-        self._checkpointer.close()
+        if self._process is not None:
+            self._process.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self.conn.close()
 
     def abandon(self) -> None:
-        """Tests: the process dies here — nothing pending is written, the file stays as last committed."""
+        """Tests: the process dies here — nothing pending is written, the file stays as last committed
+        (a writer process, like after a real crash, still commits the batches it was handed, then exits)."""
         self._clear()
-        self._checkpointer.close()
+        if self._process is not None:
+            self._process.abandon()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self.conn.close()
 
     # --- reading -----------------------------------------------------------------------------------
@@ -456,7 +567,7 @@ class Journal:
                 ):
                     yield r
 
-    def decode_input(self, kind: str, payload: bytes) -> Any:
+    def decode_input(self, kind: str, payload: Raw | bytes) -> Any:
         return _decoder(kind).decode(payload)
 
     def rows_committed(self) -> Iterator[InputRow]:
@@ -464,98 +575,10 @@ class Journal:
         return committed_rows(self.conn)
 
 
-# User-channel events, the bulk of the log, are stored as arrays (field order) rather than maps: a
-# third fewer bytes per row, and bytes are what a commit costs.
-def _pack_trade(ev: TradeEvent) -> list[Any]:
-    fields = list(_astuple(ev))
-    fields[8] = [_astuple(m) for m in ev.maker_orders]  # a msgpack array, as a tuple would be
-    return fields
+_segment_decoder: Final = msgspec.msgpack.Decoder(list[tuple[int, int, str, str | None, str | None, Raw, bytes | None]])
 
 
-_astuple: Final = msgspec.structs.astuple
-_segment_decoder: Final = msgspec.msgpack.Decoder(
-    list[tuple[int, int, str, str | None, str | None, bytes, bytes | None]]
-)
-
-
-class _TradeDecoder:
-    def __init__(self) -> None:
-        self._dec = msgspec.msgpack.Decoder(_TradeRow)
-
-    def decode(self, data: bytes) -> TradeEvent:
-        row = self._dec.decode(data)
-        fields = msgspec.structs.astuple(row)
-        makers = tuple(MakerOrderFill(*msgspec.structs.astuple(m)) for m in row.maker_orders)
-        return TradeEvent(*fields[:8], makers, *fields[9:])  # type: ignore[call-arg]
-
-
-class _MakerRow(msgspec.Struct, array_like=True):
-    order_id: str
-    matched_amount: int
-    price: int
-    asset_id: str
-    owner: str
-    maker_address: str
-    fee_rate_bps: int | None
-    outcome: str
-    outcome_index: int | None
-    side: Side | None
-
-
-class _TradeRow(msgspec.Struct, array_like=True):
-    id: str
-    taker_order_id: str
-    market: str
-    asset_id: str
-    side: Side
-    size: int
-    price: int
-    status: TradeStatus
-    maker_orders: tuple[_MakerRow, ...]
-    fee_rate_bps: int | None
-    outcome: str
-    owner: str
-    trade_owner: str
-    maker_address: str
-    transaction_hash: str
-    bucket_index: int | None
-    trader_side: TraderSide | None
-    match_time: int | None
-    last_update: int | None
-    timestamp_ms: int | None
-    err_msg: str
-
-
-class _OrderRow(msgspec.Struct, array_like=True):
-    type: OrderEventType
-    id: str
-    market: str
-    asset_id: str
-    side: Side
-    price: int
-    original_size: int
-    size_matched: int
-    status: OrderStatus
-    owner: str
-    order_owner: str
-    outcome: str
-    associate_trades: tuple[str, ...]
-    order_type: OrderType | None
-    expiration: int
-    maker_address: str
-    created_at: int | None
-    timestamp_ms: int | None
-
-
-class _OrderDecoder:
-    def __init__(self) -> None:
-        self._dec = msgspec.msgpack.Decoder(_OrderRow)
-
-    def decode(self, data: bytes) -> OrderEvent:
-        return OrderEvent(*msgspec.structs.astuple(self._dec.decode(data)))
-
-
-InputRow = tuple[int, int, str, str | None, str | None, bytes, bytes | None]
+InputRow = tuple[int, int, str, str | None, str | None, Raw, bytes | None]
 
 
 def committed_rows(conn: sqlite3.Connection) -> Iterator[InputRow]:
@@ -577,7 +600,10 @@ def committed_rows(conn: sqlite3.Connection) -> Iterator[InputRow]:
         expected = last + 1
 
 
-_DECODERS: dict[str, Any] = {K.K_TRADE: _TradeDecoder(), K.K_ORDER: _OrderDecoder()}
+_DECODERS: dict[str, Any] = {
+    K.K_TRADE: msgspec.msgpack.Decoder(TradeEvent),
+    K.K_ORDER: msgspec.msgpack.Decoder(OrderEvent),
+}
 
 
 def _decoder(kind: str) -> Any:

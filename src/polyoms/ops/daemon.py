@@ -48,6 +48,7 @@ from polyoms.exchange.settlement import SettlementConfig
 from polyoms.oms.core import OmsState
 from polyoms.oms.engine import Engine, RiskConfig
 from polyoms.oms.journal import open_journal, recover
+from polyoms.oms.journal_writer import await_writer_exit
 from polyoms.oms.manager import OrderManager
 from polyoms.oms.risk import RateLimiter
 from polyoms.ops import extras
@@ -346,17 +347,20 @@ class Daemon:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.config.venue == "local":
             # The embedded exchange starts empty every time: its journal from a previous run describes
-            # orders and money that no longer exist anywhere.
+            # orders and money that no longer exist anywhere. (After a crash, its writer process first
+            # finishes what it was handed: deleting the file under it would leave a torn one.)
+            if not await_writer_exit(path, 30.0):
+                raise DaemonError(f"the journal {path} is still being written by a previous daemon's writer process")
             for suffix in ("", "-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     Path(str(path) + suffix).unlink()
         ec = self.config.engine
         if path.exists():
-            state = recover(path, self.clock)
+            state = recover(path, self.clock, writer=ec.journal_writer)
             self.recovered = True
         else:
             state = OmsState(self.clock)
-            open_journal(path, state)
+            open_journal(path, state, writer=ec.journal_writer)
         if venue.wallet not in state.ledgers:
             state.add_wallet(venue.wallet, [venue.owner])
             held = await self._held_tokens(venue)

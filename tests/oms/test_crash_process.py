@@ -15,6 +15,9 @@ killed by SIGKILL in the seed's window (crash_worker.WINDOWS; seed % 8), k drawn
   (the order is placed and maybe matched; the answer is never read);
 * progress — the test kills it a few ms after it announced action k.
 
+In every other round of the windows the journal is written by the writer process (crash_worker.writer_of),
+which outlives the killed OMS until it has committed what it was handed.
+
 The exchange goes on while the OMS is down (the counterparty trades). Then the test process restarts
 the OMS: `recover_from(journal)` (replay, verified against the journal's tables; in-flight intents
 become UNKNOWN; reconciliation), resolves the UNKNOWN orders, cancels everything, waits for every trade
@@ -69,6 +72,7 @@ from polyoms.oms.core import OmsState
 from polyoms.oms.engine import Engine, recover_from
 from polyoms.oms.fills import FillTier
 from polyoms.oms.journal import Journal, recover
+from polyoms.oms.journal_writer import await_writer_exit
 from polyoms.oms.state import TERMINAL, OrderState
 from polyoms.polymarket.client import ClientConfig, ClientHub, Wallet
 from polyoms.polymarket.protocol.auth import POLY_ADDRESS
@@ -349,6 +353,8 @@ def test_sigkill_then_recover(venue: Venue, tmp_path: Path, seed: int) -> None:
         assert life.during in ("POST /order", "POST /orders") or p.window == "post_returned", life
     elif p.window == "cancel_processed":
         assert life.during.startswith("DELETE "), life
+    # A writer process outlives its OMS until it has committed what it was handed; then the file is whole.
+    assert await_writer_exit(journal, 60.0)
     with sqlite3.connect(journal) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 

@@ -23,7 +23,7 @@ from polyoms.core.user_events import OrderEventType as E
 from polyoms.oms.core import OmsState
 from polyoms.oms.errors import JournalError
 from polyoms.oms.journal import Journal, _Batch, committed_rows, open_journal, recover
-from polyoms.oms.journal_writer import lock_path
+from polyoms.oms.journal_writer import lock_path, write_batches
 
 from .history import History, bootstrap, fresh_state, replay_to
 from .oms_helpers import START_MS, intent, oid, order_event
@@ -201,3 +201,30 @@ def test_a_killed_oms_leaves_a_journal_its_writer_finishes(seed: int, tmp_path: 
     assert recovered.seq >= synced
     assert recovered.snapshot() == replay_to(seed, recovered.seq).snapshot()
     assert recovered.check_invariants() == []
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_group_commit_is_the_same_journal_as_one_commit_per_batch(seed: int, tmp_path: Path) -> None:
+    """write_batches (what the writer process does with batches it finds waiting): several batches in
+    one transaction, a record touched by several keeping the last one's row."""
+    held: list[_Batch] = []
+    path = tmp_path / "grouped.sqlite"
+    state = fresh_state()
+    j = open_journal(path, state)
+    bootstrap(state)
+    state.flush()
+    j._write = held.append  # type: ignore[method-assign]
+    h = History(seed)
+    rng = random.Random(seed)
+    for _ in range(200):
+        h.step(state)
+        if rng.random() < 0.3:
+            state.flush()
+    state.flush()
+    assert len(held) > 10
+    write_batches(j.conn, held[:7], "NORMAL")
+    write_batches(j.conn, held[7:], "NORMAL")
+    j._write = Journal._write.__get__(j)  # type: ignore[method-assign]
+    j.close()
+    recovered = recover(path, VirtualClock(START_MS), attach=False)  # verifies the tables too
+    assert recovered.snapshot() == state.snapshot() == replay_to(seed, state.seq).snapshot()

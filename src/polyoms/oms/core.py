@@ -111,6 +111,11 @@ class OmsState:
         """Non-empty when the journal failed: nothing new may be sent (fail closed)."""
         self.notifications: list[Notification] = []
         self._journal: Journal | None = None
+        self._trade_orders: dict[str, tuple[int, str, tuple[str, ...]]] = {}
+        """Trade id → (maker entries, taker order id, our orders with a fill in it), for trades whose legs
+        were all attributed: every status of a trade re-sends the same match, so its later statuses skip
+        the attribution (`legs_of`, the costliest part of applying one). Derived state: rebuilt by replay,
+        and cleared whenever what attribution reads can change (a wallet added, an order adopted)."""
 
     # --- journal plumbing -------------------------------------------------------------------------
 
@@ -236,6 +241,7 @@ class OmsState:
         for owner in cfg.owners:
             owners[owner] = cfg.address
         self.identity = Identity(owners, self.identity.addresses | {cfg.address})
+        self._trade_orders.clear()
         self._dirty_wallet(cfg.address)
 
     def set_balance(
@@ -463,9 +469,23 @@ class OmsState:
         ts = self.clock.now_ms()
         inp = TradeInput(ev, source)
         seq = self._input(K.K_TRADE_REST, ts, inp, order_id=ev.taker_order_id, trade_id=ev.id)
-        return self._apply_trade(ev, ts, seq, f"venue:{source}")
+        return self._apply_trade(ev, ts, seq, f"venue:{source}", attribute=True)
 
-    def _apply_trade(self, ev: TradeEvent, ts: int, seq: int, actor: str) -> list[Fill]:
+    def _apply_trade(self, ev: TradeEvent, ts: int, seq: int, actor: str, *, attribute: bool = False) -> list[Fill]:
+        """`attribute`: find our legs even when the trade was seen before (reconciliation: the safety net)."""
+        known = None if attribute else self._trade_orders.get(ev.id)
+        if known is not None and known[0] == len(ev.maker_orders) and known[1] == ev.taker_order_id:
+            mt = ev.match_time
+            if mt is not None and mt > self.trade_checkpoint_s:
+                self.trade_checkpoint_s = mt
+            tier = TIER[ev.status]
+            fills, orders = self.fills, self.orders
+            out: list[Fill] = []
+            for oid in known[2]:
+                f = fills[(ev.id, oid)]
+                self._update_fill(f, orders[oid], tier, ev, ts, seq)
+                out.append(f)
+            return out
         taker = self.orders.get(ev.taker_order_id)
         exponent = taker.fee_exponent if taker is not None else self.default_fee_exponent
         default_wallet = next(iter(self.ledgers)) if len(self.ledgers) == 1 else None
@@ -477,18 +497,21 @@ class OmsState:
             self.trade_checkpoint_s = mt
         status = ev.status
         tier = TIER[status]
-        out: list[Fill] = []
+        out = []
         for leg in legs:
             key = (ev.id, leg.order_id)
             o = self.orders.get(leg.order_id)
             if o is None:
                 o = self._adopt_from_leg(ev, leg, ts, seq, actor)
-            f = self.fills.get(key)
-            if f is None:
+            seen = self.fills.get(key)
+            if seen is None:
                 f = self._new_fill(ev, leg, o, tier, ts, seq, actor)
             else:
+                f = seen
                 self._update_fill(f, o, tier, ev, ts, seq)
             out.append(f)
+        if legs and not problems:
+            self._trade_orders[ev.id] = (len(ev.maker_orders), ev.taker_order_id, tuple(f.order_id for f in out))
         return out
 
     def _new_fill(
@@ -699,6 +722,7 @@ class OmsState:
         return w
 
     def _adopt(self, o: OrderRecord, ts: int, seq: int) -> OrderRecord:
+        self._trade_orders.clear()
         o.no = len(self.orders) + 1
         self.orders[o.order_id] = o
         self.order_wallet[o.order_id] = o.wallet
@@ -786,7 +810,9 @@ def replayer(state: OmsState) -> Callable[[str, Any, int, int], None]:
         K.K_CANCEL_ANSWER: state._apply_cancel_answer,
         K.K_ORDER: lambda ev, ts, seq: state._apply_order_event(ev, ts, seq, VENUE_WS),
         K.K_TRADE: lambda ev, ts, seq: state._apply_trade(ev, ts, seq, VENUE_WS),
-        K.K_TRADE_REST: lambda inp, ts, seq: state._apply_trade(inp.event, ts, seq, f"venue:{inp.source}"),
+        K.K_TRADE_REST: lambda inp, ts, seq: state._apply_trade(
+            inp.event, ts, seq, f"venue:{inp.source}", attribute=True
+        ),
         K.K_RESOLVE: state._apply_resolve,
         K.K_BALANCE: state._apply_balance,
         K.K_RESTART: state._apply_restart,

@@ -4,16 +4,18 @@
 "inline" on the OMS's thread, "thread" on a writer thread, "process" in a child process running this
 file as a script (`serve`). The process writer exists for throughput: on CPython a writer thread
 shares the GIL with the OMS (bench/oms.py measured no gain on two cores), while a process runs the
-compression, the SQL and the commit on the other core. It imports nothing from polyoms (so it starts
+SQL, the commits and the checkpoints on the other core. It imports nothing from polyoms (so it starts
 fast and cannot touch trading state): it receives batches already encoded, as plain data.
 
 Pipe protocol (both directions): a 4-byte little-endian length, then msgpack.
-    parent → child  ["batch", batch, ack]   batch: see `write_batch`; ack 0 = no reply wanted
+    parent → child  ["batch", batch, ack]   batch: see `Batch`; ack 0 = no reply wanted
                     ["sync", n]             reply once every earlier batch is committed
                     ["close"]               finish and exit (also on end of input: the parent died)
     child → parent  ["ready", pid] · ["ok", n] · ["error", text] · ["closed"]
-After a failed write the child writes nothing more (the journal stays a prefix of the inputs) and
-answers every later sync with the error. On end of input, batches received whole are written, a torn
+Batches already waiting when the child takes one are committed with it as one transaction (a group
+commit, `write_batches`): whole batches only, so the journal still ends at a batch boundary. After a
+failed write the child writes nothing more (the journal stays a prefix of the inputs) and answers
+every later sync with the error. On end of input, batches received whole are written, a torn
 last message is not: a killed OMS leaves a journal that ends at a batch boundary, as inline.
 
 The child holds an exclusive lock on `<journal>.writer` while it runs; opening a journal waits for
@@ -26,6 +28,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import select
 import signal
 import sqlite3
 import sys
@@ -36,7 +39,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 import msgspec
-import zstandard
 
 log = logging.getLogger("polyoms.oms.journal")
 
@@ -55,40 +57,65 @@ UPSERT_FILL: Final = (
 UPSERT_POSITION: Final = "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?)"
 UPSERT_LEDGER: Final = "INSERT OR REPLACE INTO ledgers VALUES (?, ?, ?, ?)"
 
-ZSTD_LEVEL: Final = 1
-"""Level 1: a ~15× smaller log for ~0.5 µs of CPU per event (bench/oms.py)."""
-
 Batch = Sequence[Any]
-"""(log, orders, fills, ledgers, positions, sync): `log` is (first seq, last seq, inputs, msgpack of
-the input rows) or None; the others are the rows of the current-state tables' upserts; `sync` the
-`PRAGMA synchronous` level of this commit."""
+"""(log, orders, fills, ledgers, positions, sync): `log` is (first seq, last seq, inputs, the input
+rows as stored, compressed by the OMS) or None; the others are the rows of the current-state tables'
+upserts; `sync` the `PRAGMA synchronous` level of this commit."""
 
 
 def lock_path(path: Path) -> Path:
     return path.with_name(path.name + ".writer")
 
 
-def compressor() -> Callable[[bytes], bytes]:
-    return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress
+_SYNC_RANK: Final = {"OFF": 0, "NORMAL": 1, "FULL": 2, "EXTRA": 3}
+
+GROUP_MAX: Final = 32
+"""Batches the writer process commits together at most, when it finds them already waiting."""
 
 
 def write_batch(
     conn: sqlite3.Connection,
     batch: Batch,
-    compress: Callable[[bytes], bytes],
     batch_sync: str,
     before_commit: Callable[[], None] | None = None,
 ) -> None:
     """One transaction: all of the batch or none of it (SQLite's atomicity); re-raises what failed."""
-    entry, orders, fills, ledgers, positions, sync = batch
+    write_batches(conn, [batch], batch_sync, before_commit)
+
+
+def write_batches(
+    conn: sqlite3.Connection,
+    batches: Sequence[Batch],
+    batch_sync: str,
+    before_commit: Callable[[], None] | None = None,
+) -> None:
+    """Several batches, in order, as one transaction (a group commit): each batch keeps its own log row,
+    a record upserted by several takes the last one's row, and the commit is as durable as the most
+    demanding batch asked. All or nothing, so the journal still ends at a batch boundary."""
+    if len(batches) == 1:
+        entries = [batches[0][0]] if batches[0][0] is not None else []
+        orders, fills, ledgers, positions = batches[0][1:5]
+        sync = batches[0][5]
+    else:
+        entries = [b[0] for b in batches if b[0] is not None]
+        o: dict[Any, Any] = {}
+        f: dict[Any, Any] = {}
+        lg: dict[Any, Any] = {}
+        ps: dict[Any, Any] = {}
+        for b in batches:
+            o.update((r[0], r) for r in b[1])
+            f.update((r[0], r) for r in b[2])
+            lg.update((r[0], r) for r in b[3])
+            ps.update(((r[0], r[1]), r) for r in b[4])
+        orders, fills, ledgers, positions = list(o.values()), list(f.values()), list(lg.values()), list(ps.values())
+        sync = max((b[5] for b in batches), key=_SYNC_RANK.__getitem__)
     changed_sync = sync != batch_sync
     try:
         if changed_sync:
             conn.execute(f"PRAGMA synchronous={sync}")
         conn.execute("BEGIN")
-        if entry is not None:
-            first, last, inputs, data = entry
-            conn.execute(INSERT_LOG, (first, last, inputs, compress(data)))
+        if entries:
+            conn.executemany(INSERT_LOG, entries)
         if orders:
             conn.executemany(UPSERT_ORDER, orders)
         if fills:
@@ -174,22 +201,47 @@ def frame(message: Any) -> list[bytes]:
     return [len(body).to_bytes(4, "little"), body]
 
 
-def read_frame(stream: BinaryIO) -> Any | None:
-    """The next message, or None at end of input (a torn message counts as the end)."""
-    header = stream.read(4)
-    if len(header) < 4:
-        return None
-    n = int.from_bytes(header, "little")
-    body = stream.read(n)
-    if len(body) < n:
-        return None
-    return _decode(body)
+class Inbox:
+    """Messages from a file descriptor, whole ones only; `next(block=False)` takes one only if it has
+    already arrived (how the writer finds batches waiting, to commit them together)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = bytearray()
+        self.eof = False
+        self.held: Any | None = None
+
+    def next(self, *, block: bool = True) -> Any | None:
+        """The next message; None at end of input (a torn last message counts as the end) or, when not
+        blocking, when none is waiting."""
+        if self.held is not None:
+            msg, self.held = self.held, None
+            return msg
+        while True:
+            buf = self.buf
+            if len(buf) >= 4:
+                n = int.from_bytes(buf[:4], "little")
+                if len(buf) >= 4 + n:
+                    msg = _decode(memoryview(buf)[4 : 4 + n])
+                    del buf[: 4 + n]
+                    return msg
+            if self.eof or (not block and not select.select([self.fd], [], [], 0)[0]):
+                return None
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                self.eof = True
+                return None
+            buf += chunk
+
+    def hold(self, msg: Any) -> None:
+        """Put back one message taken too early: it comes out of `next` first."""
+        self.held = msg
 
 
 # --- the child process -----------------------------------------------------------------------------
 
 
-def serve(path: Path, batch_sync: str, inp: BinaryIO, out: BinaryIO) -> None:
+def serve(path: Path, batch_sync: str, inp: Inbox, out: BinaryIO) -> None:
     parent_gone = False
 
     def reply(message: Any) -> None:
@@ -213,30 +265,40 @@ def serve(path: Path, batch_sync: str, inp: BinaryIO, out: BinaryIO) -> None:
         reply(["error", f"cannot open journal {path}: {exc}"])
         return
     reply(["ready", os.getpid()])
-    compress = compressor()
     failed = ""
     commits = 0
     try:
         while True:
-            msg = read_frame(inp)
+            msg = inp.next()
             if msg is None or msg[0] == "close":
                 break
-            if msg[0] == "batch":
-                _tag, batch, ack = msg
-                if not failed:
-                    try:
-                        write_batch(conn, batch, compress, batch_sync)
-                    except Exception as exc:
-                        failed = f"{type(exc).__name__}: {exc}"
-                        reply(["error", failed])
-                    else:
-                        commits += 1
-                        if commits % CHECKPOINT_EVERY == 0:
-                            checkpointer.wake.set()
-                if ack and not failed:
-                    reply(["ok", ack])
-            elif msg[0] == "sync":
+            if msg[0] == "sync":
                 reply(["error", failed] if failed else ["ok", msg[1]])
+                continue
+            # A batch, and every batch already waiting behind it: one commit for all of them (when the
+            # OMS runs ahead, the writer catches up with fewer, larger transactions).
+            group = [msg]
+            while len(group) < GROUP_MAX:
+                more = inp.next(block=False)
+                if more is None:
+                    break
+                if more[0] != "batch":
+                    inp.hold(more)
+                    break
+                group.append(more)
+            if not failed:
+                try:
+                    write_batches(conn, [m[1] for m in group], batch_sync)
+                except Exception as exc:
+                    failed = f"{type(exc).__name__}: {exc}"
+                    reply(["error", failed])
+                else:
+                    commits += 1
+                    if commits % CHECKPOINT_EVERY == 0:
+                        checkpointer.wake.set()
+            acks = [m[2] for m in group if m[2]]
+            if acks and not failed:
+                reply(["ok", acks[-1]])
     finally:
         checkpointer.close()
         conn.close()
@@ -255,7 +317,7 @@ def main(argv: list[str]) -> int:
     out = os.fdopen(os.dup(1), "wb")
     # Replies own the real stdout; a stray print must not corrupt the protocol.
     os.dup2(2, 1)
-    serve(path, batch_sync, sys.stdin.buffer, out)
+    serve(path, batch_sync, Inbox(0), out)
     return 0
 
 

@@ -12,22 +12,28 @@ intent commit is synchronous, see below). Per order, in venue order with some re
   curve on), finished by the trade;
 * ~5 % of all events are re-delivered duplicates, ~10 % of the UPDATEs arrive after their trade's MINED.
 Each event is decoded from bytes to the typed event (`core.user_events`) and applied to the OmsState
-(state machine, fills, ledgers) with a Journal attached; `flush()` commits every `--batch` events (one
-SQLite transaction: executemany of the log rows + upserts of the touched orders/fills/positions).
+(state machine, fills, ledgers) with a Journal attached; `flush()` hands the journal every `--batch`
+events (one SQLite transaction: the batch's compressed log row + upserts of the touched orders, fills and
+positions). The journal's three writers run interleaved, round after round, so that a noisy neighbour
+slows them alike: "process" (the daemon's default: SQL and commits in a child process), "inline" (on the
+OMS's thread) and "thread" (a writer thread).
 
 Reported
-* events_per_s: events over the whole timed loop (decode + apply + journal + commits), GC paused;
+* events_per_s: with the writer process, events over the whole timed loop (decode + apply + journal
+  hand-over; every batch committed before the clock stops), GC paused; events_per_s_inline_writer /
+  events_per_s_thread_writer and their p99 incl. commits: the same with the other writers;
 * p99_event_us / p50_event_us: per event decode + apply (journal rows appended, no commit);
-* flush_us_median / flush_us_p99: one batch commit (`--batch` events' rows and state upserts);
-* p99_event_with_flush_us: p99 over events where an event that triggers a commit carries its cost;
-* intent_us_normal / intent_us_full: one submit() — intent applied, journaled and committed on its
-  own — with synchronous=NORMAL and with FULL (the default for intents: durable before the send);
-* events_per_s_thread_writer / p99_event_with_flush_us_thread_writer: the same with
-  `Journal(writer="thread")` (commits, checkpoints and their fsyncs off the OMS's thread);
-* decode_cpu_us / apply_cpu_us / journal_cpu_us: process CPU time per event of each part, measured in
-  separate passes (steadier than wall time on a shared machine), and oms_events_per_s_cpu = 1 / (apply +
-  journal): what the OMS itself sustains once events are decoded.
-Events are decoded by the project's user-channel decoder (`user_messages.decode_user_frame`).
+* flush_us_median / flush_us_p99: one flush (`--batch` events' rows and state records encoded,
+  compressed and handed to the writer process);
+* p99_event_with_flush_us: p99 over events where an event that triggers a flush carries its cost;
+* intent_us_normal / intent_us_full / intent_us_full_process_writer: one submit() — intent applied,
+  journaled and committed on its own — inline with synchronous=NORMAL, with FULL (the default for intents:
+  durable before the send), and FULL through the writer process (one pipe round trip more);
+* decode_cpu_us (decode_cpu_us_python: the same with the compiled decoder off) / apply_cpu_us /
+  journal_cpu_us (inline writer): process CPU time per event of each part, measured in separate passes
+  (steadier than wall time on a shared machine), and oms_events_per_s_cpu = 1 / (apply + journal).
+Events are decoded by the project's user-channel decoder (`user_messages.decode_user_frame`, compiled
+when polyoms._speedups is built: `decoder_compiled`).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from typing import Any
 import msgspec
 
 from _common import machine
+from polyoms.core import speedups
 from polyoms.core.clock import VirtualClock
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.units import MICRO, fmt_micro, parse_micro
@@ -380,6 +387,11 @@ def cpu_breakdown(
         t = time.process_time()
         events = [decode(f) for f in frames]
         out["decode_cpu_us"] = (time.process_time() - t) / len(frames) * 1e6
+        with speedups.disabled():  # the pure-Python decoder, for comparison
+            t = time.process_time()
+            for f in frames:
+                decode(f)
+            out["decode_cpu_us_python"] = (time.process_time() - t) / len(frames) * 1e6
         for label, journal in (("apply_cpu_us", False), ("apply_journal_cpu_us", True)):
             if journal:
                 state = _fresh(tmp / f"cpu-{time.monotonic_ns()}.sqlite", intent_sync="NORMAL")
@@ -472,6 +484,7 @@ def main() -> None:
             statistics.median(r["p99_event_with_flush_us"] for r in threaded), 2
         ),
         "decode_cpu_us": round(statistics.median(c["decode_cpu_us"] for c in cpu), 2),
+        "decode_cpu_us_python": round(statistics.median(c["decode_cpu_us_python"] for c in cpu), 2),
         "apply_cpu_us": round(statistics.median(c["apply_cpu_us"] for c in cpu), 2),
         "journal_cpu_us": round(statistics.median(c["journal_cpu_us"] for c in cpu), 2),
         "oms_events_per_s_cpu": round(1e6 / statistics.median(c["apply_journal_cpu_us"] for c in cpu)),
@@ -485,6 +498,7 @@ def main() -> None:
         "intent_us_full_process_writer": round(intent_process, 1),
         "db_bytes_per_event": round(best["db_bytes"] / len(frames), 1),
         "decoder": decoder_name,
+        "decoder_compiled": speedups.decode_user_frame is not None,
         "machine": machine(),
     }
     if args.json:
@@ -498,14 +512,18 @@ def main() -> None:
         f"  per event decode+apply: p50 {result['p50_event_us']} µs, p99 {result['p99_event_us']} µs;"
         f" p99 incl. commits {result['p99_event_with_flush_us']} µs"
     )
-    print(f"  commit per {args.batch} events: median {result['flush_us_median']} µs, p99 {result['flush_us_p99']} µs")
+    print(
+        f"  flush per {args.batch} events (encode, compress, hand over): median {result['flush_us_median']} µs,"
+        f" p99 {result['flush_us_p99']} µs"
+    )
     for w in ("inline", "thread"):
         print(
             f"  {w} writer: {result[f'events_per_s_{w}_writer']:,} events/s,"
             f" p99 incl. commits {result[f'p99_event_with_flush_us_{w}_writer']} µs"
         )
     print(
-        f"  CPU per event: decode {result['decode_cpu_us']} µs, apply {result['apply_cpu_us']} µs,"
+        f"  CPU per event: decode {result['decode_cpu_us']} µs (pure Python {result['decode_cpu_us_python']} µs),"
+        f" apply {result['apply_cpu_us']} µs,"
         f" journal {result['journal_cpu_us']} µs (OMS alone, pre-decoded: {result['oms_events_per_s_cpu']:,}/s of CPU)"
     )
     print(
@@ -513,7 +531,8 @@ def main() -> None:
         f" {result['intent_us_full']} µs FULL, {result['intent_us_full_process_writer']} µs FULL via the writer process"
     )
     print(f"  {len(frames):,} events over {args.orders:,} orders: {result['event_mix']}")
-    print(f"  decoder: {decoder_name}; journal {result['db_bytes_per_event']} bytes/event")
+    compiled = "compiled (polyoms._speedups)" if result["decoder_compiled"] else "pure Python"
+    print(f"  decoder: {decoder_name}, {compiled}; journal {result['db_bytes_per_event']} bytes/event")
 
 
 if __name__ == "__main__":

@@ -228,3 +228,13 @@ def test_a_group_commit_is_the_same_journal_as_one_commit_per_batch(seed: int, t
     j.close()
     recovered = recover(path, VirtualClock(START_MS), attach=False)  # verifies the tables too
     assert recovered.snapshot() == state.snapshot() == replay_to(seed, state.seq).snapshot()
+
+
+def test_the_writer_process_gets_no_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYOMS_PRIVATE_KEY", "0x" + "ab" * 32)
+    monkeypatch.setenv("POLYOMS_API_SECRET", "canary-secret")
+    _, j = _journaled(tmp_path / "j.sqlite")
+    assert j._process is not None
+    environ = Path(f"/proc/{j._process.proc.pid}/environ").read_bytes()
+    assert b"POLYOMS_" not in environ and b"canary-secret" not in environ
+    j.close()

@@ -401,7 +401,9 @@ EVENTS = st.one_of(order_events(), trade_events())
 FAST = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@FAST
+# Derandomized: the share of generated frames the C path takes is asserted below, so the same examples
+# must come every run (a random draw once gave 19.5 % against the 20 % floor).
+@settings(FAST, derandomize=True)
 @given(st.lists(EVENTS, min_size=1, max_size=4), st.booleans())
 def test_generated_events(events: list[OrderEvent | TradeEvent], as_array: bool) -> None:
     data = encode_user_frame(events) if as_array or len(events) > 1 else encode_user_event(events[0])

@@ -174,9 +174,11 @@ class _WriterProcess:
         self._buf = b""
         try:
             self.proc = subprocess.Popen(
-                # -I: isolated, so the script's own directory (modules named like the stdlib's
-                # would shadow them) and PYTHON* variables play no part.
-                [sys.executable, "-I", str(_WRITER_SCRIPT), str(path), batch_sync],
+                # -P: the script's own directory is not put on sys.path (its modules, named like
+                # stdlib ones, would shadow them). The writer needs none of our settings, and none of
+                # our secrets: no POLYOMS_* variable reaches it.
+                [sys.executable, "-P", str(_WRITER_SCRIPT), str(path), batch_sync],
+                env={k: v for k, v in os.environ.items() if not k.startswith("POLYOMS_")},
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 close_fds=True,

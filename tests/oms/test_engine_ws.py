@@ -57,6 +57,7 @@ def test_ws_disconnects_in_the_middle_of_fills(sim: ThreadedSim) -> None:
             venue.follow(stream)
             engine.follow_user_stream(stream)
             builder = us.order_builder()
+
             async def admitted(timeout_s: float = 10.0) -> bool:
                 """Live stream, reconciled, admission reopened."""
                 deadline = asyncio.get_running_loop().time() + timeout_s

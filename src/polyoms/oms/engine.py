@@ -4,8 +4,8 @@ Everything that changes trading state is an event on one queue, applied strictly
 `_run`: commands (submit, cancel, reconcile), user events from the venue, the answers of I/O (POST
 outcomes, cancel answers, the venue's truth for reconciliation, heartbeat results). Network I/O runs in
 other tasks and posts its result back as an event; nothing else touches the state. After each batch of
-events the journal is flushed (one transaction) and the state's notifications are published to the
-subscribers.
+events the journal is flushed (one transaction: committed here, or handed to the journal's writer
+process, which commits batches in order) and the state's notifications are published to the subscribers.
 
 Exactly-once submission (principle 2): an order arrives signed; its hash is its id; `OmsState.submit`
 journals the intent and commits it synchronously; only then is the POST started, once. A definite

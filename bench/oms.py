@@ -20,9 +20,11 @@ OMS's thread) and "thread" (a writer thread).
 
 Reported
 * events_per_s: with the writer process, events over the whole timed loop (decode + apply + journal
-  hand-over; every batch committed before the clock stops), GC paused; events_per_s_inline_writer /
-  events_per_s_thread_writer and their p99 incl. commits: the same with the other writers;
-* p99_event_us / p50_event_us: per event decode + apply (journal rows appended, no commit);
+  hand-over; every batch committed before the clock stops), GC paused, no per-event clock reads;
+  events_per_s_inline_writer / events_per_s_thread_writer and their p99 incl. commits: the same with
+  the other writers;
+* p99_event_us / p50_event_us: per event decode + apply (journal rows appended, no commit), from a
+  second, instrumented pass;
 * flush_us_median / flush_us_p99: one flush (`--batch` events' rows and state records encoded,
   compressed and handed to the writer process);
 * p99_event_with_flush_us: p99 over events where an event that triggers a flush carries its cost;
@@ -316,25 +318,58 @@ def _fresh(path: Path, intent_sync: str = "FULL", writer: str = "inline") -> Oms
     return state
 
 
-def run_events(
-    intents: list[OrderIntent], frames: list[bytes], batch: int, decode: Any, tmp: Path, writer: str = "inline"
-) -> dict[str, float]:
+def _ready(intents: list[OrderIntent], tmp: Path, writer: str) -> tuple[OmsState, Path]:
     path = tmp / f"events-{time.monotonic_ns()}.sqlite"
     state = _fresh(path, intent_sync="NORMAL", writer=writer)
     for it in intents:  # journaled and committed before the events (not timed here)
         state.submit(it)
-    state.flush()
+    state.flush(wait=True)
+    gc.collect()
+    return state, path
+
+
+def _finish(state: OmsState) -> None:
+    problems = state.check_invariants()
+    if problems:
+        raise SystemExit(f"invariants broken after the run: {problems[:3]}")
+    state.journal.close()  # type: ignore[union-attr]
+
+
+def run_events(
+    intents: list[OrderIntent], frames: list[bytes], batch: int, decode: Any, tmp: Path, writer: str = "inline"
+) -> dict[str, float]:
+    """Throughput from a plain pass (no clock read per event: ~0.3 µs each, ~3 % of an event), then the
+    latencies from a second, instrumented pass on a fresh state."""
+    state, path = _ready(intents, tmp, writer)
+    on_order, on_trade, flush = state.on_order_event, state.on_trade_event, state.flush
+    gc.disable()
+    try:
+        start = time.perf_counter_ns()
+        for n, data in enumerate(frames, 1):
+            for ev in decode(data):
+                if type(ev) is TradeEvent:
+                    on_trade(ev)
+                else:
+                    on_order(ev)
+            if n % batch == 0:
+                flush()
+        flush(wait=True)  # every batch committed before the clock stops
+        elapsed = time.perf_counter_ns() - start
+    finally:
+        gc.enable()
+    _finish(state)
+    db_bytes = path.stat().st_size
+    if path.with_name(path.name + "-wal").exists():
+        db_bytes += path.with_name(path.name + "-wal").stat().st_size
+
+    state, _ = _ready(intents, tmp, writer)
     per_event: list[int] = []
     flushes: list[int] = []
     with_flush: list[int] = []
     on_order, on_trade = state.on_order_event, state.on_trade_event
-    clock = state.clock
-    assert isinstance(clock, VirtualClock)
-    gc.collect()
-    gc.disable()
     perf = time.perf_counter_ns
+    gc.disable()
     try:
-        start = perf()
         for n, data in enumerate(frames, 1):
             t0 = perf()
             for ev in decode(data):
@@ -352,13 +387,9 @@ def run_events(
             else:
                 with_flush.append(t1 - t0)
         state.flush(wait=True)
-        elapsed = perf() - start
     finally:
         gc.enable()
-    problems = state.check_invariants()
-    if problems:
-        raise SystemExit(f"invariants broken after the run: {problems[:3]}")
-    state.journal.close()  # type: ignore[union-attr]
+    _finish(state)
     per_event.sort()
     flushes.sort()
     with_flush.sort()
@@ -370,8 +401,7 @@ def run_events(
         "p99_event_with_flush_us": with_flush[int(len(with_flush) * 0.99)] / 1000,
         "flush_us_median": statistics.median(flushes) / 1000 if flushes else 0.0,
         "flush_us_p99": flushes[int(len(flushes) * 0.99)] / 1000 if flushes else 0.0,
-        "db_bytes": path.stat().st_size
-        + (path.with_name(path.name + "-wal").stat().st_size if path.with_name(path.name + "-wal").exists() else 0),
+        "db_bytes": db_bytes,
     }
 
 

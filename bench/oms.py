@@ -23,6 +23,9 @@ Reported
   hand-over; every batch committed before the clock stops), GC paused, no per-event clock reads;
   events_per_s_inline_writer / events_per_s_thread_writer and their p99 incl. commits: the same with
   the other writers;
+* events_per_s_runs / oms_cpu_us_per_event_runs: each run's throughput and the OMS process's own CPU time
+  per event in it (the writer process not counted): when the two track each other, the OMS was never
+  waiting, and the spread is the machine's;
 * p99_event_us / p50_event_us: per event decode + apply (journal rows appended, no commit), from a
   second, instrumented pass;
 * flush_us_median / flush_us_p99: one flush (`--batch` events' rows and state records encoded,
@@ -344,6 +347,7 @@ def run_events(
     on_order, on_trade, flush = state.on_order_event, state.on_trade_event, state.flush
     gc.disable()
     try:
+        cpu = time.process_time()
         start = time.perf_counter_ns()
         for n, data in enumerate(frames, 1):
             for ev in decode(data):
@@ -355,6 +359,7 @@ def run_events(
                 flush()
         flush(wait=True)  # every batch committed before the clock stops
         elapsed = time.perf_counter_ns() - start
+        cpu = time.process_time() - cpu  # this process only: a writer process is not counted
     finally:
         gc.enable()
     _finish(state)
@@ -396,6 +401,7 @@ def run_events(
     return {
         "events": len(frames),
         "events_per_s": len(frames) / (elapsed / 1e9),
+        "oms_cpu_us_per_event": cpu / len(frames) * 1e6,
         "p50_event_us": per_event[len(per_event) // 2] / 1000,
         "p99_event_us": per_event[int(len(per_event) * 0.99)] / 1000,
         "p99_event_with_flush_us": with_flush[int(len(with_flush) * 0.99)] / 1000,
@@ -499,6 +505,8 @@ def main() -> None:
         "benchmark": "oms",
         "events_per_s": round(statistics.median(r["events_per_s"] for r in runs)),
         "events_per_s_best": round(best["events_per_s"]),
+        "events_per_s_runs": [round(r["events_per_s"]) for r in runs],
+        "oms_cpu_us_per_event_runs": [round(r["oms_cpu_us_per_event"], 2) for r in runs],
         "p50_event_us": round(statistics.median(r["p50_event_us"] for r in runs), 2),
         "p99_event_us": round(statistics.median(r["p99_event_us"] for r in runs), 2),
         "p99_event_with_flush_us": round(statistics.median(r["p99_event_with_flush_us"] for r in runs), 2),
@@ -537,6 +545,13 @@ def main() -> None:
     print(
         f"OMS events: {result['events_per_s']:,} events/s (writer process; median of {args.runs};"
         f" best {result['events_per_s_best']:,})"
+    )
+    print(
+        "  runs: "
+        + ", ".join(
+            f"{e:,}/s ({c} µs CPU/event)"
+            for e, c in zip(result["events_per_s_runs"], result["oms_cpu_us_per_event_runs"], strict=True)
+        )
     )
     print(
         f"  per event decode+apply: p50 {result['p50_event_us']} µs, p99 {result['p99_event_us']} µs;"

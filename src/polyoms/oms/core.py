@@ -456,7 +456,9 @@ class OmsState:
                 o.venue_matched = m
         o.venue_status = ev.status
         target = order_event_target(o, ev)
-        self._evidence(o, target, ts, f"{ev.type} {ev.status} matched={ev.size_matched}", actor, seq)
+        # The reason is only written when the order moves (most events confirm its state): not built otherwise.
+        reason = "" if target is o.state else f"{ev.type} {ev.status} matched={ev.size_matched}"
+        self._evidence(o, target, ts, reason, actor, seq)
         return o
 
     def on_trade_event(self, ev: TradeEvent, actor: str = VENUE_WS) -> list[Fill]:
@@ -552,7 +554,9 @@ class OmsState:
             self._output(K.O_FILL, ts, seq, f, order_id=o.order_id, trade_id=ev.id)
             self.notifications.append(FillUpdate("new", o.actor, tier, f))
             if o.size or o.origin == "local":
-                self._evidence(o, fill_target(o), ts, f"fill {ev.id} {ev.status}", actor, seq, reserve=False)
+                target = fill_target(o)
+                reason = "" if target is o.state else f"fill {ev.id} {ev.status}"
+                self._evidence(o, target, ts, reason, actor, seq, reserve=False)
         if o.awaiting_fills:
             pending = o.pending_trades
             if pending:

@@ -179,6 +179,17 @@ class History:
             state.resolve(sorted(state.unknown)[0], OrderState.CANCELLED, "reconcile")
 
 
+def play(state: OmsState, seed: int, steps: int, flush_p: float = 0.2) -> None:
+    """`steps` of the seed's history on `state`, flushing its journal after a step with probability
+    `flush_p` (the flushes are seeded too, so two journals of one seed get the same batches)."""
+    h = History(seed)
+    rng = random.Random(seed)
+    for _ in range(steps):
+        h.step(state)
+        if rng.random() < flush_p:
+            state.flush()
+
+
 def replay_to(seed: int, seq: int) -> OmsState:
     """The same history, in memory only, up to (and including) the input numbered so that the state
     reaches `seq`."""

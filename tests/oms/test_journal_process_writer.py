@@ -25,7 +25,7 @@ from polyoms.oms.errors import JournalError
 from polyoms.oms.journal import Journal, _Batch, committed_rows, open_journal, recover
 from polyoms.oms.journal_writer import lock_path, write_batches
 
-from .history import History, bootstrap, fresh_state, replay_to
+from .history import bootstrap, fresh_state, play, replay_to
 from .oms_helpers import START_MS, intent, oid, order_event
 
 
@@ -45,12 +45,7 @@ def test_process_writer_journal_is_the_inline_journal(seed: int, tmp_path: Path)
         state = fresh_state()
         j = open_journal(path, state, writer=writer)
         bootstrap(state)
-        h = History(seed)
-        rng = random.Random(seed)
-        for _ in range(150):
-            h.step(state)
-            if rng.random() < 0.2:
-                state.flush()
+        play(state, seed, 150)
         state.flush(wait=True)
         assert j.last_seq() == state.seq
         j.close()
@@ -214,12 +209,7 @@ def test_a_group_commit_is_the_same_journal_as_one_commit_per_batch(seed: int, t
     bootstrap(state)
     state.flush()
     j._write = held.append  # type: ignore[method-assign]
-    h = History(seed)
-    rng = random.Random(seed)
-    for _ in range(200):
-        h.step(state)
-        if rng.random() < 0.3:
-            state.flush()
+    play(state, seed, 200, flush_p=0.3)
     state.flush()
     assert len(held) > 10
     write_batches(j.conn, held[:7], "NORMAL")

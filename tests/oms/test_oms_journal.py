@@ -31,7 +31,7 @@ from polyoms.polymarket.protocol.keys import Signer
 from polyoms.polymarket.protocol.order import OrderBuilder
 from polyoms.polymarket.protocol.wire import OrderResponse, post_order_body
 
-from .history import History, bootstrap, fresh_state, replay_to
+from .history import History, bootstrap, fresh_state, play, replay_to
 from .oms_helpers import OWNER, START_MS, intent, new_state, oid, order_event, trade
 
 S = OrderState
@@ -408,12 +408,7 @@ def _tick():  # type: ignore[no-untyped-def]
 def test_thread_writer_journal_recovers_the_same_state(seed: int, tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     state, j = _journaled(path, writer="thread")
-    h = History(seed)
-    rng = random.Random(seed)
-    for _ in range(120):
-        h.step(state)
-        if rng.random() < 0.2:
-            state.flush()
+    play(state, seed, 120)
     state.flush(wait=True)
     assert j.last_seq() == state.seq
     j.close()

@@ -20,10 +20,11 @@ import pytest
 
 from polyoms.core.clock import VirtualClock
 from polyoms.core.user_events import OrderEventType as E
+from polyoms.oms import journal as journal_module
 from polyoms.oms.core import OmsState
 from polyoms.oms.errors import JournalError
 from polyoms.oms.journal import Journal, _Batch, committed_rows, open_journal, recover
-from polyoms.oms.journal_writer import lock_path, write_batches
+from polyoms.oms.journal_writer import compressor, lock_path, write_batches
 
 from .history import bootstrap, fresh_state, play, replay_to
 from .oms_helpers import START_MS, intent, oid, order_event
@@ -212,8 +213,8 @@ def test_a_group_commit_is_the_same_journal_as_one_commit_per_batch(seed: int, t
     play(state, seed, 200, flush_p=0.3)
     state.flush()
     assert len(held) > 10
-    write_batches(j.conn, held[:7], "NORMAL")
-    write_batches(j.conn, held[7:], "NORMAL")
+    write_batches(j.conn, held[:7], "NORMAL", compressor())
+    write_batches(j.conn, held[7:], "NORMAL", compressor())
     j._write = Journal._write.__get__(j)  # type: ignore[method-assign]
     j.close()
     recovered = recover(path, VirtualClock(START_MS), attach=False)  # verifies the tables too
@@ -227,4 +228,35 @@ def test_the_writer_process_gets_no_secret(tmp_path: Path, monkeypatch: pytest.M
     assert j._process is not None
     environ = Path(f"/proc/{j._process.proc.pid}/environ").read_bytes()
     assert b"POLYOMS_" not in environ and b"canary-secret" not in environ
+    j.close()
+
+
+def test_a_small_ring_wraps_and_pipes_big_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages start over at the ring's start, and one too big for it goes through the pipe: the
+    journal is the same as ever."""
+    monkeypatch.setattr(journal_module, "_RING_BYTES", 48 * 1024)
+    path = tmp_path / "j.sqlite"
+    state, j = _journaled(path)
+    assert j._process is not None and j._process.ring_bytes == 48 * 1024
+    play(state, 11, 1500, flush_p=0.08)
+    state.flush(wait=True)
+    assert j._process.wraps > 0 and j._process.piped > 0, (j._process.wraps, j._process.piped)
+    j.close()
+    recovered = recover(path, VirtualClock(START_MS), attach=False)
+    assert recovered.snapshot() == state.snapshot() == replay_to(11, state.seq).snapshot()
+
+
+def test_the_oms_waits_for_ring_space_when_the_writer_is_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal_module, "_RING_BYTES", 64 * 1024)
+    _, j = _journaled(tmp_path / "j.sqlite")
+    process = j._process
+    assert process is not None
+    # 10 KB batches sent back to back: the writer commits each in far more time than a send takes.
+    for k in range(80):
+        process.send(_Batch(None, [], [], [(f"w{k}", k, 0, bytes(10_000))], [], "NORMAL"))
+    process.sync()
+    assert process.waits > 0 and not process.error
+    assert j.conn.execute("SELECT count(*) FROM ledgers WHERE wallet LIKE 'w%'").fetchone() == (80,)
     j.close()

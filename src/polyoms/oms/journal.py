@@ -40,10 +40,11 @@ on the caller's thread: state objects never cross) to one writer thread, which c
 `flush(wait=True)` / `wait()` / `commit_intent()` block until committed. SQLite releases the GIL while
 it works, so commits and their fsyncs stop stalling the single writer (bench/oms.py: lower p99 per
 event incl. commits); throughput is about the same on two cores (the GIL). "process" hands each batch
-to a child process (`journal_writer`) over a pipe: SQL, commits and checkpoints run on the other core,
-and the OMS's thread only encodes and compresses (bench/oms.py: the fastest writer; an intent's commit
-costs a pipe round trip more). After any failed write nothing more is written and every later call
-raises JournalError (the OMS halts); a writer process that dies does the same.
+to a child process (`journal_writer`) through a shared-memory ring: compression, SQL, commits and
+checkpoints run on the other core, and the OMS's thread only encodes (bench/oms.py: the fastest
+writer; an intent's commit costs a pipe round trip more). After any failed write nothing more is
+written and every later call raises JournalError (the OMS halts); a writer process that dies does the
+same.
 
 Recovery replays the input rows in order through the same apply functions as live (core.replayer) and
 then checks the rebuilt state against the current-state tables written with it; any difference is
@@ -53,9 +54,10 @@ no signatures (tests scan the file for canaries).
 
 from __future__ import annotations
 
+import collections
 import contextlib
-import fcntl
 import logging
+import mmap
 import os
 import queue
 import select
@@ -83,7 +85,10 @@ from polyoms.oms.journal_writer import (
     CHECKPOINT_EVERY,
     Checkpointer,
     await_writer_exit,
+    compressor,
+    encode_message,
     frame,
+    frame_body,
     write_batch,
 )
 from polyoms.oms.ledger import Position, WalletLedger
@@ -132,7 +137,7 @@ def _order_record(o: OrderRecord) -> tuple[Any, ...]:
 
 class _Batch(NamedTuple):
     log: tuple[int, int, int, bytes] | None
-    """(first seq, last seq, inputs, zstd of the msgpack of the input rows); None: no input."""
+    """(first seq, last seq, inputs, msgpack of the input rows), compressed by the writer; None: no input."""
     orders: Sequence[tuple[int, str, str, str, bytes]]
     fills: Sequence[tuple[int, str, str, str, str, str, bytes]]
     ledgers: list[tuple[str, int, int, bytes]]
@@ -153,44 +158,58 @@ class LogRecord(msgspec.Struct, frozen=True, gc=False):
 
 
 WRITERS: Final = ("inline", "thread", "process")
-ZSTD_LEVEL: Final = 1
-"""Level 1: a ~15× smaller log for ~0.5 µs of CPU per event (bench/oms.py)."""
 _OWN_WRITERS: set[Path] = set()
 """Journals whose writer process this process started (opening one of them again must not wait for it)."""
 _WRITER_SCRIPT: Final = Path(__file__).with_name("journal_writer.py")
-_PIPE_BYTES: Final = 1 << 20
-"""Pipe buffer asked for (Linux F_SETPIPE_SZ; the default 64 KB holds less than one batch of 100 events)."""
+_RING_BYTES: Final = 32 << 20
+"""The shared ring between the OMS and its writer process: ~300 batches of 100 events (memory is only
+used as the ring is written: a memfd)."""
 _REPLY_TIMEOUT_S: Final = 120.0
 
 
 class _WriterProcess:
-    """The parent's end of the writer process (journal_writer.serve): batches go down a pipe, replies
-    come back on another; `poll` reads replies without blocking, `synced` blocks for one."""
+    """The parent's end of the writer process (journal_writer.serve): batches go into a shared ring and
+    their place down a pipe, replies come back on another; `poll` reads replies without blocking,
+    `synced` blocks for one."""
 
     def __init__(self, path: Path, batch_sync: str) -> None:
         self.error = ""
         self.acked = 0
         self.last_ack = 0
         self._buf = b""
+        self._sent = 0
+        """Batches numbered so far (the child's "done" names the last one it took)."""
+        self._head = 0
+        self._pending: collections.deque[tuple[int, int]] = collections.deque()
+        """(batch number, ring bytes it holds), oldest first, for the batches not yet taken."""
+        self.ring_bytes = _RING_BYTES
+        self._free = self.ring_bytes
+        self.wraps = self.piped = self.waits = 0
+        """Messages that started over at the ring's start, went through the pipe (too big for the ring),
+        or waited for ring space (the writer behind)."""
+        fd = os.memfd_create("polyoms-journal-ring", os.MFD_CLOEXEC)
         try:
+            os.ftruncate(fd, self.ring_bytes)
+            self._ring = mmap.mmap(fd, self.ring_bytes)
             self.proc = subprocess.Popen(
                 # -P: the script's own directory is not put on sys.path (its modules, named like
                 # stdlib ones, would shadow them). The writer needs none of our settings, and none of
                 # our secrets: no POLYOMS_* variable reaches it.
-                [sys.executable, "-P", str(_WRITER_SCRIPT), str(path), batch_sync],
+                [sys.executable, "-P", str(_WRITER_SCRIPT), str(path), batch_sync, str(fd), str(self.ring_bytes)],
                 env={k: v for k, v in os.environ.items() if not k.startswith("POLYOMS_")},
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 close_fds=True,
+                pass_fds=(fd,),
                 start_new_session=True,  # not in the terminal's process group: Ctrl-C is the parent's
             )
         except OSError as exc:
             raise JournalError(f"cannot start the journal writer process: {exc}") from exc
+        finally:
+            os.close(fd)  # the mappings keep the memory
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in = self.proc.stdin.fileno()
         self._out = self.proc.stdout.fileno()
-        with contextlib.suppress(OSError, AttributeError):
-            fcntl.fcntl(self._in, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         reply = self._read(_REPLY_TIMEOUT_S)
         if reply is None or reply[0] != "ready":
             self.proc.kill()
@@ -203,7 +222,33 @@ class _WriterProcess:
     def send(self, batch: _Batch, *, ack: bool = False) -> None:
         if ack:
             self.last_ack += 1
-        self._write(frame(["batch", batch, self.last_ack if ack else 0]))
+        self._sent += 1
+        body = encode_message(["batch", batch, self.last_ack if ack else 0, self._sent])
+        size = len(body)
+        ring = self.ring_bytes
+        if size > ring // 4:
+            self.piped += 1
+            self._pending.append((self._sent, 0))
+            self._write(frame_body(body))
+            return
+        # Contiguous in the ring: a message that would run past its end starts over at offset 0 (the
+        # bytes skipped count as used until it is taken).
+        offset = self._head
+        skip = ring - offset if offset + size > ring else 0
+        if self._free < skip + size:
+            self.waits += 1
+        while self._free < skip + size and not self.error:
+            self._read_replies(_REPLY_TIMEOUT_S)  # the writer is behind: wait for it to take some
+        if self.error:
+            return
+        if skip:
+            offset = 0
+            self.wraps += 1
+        self._ring[offset : offset + size] = body
+        self._head = offset + size
+        self._free -= skip + size
+        self._pending.append((self._sent, skip + size))
+        self._write(frame(["shm", offset, size]))
 
     def sync(self) -> None:
         self.last_ack += 1
@@ -232,11 +277,20 @@ class _WriterProcess:
         except OSError as exc:  # BrokenPipeError: the writer died
             self.error = f"the journal writer process is gone ({exc}; exit code {self.proc.poll()})"
 
+    def _taken(self, n: int) -> None:
+        """Batches up to `n` were decoded by the child: their ring space is free again."""
+        pending = self._pending
+        while pending and pending[0][0] <= n:
+            self._free += pending.popleft()[1]
+
     def _read_replies(self, timeout_s: float) -> int | None:
         """Apply the replies available within `timeout_s`; None at end of input or timeout."""
         reply = self._read(timeout_s)
         while reply is not None:
-            if reply[0] == "ok":
+            if reply[0] == "done":
+                self._taken(reply[1])
+                self.acked = max(self.acked, reply[2])
+            elif reply[0] == "ok":
                 self.acked = max(self.acked, reply[1])
             elif reply[0] == "error":
                 self.error = str(reply[1])
@@ -287,6 +341,7 @@ class _WriterProcess:
             self.proc.kill()
             self.proc.wait()
         self.proc.stdout.close()
+        self._ring.close()
 
 
 class Journal:
@@ -338,9 +393,7 @@ class Journal:
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
         self.encode = msgspec.msgpack.Encoder().encode
-        # Compressed on the OMS's thread: ~0.5 µs per event, and a batch crosses to a writer process
-        # as ~5 KB instead of ~90 KB (a pipe write of 90 KB measured 30–300 µs, the reader contending).
-        self._compress = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress
+        self._compress = compressor()  # inline and thread writers; the writer process has its own
         self._tail = 0
         """The last sequence number pending: the last input's, or its last effect's."""
         self.rows: list[Row] = []
@@ -484,7 +537,7 @@ class Journal:
                 if pos is not None:
                     positions.append((w, t, pos.confirmed, encode(pos)))
         rows = self.rows
-        entry = (rows[0][0], self._tail, len(rows), self._compress(encode(rows))) if rows else None
+        entry = (rows[0][0], self._tail, len(rows), encode(rows)) if rows else None
         batch = _Batch(entry, orders, fills, ledgers, positions, sync)
         self._clear()
         return batch
@@ -492,7 +545,7 @@ class Journal:
     def _write(self, batch: _Batch) -> None:
         """One transaction (journal_writer.write_batch) on this process's connection."""
         try:
-            write_batch(self.conn, batch, self.batch_sync, self._before_commit)
+            write_batch(self.conn, batch, self.batch_sync, self._compress, self._before_commit)
         except BaseException as exc:
             # The previous commit stays the journal's truth; this batch is lost, so the in-memory state
             # is now ahead of the journal: the OMS must halt (fail closed).

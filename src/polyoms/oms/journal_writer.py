@@ -4,7 +4,7 @@
 "inline" on the OMS's thread, "thread" on a writer thread, "process" in a child process running this
 file as a script (`serve`). The process writer exists for throughput: on CPython a writer thread
 shares the GIL with the OMS (bench/oms.py measured no gain on two cores), while a process runs the
-SQL, the commits and the checkpoints on the other core. It imports nothing from polyoms (so it starts
+compression, the SQL, the commits and the checkpoints on the other core. It imports nothing from polyoms (so it starts
 fast and cannot touch trading state): it receives batches already encoded, as plain data.
 
 Pipe protocol (both directions): a 4-byte little-endian length, then msgpack.

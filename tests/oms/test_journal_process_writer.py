@@ -260,3 +260,13 @@ def test_the_oms_waits_for_ring_space_when_the_writer_is_behind(
     assert process.waits > 0 and not process.error
     assert j.conn.execute("SELECT count(*) FROM ledgers WHERE wallet LIKE 'w%'").fetchone() == (80,)
     j.close()
+
+
+def test_without_memfd_the_ring_is_an_unlinked_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "memfd_create")
+    path = tmp_path / "j.sqlite"
+    state, j = _journaled(path)
+    play(state, 3, 200)
+    state.flush(wait=True)
+    j.close()
+    assert recover(path, VirtualClock(START_MS), attach=False).snapshot() == state.snapshot()

@@ -64,6 +64,7 @@ import select
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -168,6 +169,15 @@ run, measured ~130 µs per batch copy; a warm 4 MB one a few µs)."""
 _REPLY_TIMEOUT_S: Final = 120.0
 
 
+def _ring_fd() -> int:
+    """A file for the shared ring, only in memory where the OS allows (Linux memfd), else an unlinked
+    temporary file (macOS): both processes map it."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("polyoms-journal-ring", os.MFD_CLOEXEC)
+    with tempfile.TemporaryFile() as f:
+        return os.dup(f.fileno())
+
+
 class _WriterProcess:
     """The parent's end of the writer process (journal_writer.serve): batches go into a shared ring and
     their place down a pipe, replies come back on another; `poll` reads replies without blocking,
@@ -188,7 +198,7 @@ class _WriterProcess:
         self.wraps = self.piped = self.waits = 0
         """Messages that started over at the ring's start, went through the pipe (too big for the ring),
         or waited for ring space (the writer behind)."""
-        fd = os.memfd_create("polyoms-journal-ring", os.MFD_CLOEXEC)
+        fd = _ring_fd()
         try:
             os.ftruncate(fd, self.ring_bytes)
             self._ring = mmap.mmap(fd, self.ring_bytes)

@@ -475,11 +475,11 @@ class OmsState:
 
     def _apply_trade(self, ev: TradeEvent, ts: int, seq: int, actor: str, *, attribute: bool = False) -> list[Fill]:
         """`attribute`: find our legs even when the trade was seen before (reconciliation: the safety net)."""
+        mt = ev.match_time
+        if mt is not None and mt > self.trade_checkpoint_s:
+            self.trade_checkpoint_s = mt
         known = None if attribute else self._trade_orders.get(ev.id)
         if known is not None and known[0] == len(ev.maker_orders) and known[1] == ev.taker_order_id:
-            mt = ev.match_time
-            if mt is not None and mt > self.trade_checkpoint_s:
-                self.trade_checkpoint_s = mt
             tier = TIER[ev.status]
             fills, orders = self.fills, self.orders
             out: list[Fill] = []
@@ -494,9 +494,6 @@ class OmsState:
         legs, problems = legs_of(ev, self.order_wallet, self.identity, exponent, default_wallet)
         for p in problems:
             self._anomaly("attribution", p, ts, seq, trade_id=ev.id)
-        mt = ev.match_time
-        if mt is not None and mt > self.trade_checkpoint_s:
-            self.trade_checkpoint_s = mt
         status = ev.status
         tier = TIER[status]
         out = []

@@ -60,7 +60,6 @@ import logging
 import mmap
 import os
 import queue
-import select
 import sqlite3
 import subprocess
 import sys
@@ -85,6 +84,7 @@ from polyoms.oms.fills import Fill
 from polyoms.oms.journal_writer import (
     CHECKPOINT_EVERY,
     Checkpointer,
+    Inbox,
     await_writer_exit,
     compressor,
     encode_message,
@@ -185,9 +185,8 @@ class _WriterProcess:
 
     def __init__(self, path: Path, batch_sync: str) -> None:
         self.error = ""
-        self.acked = 0
-        self.last_ack = 0
-        self._buf = b""
+        self.synced_to = 0
+        self._syncs = 0
         self._sent = 0
         """Batches numbered so far (the child's "done" names the last one it took)."""
         self._head = 0
@@ -221,7 +220,7 @@ class _WriterProcess:
             os.close(fd)  # the mappings keep the memory
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in = self.proc.stdin.fileno()
-        self._out = self.proc.stdout.fileno()
+        self._replies = Inbox(self.proc.stdout.fileno())
         reply = self._read(_REPLY_TIMEOUT_S)
         if reply is None or reply[0] != "ready":
             self.proc.kill()
@@ -231,11 +230,9 @@ class _WriterProcess:
         self.path = path.resolve()
         _OWN_WRITERS.add(self.path)
 
-    def send(self, batch: _Batch, *, ack: bool = False) -> None:
-        if ack:
-            self.last_ack += 1
+    def send(self, batch: _Batch) -> None:
         self._sent += 1
-        body = encode_message(["batch", batch, self.last_ack if ack else 0, self._sent])
+        body = encode_message(["batch", batch, self._sent])
         size = len(body)
         ring = self.ring_bytes
         if size > ring // 4:
@@ -263,15 +260,11 @@ class _WriterProcess:
         self._write(frame(["shm", offset, size]))
 
     def sync(self) -> None:
-        self.last_ack += 1
-        self._write(frame(["sync", self.last_ack]))
-        self.synced(self.last_ack)
-
-    def synced(self, n: int) -> None:
-        """Block until reply `n` (or an error) arrives."""
-        while self.acked < n and not self.error:
-            if self._read_replies(_REPLY_TIMEOUT_S) is None:
-                break
+        """Block until every batch sent so far is committed (or the writer failed)."""
+        self._syncs += 1
+        self._write(frame(["sync", self._syncs]))
+        while self.synced_to < self._syncs and not self.error:
+            self._read_replies(_REPLY_TIMEOUT_S)
 
     def poll(self) -> None:
         """Read whatever replies are waiting (an error surfaces at the next flush), without blocking."""
@@ -295,39 +288,27 @@ class _WriterProcess:
         while pending and pending[0][0] <= n:
             self._free += pending.popleft()[1]
 
-    def _read_replies(self, timeout_s: float) -> int | None:
-        """Apply the replies available within `timeout_s`; None at end of input or timeout."""
+    def _read_replies(self, timeout_s: float) -> None:
+        """Apply the replies that arrive within `timeout_s` (and any already waiting behind them)."""
         reply = self._read(timeout_s)
         while reply is not None:
             if reply[0] == "done":
                 self._taken(reply[1])
-                self.acked = max(self.acked, reply[2])
             elif reply[0] == "ok":
-                self.acked = max(self.acked, reply[1])
+                self.synced_to = max(self.synced_to, reply[1])
             elif reply[0] == "error":
                 self.error = str(reply[1])
-            reply = self._read(0.0) if len(self._buf) >= 4 else None
-        return self.acked if not self.error else None
+            reply = self._read(0.0)
 
     def _read(self, timeout_s: float) -> Any | None:
-        """One reply (blocking up to `timeout_s`), or None: none yet, or the writer exited."""
-        while True:
-            if len(self._buf) >= 4:
-                n = int.from_bytes(self._buf[:4], "little")
-                if len(self._buf) >= 4 + n:
-                    body, self._buf = self._buf[4 : 4 + n], self._buf[4 + n :]
-                    return msgspec.msgpack.decode(body)
-            ready, _, _ = select.select([self._out], [], [], timeout_s)
-            if not ready:
-                if timeout_s > 0:
-                    self.error = f"the journal writer process did not answer within {timeout_s} s"
-                return None
-            chunk = os.read(self._out, 65536)
-            if not chunk:
-                if not self.error:
-                    self.error = f"the journal writer process exited (code {self.proc.wait()})"
-                return None
-            self._buf += chunk
+        """One reply (waiting up to `timeout_s`), or None: none yet, or the writer is gone (an error)."""
+        reply = self._replies.next(timeout_s)
+        if reply is None and not self.error:
+            if self._replies.eof:
+                self.error = f"the journal writer process exited (code {self.proc.wait()})"
+            elif timeout_s > 0:
+                self.error = f"the journal writer process did not answer within {timeout_s} s"
+        return reply
 
     def close(self) -> None:
         """Finish: every batch handed over is committed before the process exits."""
@@ -335,7 +316,7 @@ class _WriterProcess:
             self._write(frame(["close"]))
             self._end()
         _OWN_WRITERS.discard(self.path)
-        if self.error and "exited" not in self.error:
+        if self.error:
             log.warning("journal writer process: %s", self.error)
 
     def abandon(self) -> None:
@@ -491,14 +472,7 @@ class Journal:
         """Commit synchronously durable: called with an intent in the batch, before the order is sent.
         Returns only once the intent (and everything journaled before it) is committed."""
         self.raise_if_failed()
-        batch = self._collect(self.intent_sync)
-        if self._process is not None:
-            self._process.send(batch, ack=True)
-            self.commits += 1
-            self._process.synced(self._process.last_ack)
-            self.raise_if_failed()
-            return
-        self._hand_over(batch)
+        self._hand_over(self._collect(self.intent_sync))
         self.wait()
 
     def _hand_over(self, batch: _Batch) -> None:
@@ -520,10 +494,11 @@ class Journal:
         self.raise_if_failed()
 
     def raise_if_failed(self) -> None:
-        if self.error is None and self._process is not None:
-            self._process.poll()
-        if self.error is None and self._process is not None and self._process.error:
-            self.error = JournalError(self._process.error)
+        process = self._process
+        if self.error is None and process is not None:
+            process.poll()
+            if process.error:
+                self.error = JournalError(process.error)
         if self.error is not None:
             raise JournalError(f"journal write failed: {self.error}") from self.error
 
@@ -645,10 +620,8 @@ class Journal:
         return committed_rows(self.conn)
 
 
-_segment_decoder: Final = msgspec.msgpack.Decoder(list[tuple[int, int, str, str | None, str | None, Raw, bytes | None]])
-
-
 InputRow = tuple[int, int, str, str | None, str | None, Raw, bytes | None]
+_segment_decoder: Final = msgspec.msgpack.Decoder(list[InputRow])
 
 
 def committed_rows(conn: sqlite3.Connection) -> Iterator[InputRow]:

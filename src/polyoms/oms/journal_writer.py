@@ -9,12 +9,11 @@ fast and cannot touch trading state): it receives batches already encoded, as pl
 
 Pipe protocol (both directions): a 4-byte little-endian length, then msgpack.
     parent → child  ["shm", offset, size]   the next message is in the shared ring at offset
-                    ["batch", batch, ack, n]  batch: see `Batch`; ack 0 = no reply wanted; n numbers it
+                    ["batch", batch, n]     batch: see `Batch`; n numbers it
                     ["sync", n]             reply once every earlier batch is committed
                     ["close"]               finish and exit (also on end of input: the parent died)
-    child → parent  ["ready", pid] · ["done", n, ack] (batches up to n taken: their ring space is
-                    free; ack: the highest asked for among them, 0 after a failure) · ["ok", n] ·
-                    ["error", text] · ["closed"]
+    child → parent  ["ready", pid] · ["done", n] (batches up to n taken: their ring space is free) ·
+                    ["ok", n] (sync n: every earlier batch committed) · ["error", text] · ["closed"]
 Batches travel through a shared-memory ring (a memfd both map) and only their place through the pipe:
 a 90 KB pipe write measured 30–280 µs while the reader contended for the pipe, a copy into the ring a
 few µs. The parent writes a message into the ring before it names it on the pipe, and reuses space only
@@ -228,8 +227,9 @@ def frame(message: Any) -> list[bytes]:
 
 
 class Inbox:
-    """Messages from a file descriptor, whole ones only; `next(block=False)` takes one only if it has
-    already arrived (how the writer finds batches waiting, to commit them together)."""
+    """Messages from a file descriptor, whole ones only; both ends read with it. `next(timeout_s=0)`
+    takes one only if it has already arrived (how the writer finds batches waiting, to commit them
+    together)."""
 
     def __init__(self, fd: int, ring: mmap.mmap | None = None) -> None:
         self.fd = fd
@@ -238,9 +238,9 @@ class Inbox:
         self.held: Any | None = None
         self.ring = memoryview(ring) if ring is not None else None
 
-    def next(self, *, block: bool = True) -> Any | None:
-        """The next message; None at end of input (a torn last message counts as the end) or, when not
-        blocking, when none is waiting."""
+    def next(self, timeout_s: float | None = None) -> Any | None:
+        """The next message; None at end of input (`eof`; a torn last message counts as the end) or when
+        none arrived within `timeout_s` (None: wait as long as it takes)."""
         if self.held is not None:
             msg, self.held = self.held, None
             return msg
@@ -255,7 +255,7 @@ class Inbox:
                         _tag, offset, size = msg
                         msg = _decode(self.ring[offset : offset + size])
                     return msg
-            if self.eof or (not block and not select.select([self.fd], [], [], 0)[0]):
+            if self.eof or (timeout_s is not None and not select.select([self.fd], [], [], timeout_s)[0]):
                 return None
             chunk = os.read(self.fd, 1 << 20)
             if not chunk:
@@ -310,7 +310,7 @@ def serve(path: Path, batch_sync: str, inp: Inbox, out: BinaryIO) -> None:
             # OMS runs ahead, the writer catches up with fewer, larger transactions).
             group = [msg]
             while len(group) < GROUP_MAX:
-                more = inp.next(block=False)
+                more = inp.next(timeout_s=0)
                 if more is None:
                     break
                 if more[0] != "batch":
@@ -328,7 +328,7 @@ def serve(path: Path, batch_sync: str, inp: Inbox, out: BinaryIO) -> None:
                     if commits % CHECKPOINT_EVERY == 0:
                         checkpointer.wake.set()
             # Always answered, failed or not: the parent reuses the ring space of what was taken.
-            reply(["done", group[-1][3], 0 if failed else max(m[2] for m in group)])
+            reply(["done", group[-1][2]])
     finally:
         checkpointer.close()
         conn.close()

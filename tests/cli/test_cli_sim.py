@@ -61,6 +61,7 @@ def test_sim_serves_configured_markets_and_auto_funds(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    assert proc.stderr is not None and "not a loopback address" not in proc.stderr.read().decode()
 
 
 def test_sim_bad_config_is_a_clear_error(tmp_path: Path) -> None:
@@ -97,3 +98,24 @@ def test_sim_with_a_scenario_has_living_books() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_sim_on_a_non_loopback_host_warns_that_sim_admin_is_unauthenticated() -> None:
+    # 192.0.2.1 (TEST-NET-1) is not on this machine: binding fails after the warning, nothing is exposed.
+    proc = subprocess.run(
+        [POLYOMS, "sim", "--host", "192.0.2.1", "--port", str(_free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and "cannot listen on 192.0.2.1" in proc.stderr
+    human, logged = (line for line in proc.stderr.splitlines() if "not a loopback address" in line)
+    assert human.startswith("warning:") and "/_sim/fund" in human and "unauthenticated" in human
+    assert '"level": "warning"' in logged and "polyoms.sim" in logged  # the log stream has it too
+
+
+def test_loopback_hosts() -> None:
+    from polyoms.cli.sim import is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.1.2.3", "localhost", "LOCALHOST.", "::1", "[::1]"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.1", "example.com", "192.168.1.2", ""))

@@ -88,7 +88,7 @@ def test_market_order_through_the_cli(running: tuple[DaemonThread, Daemon]) -> N
     r = cli(d, "order", "add", "--token-id", no, "--side", "BUY", "--kind", "market", "--amount", "6", "--json")
     assert r.exit_code == 0, r.output
     acc = json.loads(r.stdout)
-    assert acc["order_type"] == "FOK" and acc["price"] == "0.6" and acc["amount"] == "6"
+    assert acc["order_type"] == "FOK" and acc["price"] == "0.6" and acc["max_spend"] == "6"  # fee included
     assert d.state is not None
     state = d.state
     assert wait_until(thread, lambda: state.order(acc["order_id"]).state.value == "FILLED")
@@ -102,7 +102,7 @@ def test_bad_input_exits_2_and_changes_nothing(running: tuple[DaemonThread, Daem
     before = orders(d)
     base = ["order", "add", "--token-id", yes, "--side", "BUY"]
     cases = [
-        ([*base, "--price", "abc", "--size", "10"], "price is not a number"),
+        ([*base, "--price", "abc", "--size", "10"], "price must be a plain decimal number"),
         ([*base, "--price", "0.4", "--size", "1.2345678"], "decimals"),
         ([*base, "--price", "1.2", "--size", "10"], "inside (0, 1)"),
         ([*base, "--price", "0.4", "--size", "-5"], "must be positive"),

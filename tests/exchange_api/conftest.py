@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import httpx
@@ -25,6 +26,16 @@ FAST_SETTLEMENT = SettlementConfig(mined_delay_ms=20, confirmed_delay_ms=50, ret
 def sim() -> Iterator[ThreadedSim]:
     with ThreadedSim(build_service(seed=7, settlement=FAST_SETTLEMENT)) as server:
         yield server
+
+
+@pytest.fixture
+def high_recursion_limit() -> Iterator[None]:
+    """As in any process that imported py_ecc (the official SDK does): the decoder may then recurse
+    until the C stack overflows, so the depth must be checked before decoding."""
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)
+    yield
+    sys.setrecursionlimit(before)
 
 
 def fund(sim: ThreadedSim, address: str, pusd: str = "0", tokens: dict[str, str] | None = None) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 
@@ -169,3 +170,132 @@ def test_bad_queries_and_cancel_bodies(sim: ThreadedSim, raw: RawClient) -> None
     assert resp.status_code == 400 and "address" in resp.json()["error"]
     resp = httpx.post(f"{sim.url}/_sim/fund", json={"address": raw.signer.address, "pusd": "-1"})
     assert resp.status_code == 400
+
+
+# --- hostile input: always a typed 4xx, never a 500 ------------------------------------------------
+
+HOSTILE_NUMBERS = ("abc", "²", "١٢", "1_0", "2e-2", "-5", "9" * 30, "9" * 5000, "0x10", " 1", "1.5", "%FF")
+
+
+def _typed_4xx(resp: httpx.Response, status: int = 400) -> None:
+    assert resp.status_code == status, (resp.request.url, resp.status_code, resp.text[:200])
+    assert resp.headers["content-type"].startswith("application/json")
+    assert isinstance(resp.json()["error"], str)
+
+
+def test_every_integer_query_parameter_refuses_hostile_numbers(sim: ThreadedSim, raw: RawClient) -> None:
+    token = _token(sim)
+    public = [("/prices-history", {"market": token}, name) for name in ("startTs", "endTs")]
+    public += [(path, {}, "next_cursor") for path in ("/markets", "/sampling-markets", "/simplified-markets")]
+    signed = [("/data/trades", {}, name) for name in ("before", "after", "next_cursor")]
+    signed += [("/data/orders", {}, "next_cursor"), ("/balance-allowance", {}, "signature_type")]
+    for value in HOSTILE_NUMBERS:
+        cursor = base64.b64encode(value.encode()).decode()
+        for path, base, name in public:
+            v = cursor if name == "next_cursor" else value
+            _typed_4xx(httpx.get(f"{sim.url}{path}", params={**base, name: v}))
+        for path, base, name in signed:
+            v = cursor if name == "next_cursor" else value
+            _typed_4xx(raw.send("GET", path, **base, **{name: v}))
+    _typed_4xx(raw.send("GET", "/balance-allowance", signature_type="4"))
+    # Valid values still work.
+    assert httpx.get(f"{sim.url}/prices-history", params={"market": token, "startTs": "0"}).json() == {"history": []}
+    assert raw.send("GET", "/data/trades", before="9" * 18, after="0").status_code == 200
+
+
+def test_hostile_strings_in_every_query_parameter_are_never_a_500(sim: ThreadedSim, raw: RawClient) -> None:
+    token = _token(sim)
+    routes = {
+        "/book": ["token_id"],
+        "/tick-size": ["token_id"],
+        "/neg-risk": ["token_id"],
+        "/fee-rate": ["token_id"],
+        "/price": ["token_id", "side"],
+        "/midpoint": ["token_id"],
+        "/spread": ["token_id"],
+        "/last-trade-price": ["token_id"],
+        "/prices-history": ["market", "startTs", "endTs"],
+    }
+    values = ("", "\x00", "ÿ", "%FF%FE", "x" * 4000, "[]", "-1", "١٢")
+    for path, names in routes.items():
+        for name in names:
+            for value in values:
+                params = {"token_id": token, "market": token, "side": "BUY", name: value}
+                resp = httpx.get(f"{sim.url}{path}", params=params)
+                assert resp.status_code < 500, (path, name, value, resp.text[:200])
+    for path, name in (("/data/orders", "market"), ("/data/trades", "asset_id"), ("/balance-allowance", "asset_type")):
+        for value in values:
+            assert raw.send("GET", path, **{name: value}).status_code < 500, (path, name, value)
+
+
+@pytest.mark.usefixtures("high_recursion_limit")
+def test_deeply_nested_json_is_a_400_everywhere(sim: ThreadedSim, raw: RawClient) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    in_a_field = b'{"order": {}, "x": ' + deep + b"}"
+    before = raw.state()
+    for path in ("/books", "/prices", "/midpoints", "/spreads", "/last-trades-prices"):
+        _typed_4xx(httpx.post(f"{sim.url}{path}", content=deep))
+    for method, path in (("POST", "/order"), ("POST", "/orders"), ("DELETE", "/order"), ("DELETE", "/orders")):
+        for body in (deep, in_a_field, b"[" + in_a_field + b"]"):
+            _typed_4xx(raw.send(method, path, body))
+    for method, path in (("DELETE", "/cancel-market-orders"), ("POST", "/v1/heartbeats"), ("POST", "/orders-scoring")):
+        _typed_4xx(raw.send(method, path, deep))
+    for path in ("/_sim/fund", "/_sim/markets", "/_sim/faults"):
+        _typed_4xx(httpx.post(f"{sim.url}{path}", content=deep))
+    assert raw.state() == before
+
+
+def test_wrongly_typed_bodies_are_400s(sim: ThreadedSim, raw: RawClient) -> None:
+    _typed_4xx(raw.send("POST", "/orders-scoring", b'[{"a": 1}]'))
+    _typed_4xx(raw.send("DELETE", "/cancel-market-orders", b'{"market": ["x"]}'))
+    _typed_4xx(raw.send("DELETE", "/cancel-market-orders", b'{"asset_id": {"a": 1}}'))
+
+
+def test_sim_admin_inputs_are_bounded(sim: ThreadedSim, raw: RawClient) -> None:
+    address = raw.signer.address
+    for body in (
+        {"address": address, "pusd": "1e70"},
+        {"address": address, "pusd": 1e70},
+        {"address": address, "pusd": "1000000000001"},
+        {"address": address, "pusd": "NaN"},
+        {"address": address, "pusd": True},
+        {"address": address, "pusd": "1", "tokens": {_token(sim): "1e30"}},
+        {"address": address, "pusd": "1", "tokens": {str(i): "1" for i in range(101)}},
+        {"address": address, "pusd": "1", "owner": address, "signature_type": 9},
+        {"address": address, "pusd": "1", "signature_type": 1},
+        {"address": address, "pusd": "1", "surprise": 1},
+        [address],
+    ):
+        _typed_4xx(httpx.post(f"{sim.url}/_sim/fund", json=body))
+    assert raw.state()[2] == "100000000"  # nothing was credited
+    _typed_4xx(httpx.post(f"{sim.url}/_sim/fund", content=b'{"address": "' + b"a" * 2_000_000 + b'"}'))
+    for changes in (
+        {"http_latency_ms": 1e9},
+        {"http_latency_ms": 60_001},
+        {"http_latency_jitter_ms": 10**12},
+        {"ws_delay_ms": 1e9},
+        {"delayed_ms": 1e9},
+        {"ws_stall_s": 1e9},
+        {"restart_window_s": 1e9},
+        {"restart_every_s": 1e12},
+        {"retry_after_s": 1e9},
+        {"http_latency_ms": 1.5},
+        {"ws_drop_rate": 2},
+        {"seed": -1},
+        {"restart": "no"},
+        {"reset": 1},
+        {"nonsense": 1},
+    ):
+        _typed_4xx(httpx.post(f"{sim.url}/_sim/faults", json=changes))
+    # Nothing was switched on: requests stay fast.
+    assert httpx.get(f"{sim.url}/_sim/faults").json()["http_latency_ms"] == 0
+    started = time.monotonic()
+    assert httpx.get(f"{sim.url}/book", params={"token_id": _token(sim)}).status_code == 200
+    assert time.monotonic() - started < 5
+    many = {"markets": [{"slug": f"m-{i}", "question": f"Q{i}?", "tick_size": "0.01"} for i in range(101)]}
+    _typed_4xx(httpx.post(f"{sim.url}/_sim/markets", json=many))
+    for payload in ([], "x", {"markets": "x"}, {"markets": [1]}, {"markets": [{"slug": 1}]}):
+        _typed_4xx(httpx.post(f"{sim.url}/_sim/markets", json=payload))
+    assert len(sim.service.exchange.markets()) == len(httpx.get(f"{sim.url}/markets").json()["data"])
+    one = {"markets": [{"slug": "one-more", "question": "One more?", "tick_size": "0.01"}]}
+    assert httpx.post(f"{sim.url}/_sim/markets", json=one).status_code == 200

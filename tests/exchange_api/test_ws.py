@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import gc
 import json
+import os
 import random
-from collections.abc import Iterator
+import socket
+import struct
+import time
+import tracemalloc
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -16,6 +25,7 @@ from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import PolyomsError
 from polyoms.core.units import MICRO, fmt_micro, to_micro
 from polyoms.exchange.api.runner import ThreadedSim, build_service
+from polyoms.exchange.api.ws import Connection
 from polyoms.exchange.orders import EngineOrder
 from polyoms.polymarket.protocol.hashing import keccak256
 from polyoms.polymarket.protocol.messages import decode_market_frame
@@ -223,3 +233,213 @@ def test_user_channel_orders_and_trades(sim: ThreadedSim) -> None:
     assert fmt_micro(to_micro(trade_a["maker_orders"][0]["matched_amount"])) == "5"
     # B never sees A's placement; A's socket is filtered to this market only.
     assert all(e.get("type") != "PLACEMENT" or e["owner"] == b.creds.api_key for e in got_b)
+
+
+# --- hostile subscribers: bounded, dropped, released --------------------------------------------------
+
+
+class RawWs:
+    """A WebSocket client on a plain socket with a tiny receive buffer, which reads only when told."""
+
+    def __init__(self, sim: ThreadedSim, channel: str) -> None:
+        port = int(sim.url.rsplit(":", 1)[1])
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.settimeout(10)
+        self.sock.connect(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            (
+                f"GET /ws/{channel} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            head += self.sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def send_text(self, text: str) -> None:
+        payload, mask = text.encode(), os.urandom(4)
+        n = len(payload)
+        length = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n)
+        if n >= 65536:
+            length = bytes([0x80 | 127]) + struct.pack("!Q", n)
+        self.sock.sendall(b"\x81" + length + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def read_to_eof(self, timeout_s: float = 20) -> bool:
+        """Read everything the server sent; True if it then closed the connection."""
+        deadline = time.monotonic() + timeout_s
+        self.sock.settimeout(1)
+        while time.monotonic() < deadline:
+            try:
+                if not self.sock.recv(1 << 20):
+                    return True
+            except TimeoutError:
+                continue
+            except ConnectionError:
+                return True
+        return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+def _empty(sim: ThreadedSim) -> bool:
+    return all(v == 0 for v in sim.call(sim.hub.registry_sizes).values())
+
+
+def _only_conn(sim: ThreadedSim) -> Connection:
+    conns = sim.call(lambda: list(sim.hub.market_conns | sim.hub.user_conns))
+    assert len(conns) == 1
+    return conns[0]
+
+
+def test_a_subscriber_that_never_reads_is_dropped_and_released(
+    sim: ThreadedSim, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = sim.service.exchange.markets()[0].yes_token_id
+    raw = RawWs(sim, "market")
+    try:
+        raw.send_text(json.dumps({"type": "market", "assets_ids": [token]}))
+        _wait_for(lambda: sim.call(lambda: len(sim.hub.market_conns)) == 1)
+        conn = _only_conn(sim)
+        ref = weakref.ref(conn)
+        del conn
+        big = {"event_type": "tick_size_change", "asset_id": token, "pad": "x" * 32_000}
+
+        def burst() -> bool:
+            for _ in range(50):
+                sim.hub.broadcast_market(big, [token])
+            c = ref()
+            return c is None or bool(c.dropped)
+
+        # Without a bound this would queue 40 x 50 x 32 kB; with one it stops at a few MB.
+        assert any(sim.call(burst) for _ in range(40)), "a non-reading subscriber was never dropped"
+        _wait_for(lambda: _empty(sim))
+        gc.collect()
+        assert ref() is None, "the dropped connection (and its frames) is still referenced"
+        assert "slow consumer" in caplog.text
+        assert raw.read_to_eof(), "the server kept the socket open"
+    finally:
+        raw.close()
+
+    async def healthy() -> list[Any]:  # the exchange serves the next subscriber as before
+        async with aiohttp.ClientSession() as session, session.ws_connect(_ws_url(sim, "market")) as ws:
+            await ws.send_str(json.dumps({"type": "market", "assets_ids": [token]}))
+            await ws.send_str("PING")
+            return await _drain(ws)
+
+    got = asyncio.run(healthy())
+    assert got[0]["event_type"] == "book" and "PONG" in got
+
+
+def test_subscribe_flips_from_a_client_that_does_not_read_are_bounded(sim: ThreadedSim) -> None:
+    tokens = [t for m in sim.service.exchange.markets() for t in m.token_ids]
+    raw = RawWs(sim, "market")
+    try:
+        raw.send_text(json.dumps({"type": "market", "assets_ids": []}))
+        _wait_for(lambda: sim.call(lambda: len(sim.hub.market_conns)) == 1)
+        ref = weakref.ref(_only_conn(sim))
+        sub = json.dumps({"operation": "subscribe", "assets_ids": tokens})
+        unsub = json.dumps({"operation": "unsubscribe", "assets_ids": tokens})
+        flips = 0
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            for flips in range(1, 20_001):  # noqa: B007 (the count is reported)
+                raw.send_text(sub)
+                raw.send_text(unsub)
+        _wait_for(lambda: _empty(sim))
+        gc.collect()
+        assert ref() is None, f"still referenced after {flips} flips"
+    finally:
+        raw.close()
+
+
+def test_subscribe_flips_from_a_reading_client_keep_memory_flat(sim: ThreadedSim) -> None:
+    token = sim.service.exchange.markets()[0].yes_token_id
+
+    async def flips(ws: aiohttp.ClientWebSocketResponse, n: int) -> None:
+        for _ in range(n):
+            await ws.send_str(json.dumps({"operation": "subscribe", "assets_ids": [token]}))
+            msg = await ws.receive(timeout=10)
+            assert json.loads(msg.data)[0]["event_type"] == "book"
+            await ws.send_str(json.dumps({"operation": "unsubscribe", "assets_ids": [token]}))
+
+    async def main() -> tuple[int, int, dict[str, int]]:
+        async with aiohttp.ClientSession() as session, session.ws_connect(_ws_url(sim, "market")) as ws:
+            await ws.send_str(json.dumps({"type": "market", "assets_ids": []}))
+            await flips(ws, 200)  # warm-up: caches, interned strings
+            gc.collect()
+            first = tracemalloc.get_traced_memory()[0]
+            await flips(ws, 1_000)
+            await ws.send_str("PING")
+            assert (await ws.receive(timeout=10)).data == "PONG"  # every unsubscribe was handled
+            sizes = await asyncio.to_thread(sim.call, sim.hub.registry_sizes)
+            gc.collect()
+            return first, tracemalloc.get_traced_memory()[0], sizes
+
+    tracemalloc.start()
+    try:
+        first, last, sizes = asyncio.run(main())
+    finally:
+        tracemalloc.stop()
+    assert sizes == {"market_conns": 1, "user_conns": 0, "rtds_conns": 0, "shown_books": 0, "fault_states": 1}
+    assert last - first < 1_000_000, f"grew {last - first} bytes over 1,000 flips"
+    _wait_for(lambda: _empty(sim))
+
+
+def test_user_channel_auth_with_hostile_values_is_invalid_auth(sim: ThreadedSim) -> None:
+    from tests.exchange_api.conftest import KEY_A
+    from tests.exchange_api.test_bad_requests import RawClient
+
+    creds = RawClient(sim.url, KEY_A).creds
+    good = {"apiKey": creds.api_key, "secret": creds.secret, "passphrase": creds.passphrase}
+    hostile = [
+        {**good, "secret": "ä" * 44},
+        {**good, "passphrase": "パス"},
+        {**good, "secret": 5},
+        {**good, "apiKey": ["x"]},
+        "not an object",
+    ]
+
+    async def main() -> list[tuple[Any, ...]]:
+        out = []
+        async with aiohttp.ClientSession() as session:
+            for auth in hostile:
+                async with session.ws_connect(_ws_url(sim, "user")) as ws:
+                    await ws.send_str(json.dumps({"type": "user", "auth": auth}))
+                    first = await ws.receive(timeout=5)
+                    closed = await ws.receive(timeout=5)
+                    out.append((first.data, closed.type))
+        return out
+
+    for data, closed in asyncio.run(main()):
+        assert data == "INVALID AUTH" and closed in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    _wait_for(lambda: _empty(sim))
+
+
+@pytest.mark.usefixtures("high_recursion_limit")
+def test_malformed_frames_are_answered_and_the_socket_kept(sim: ThreadedSim) -> None:
+    token = sim.service.exchange.markets()[0].yes_token_id
+
+    async def main() -> list[Any]:
+        async with aiohttp.ClientSession() as session, session.ws_connect(_ws_url(sim, "market")) as ws:
+            await ws.send_str(json.dumps({"type": "market", "assets_ids": [token]}))
+            assert (await _drain(ws))[0]["event_type"] == "book"
+            answers = []
+            for frame in ("[" * 100_000 + "]" * 100_000, '{"operation": "subscribe", "assets_ids": 5}', "[1]"):
+                await ws.send_str(frame)
+                answers.append((await ws.receive(timeout=5)).data)
+            await ws.send_str("PING")
+            answers.append((await ws.receive(timeout=5)).data)
+            return answers
+
+    assert asyncio.run(main()) == ["INVALID MESSAGE"] * 3 + ["PONG"]
+    _wait_for(lambda: _empty(sim))

@@ -159,3 +159,51 @@ def test_key_file_permissions_are_checked(sim: ThreadedSim, tmp_path: Path) -> N
     assert fine.exit_code == 0, fine.stdout
     assert "0 error(s)" in fine.stdout
     assert os.stat(key_file).st_mode & 0o777 == 0o600
+
+
+VENUE_CHECKS = ("venue", "clock", "api_credentials", "signature_type", "balance", "allowance")
+
+
+def test_without_api_credentials_doctor_gets_them_through_l1_and_goes_on(sim: ThreadedSim, tmp_path: Path) -> None:
+    # A fresh key: no API credentials in the environment and none on the venue yet (never run).
+    key = "0x" + "33" * 32
+    address = Wallet.from_key(key).address
+    fund(sim.url, address, "12")
+    findings = run(config(sim, tmp_path), {"POLYOMS_PRIVATE_KEY": key})
+    assert bad(findings) == {}, bad(findings)
+    by = {f.check: f for f in findings}
+    assert set(VENUE_CHECKS) <= set(by)
+    assert "L1" in by["api_credentials"].message
+    assert by["balance"].message == f"12 pUSD in {address}"
+    # The second time the key exists: derived, not created again.
+    again = {f.check: f for f in run(config(sim, tmp_path), {"POLYOMS_PRIVATE_KEY": key})}
+    assert "derived" in again["api_credentials"].message and again["balance"].ok and again["allowance"].ok
+
+
+def test_refused_environment_credentials_do_not_stop_the_funds_checks(sim: ThreadedSim, tmp_path: Path) -> None:
+    address = with_key(sim)
+    fund(sim.url, address, "1")
+    env = {
+        "POLYOMS_PRIVATE_KEY": KEY_OTHER,
+        "POLYOMS_API_KEY": "00000000-0000-0000-0000-00000000beef",
+        "POLYOMS_API_SECRET": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        "POLYOMS_API_PASSPHRASE": "not-it",
+    }
+    findings = run(config(sim, tmp_path), env)
+    by = {f.check: f for f in findings}
+    assert by["api_credentials"].severity is Severity.ERROR and "derived from the key" in by["api_credentials"].message
+    assert by["balance"].ok and by["allowance"].ok and by["signature_type"].ok
+
+
+def test_every_venue_check_is_reported_even_when_it_cannot_run(sim: ThreadedSim, tmp_path: Path) -> None:
+    down = run(config(sim, tmp_path, clob_url="http://127.0.0.1:9"), {"POLYOMS_PRIVATE_KEY": KEY_OTHER})
+    by = {f.check: f for f in down}
+    assert set(VENUE_CHECKS) <= set(by)
+    for check in VENUE_CHECKS[1:]:
+        assert by[check].severity is Severity.WARN and "not checked" in by[check].message, by[check]
+    static = run(config(sim, tmp_path, funder=PROXY), {"POLYOMS_PRIVATE_KEY": KEY_OTHER})
+    by = {f.check: f for f in static}
+    assert by["signature_type"].severity is Severity.ERROR
+    assert all("not checked" in by[c].message for c in ("venue", "clock", "api_credentials", "balance", "allowance"))
+    no_key = {f.check: f for f in run(config(sim, tmp_path), {})}
+    assert no_key["key"].severity is Severity.ERROR and "not checked" in no_key["balance"].message

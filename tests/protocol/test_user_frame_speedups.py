@@ -418,7 +418,9 @@ def test_generated_events_mostly_took_the_c_path() -> None:
     """The comparison above is only worth something if the C path decoded a good share of them."""
     if sum(GENERATED_ON_C) < 100:
         pytest.skip("test_generated_events did not run before this test")
-    assert GENERATED_ON_C[1] / sum(GENERATED_ON_C) > 0.2, GENERATED_ON_C
+    # A count, not a share: the examples drawn (derandomized) still shift with what the process imported
+    # before (17 % to 25 % seen); ~100 frames compared both ways is what makes the comparison worth it.
+    assert GENERATED_ON_C[1] >= 60, GENERATED_ON_C
 
 
 # --- mutations of real frames ---------------------------------------------------------------------------

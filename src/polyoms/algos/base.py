@@ -32,6 +32,14 @@ LOT: Final = 10_000
 """Sizes carry at most two decimals: 0.01 share (or pUSD) in micro-units."""
 CENT: Final = 10_000
 """One cent of pUSD (a price step of 0.01) in micro-units."""
+ALGO_NAMES: Final = {"microprice": "micro-price"}
+"""Parent kinds (parent ids are `<kind>-<n>`) whose operator-facing name differs: the CLI, the control
+API and the reports say `micro-price`."""
+
+
+def algo_name(kind: str) -> str:
+    """The name an operator sees (and types) for a parent kind."""
+    return ALGO_NAMES.get(kind, kind)
 
 
 class AlgoConfigError(ConfigError):

@@ -24,6 +24,22 @@ bad input), does the algorithm see it REJECTED. Without this, one WebSocket gap 
 Each child is submitted with `actor = "algo:<parent id>"`, so the OMS's audit trail and notifications
 name the parent. An algorithm that raises is stopped (FAILED, its children cancelled): a bug in one
 parent never stops the others.
+
+Journaled and recovered (when the OMS has a journal): a parent's `ParentRecord` (oms.journal) — its
+spec, its restart policy — is committed when it starts, before its first child and before `start`
+returns its id; it is written again when a cancel is requested and when it ends. Its progress is not
+journaled: it is always its children's fills, and the children are the OMS's orders with its actor, so
+a restarted manager finds them (`recover`). Ids are `<kind>-<n>`, n past every journaled parent's:
+an id never repeats, across restarts and crashes. After a restart (`recover`), a parent that was
+working first cancels the children of the previous run that still rest and waits for them to be
+final (fills settled); then, per its `on_restart` policy (the manager's default, or per parent):
+* "interrupt" (the default): it ends CANCELLED, marked `interrupted`, with exactly what its children
+  filled;
+* "resume": the algorithm starts again for what is left (its target minus what filled), within what
+  is left of its timeout; the parent's numbers add both runs' children. Only the single-token
+  algorithms sized in shares resume (iceberg, adaptive, micro-price); others are interrupted.
+A parent whose cancel was requested before the restart ends CANCELLED; one that had ended keeps its
+final state (its numbers again rebuilt from its children).
 """
 
 from __future__ import annotations
@@ -36,12 +52,15 @@ import logging
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Final
 
+import msgspec
+
 from polyoms.algos.adaptive import AdaptiveSpec, AdaptiveState
 from polyoms.algos.base import (
+    CANCEL_RETRY_MS,
     Action,
     AlgoConfigError,
     AlgoState,
@@ -55,6 +74,11 @@ from polyoms.algos.base import (
     Obs,
     ParentState,
     Place,
+    Progress,
+    Step,
+    all_final,
+    any_provisional,
+    sums,
 )
 from polyoms.algos.books import BookLevels, BookSource, others_only, own_resting
 from polyoms.algos.iceberg import IcebergSpec, IcebergState
@@ -65,10 +89,11 @@ from polyoms.algos.single import OrderSpec, SingleState
 from polyoms.core.clock import Clock
 from polyoms.core.enums import Side
 from polyoms.core.errors import InputError, PolyomsError
-from polyoms.core.units import Micro
+from polyoms.core.units import Micro, fmt_micro
 from polyoms.core.user_events import TradeStatus
 from polyoms.oms.errors import OrderRateLimitError, TradingHaltedError
 from polyoms.oms.fills import FillTier
+from polyoms.oms.journal import Journal, ParentRecord
 from polyoms.oms.manager import OrderManager
 from polyoms.oms.state import OrderState
 from polyoms.polymarket.protocol.order import OrderBuilder, SignedOrder
@@ -78,6 +103,13 @@ log = logging.getLogger(__name__)
 Spec = IcebergSpec | AdaptiveSpec | MicroPriceSpec | MultiLegSpec | OrderSpec
 InstrumentLookup = Callable[[str], "Instrument | Awaitable[Instrument | None] | None"]
 _SOLD_STATUSES = frozenset({TradeStatus.MINED, TradeStatus.CONFIRMED})
+
+INTERRUPT: Final = "interrupt"
+RESUME: Final = "resume"
+ON_RESTART: Final = (INTERRUPT, RESUME)
+"""What a restart does to a parent that was working (module doc); "interrupt" by default."""
+FAMILY: Final = "algo"
+"""The journal's family of parent orders (their children's actor is `algo:<parent id>`)."""
 
 
 class UnknownParentError(InputError, KeyError):
@@ -113,6 +145,11 @@ class ParentStatus:
     """The token's mid (others' orders) when the parent started; for a basket the sum over its legs."""
     legs: tuple[LegStatus, ...] = ()
     legging_cost: Fraction | None = None
+    interrupted: bool = False
+    """Ended by a restart (policy "interrupt", or it could not resume): `filled` is what its children filled."""
+    restarts: int = 0
+    """Restarts that found it working."""
+    on_restart: str = INTERRUPT
 
     @property
     def done(self) -> bool:
@@ -159,6 +196,16 @@ class _Parent:
     error: str = ""
     ended_ms: int | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    no: int = 0
+    """Its ordinal in the journal (ids are numbered by it)."""
+    on_restart: str = INTERRUPT
+    spec_data: Any = None
+    """The spec as journaled (`encode_spec`)."""
+    restarts: int = 0
+
+    @property
+    def interrupted(self) -> bool:
+        return isinstance(self.state, RecoveredState) and self.state.interrupted
 
 
 class ParentManager:
@@ -176,11 +223,13 @@ class ParentManager:
         timer_interval_s: float = 0.25,
         deterministic_salts: bool = False,
         max_rounds: int = 10_000,
+        on_restart: str = INTERRUPT,
     ) -> None:
         """`instruments`: token → Instrument (a mapping or a lookup, sync or async); None asks the
         book source (`book_source.instrument(token)`). `seed` seeds the algorithms' randomness (each
         parent gets its own stream); `deterministic_salts` also derives order salts from it, so a
-        backtest's order ids repeat (never in live trading: two runs would sign identical orders)."""
+        backtest's order ids repeat (never in live trading: two runs would sign identical orders).
+        `on_restart`: the default restart policy of the parents it starts (module doc)."""
         self.manager = manager
         self.engine = manager.engine
         builder = builder or manager.builder
@@ -195,10 +244,13 @@ class ParentManager:
         self.sleep = sleep
         self.timer_interval_s = timer_interval_s
         self.max_rounds = max_rounds
+        self.on_restart = restart_policy(on_restart)
         self._salts = random.Random(seed) if deterministic_salts else None
         self._parents: dict[str, _Parent] = {}
         self._insts: dict[str, Instrument] = {}
-        self._counter = 0
+        j = self._journal()
+        # Numbered past every parent the journal knows, recovered or not: an id is never given twice.
+        self._counter = max((r.no for r in j.parents()), default=0) if j is not None else 0
         self._lock = asyncio.Lock()
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -207,16 +259,18 @@ class ParentManager:
 
     # --- public API --------------------------------------------------------------------------------
 
-    async def start(self, spec: Spec, *, parent_id: str | None = None) -> str:
-        """Validate `spec`, create its parent and run a round (its first children are journaled on
-        return). Raises AlgoConfigError / the order's typed error for a spec that cannot be executed."""
+    async def start(self, spec: Spec, *, parent_id: str | None = None, on_restart: str | None = None) -> str:
+        """Validate `spec`, create its parent, journal it (committed) and run a round (its first
+        children are journaled on return). Raises AlgoConfigError / the order's typed error for a spec
+        that cannot be executed. `on_restart` overrides the manager's restart policy for this parent."""
         now = self.clock.now_ms()
+        policy = self.on_restart if on_restart is None else restart_policy(on_restart)
         self._counter += 1
+        no = self._counter
         state: AlgoState
         if isinstance(spec, IcebergSpec):
             kind = "iceberg"
-            seed = (self.seed * 1_000_003 + self._counter) & ((1 << 63) - 1)
-            state = IcebergState.start(spec, await self._instrument(spec.token_id), now, seed)
+            state = IcebergState.start(spec, await self._instrument(spec.token_id), now, self._seed_of(no, 0))
         elif isinstance(spec, AdaptiveSpec):
             kind = "adaptive"
             state = AdaptiveState.start(spec, await self._instrument(spec.token_id), now)
@@ -235,17 +289,55 @@ class ParentManager:
             state = SingleState.start(spec, await self._instrument(spec.token_id), now)
         else:
             raise AlgoConfigError(f"unknown parent spec {type(spec).__name__}")
-        pid = parent_id or f"{kind}-{self._counter}"
+        pid = parent_id or f"{kind}-{no}"
         if pid in self._parents:
             raise AlgoConfigError(f"parent id {pid} is already in use", parent_id=pid)
-        mids = [await self._mid(t) for t in _spec_tokens(spec)]
+        mids = [await self._mid(t) for t in spec_tokens(spec)]
         arrival = None if any(m is None for m in mids) else sum((m for m in mids if m is not None), Fraction(0))
         side = getattr(spec, "side", None)
-        p = _Parent(pid, kind, spec, state, now, arrival, side, f"algo:{pid}")
+        p = _Parent(pid, kind, spec, state, now, arrival, side, f"{FAMILY}:{pid}", no=no, on_restart=policy)
+        p.spec_data = encode_spec(spec, arrival)
+        j = self._journal()
+        if j is not None:
+            # Committed before the first child can be, and before anyone learns the id.
+            record = self._record(p)
+            await self.engine.call(lambda _s: j.commit_parent(record))
         self._parents[pid] = p
         self._ensure_running()
         await self.step()
         return pid
+
+    async def recover(self) -> builtins.list[str]:
+        """After a restart (the OMS recovered from the journal and reconciled with the venue): rebuild
+        every journaled parent (module doc). Returns the ids of those that were working. Call once,
+        before starting new parents."""
+        j = self._journal()
+        if j is None:
+            return []
+        working: builtins.list[str] = []
+        children: dict[str, builtins.list[str]] = {}
+        for o in sorted(self.engine.state.orders.values(), key=lambda o: o.no):
+            children.setdefault(o.actor, []).append(o.order_id)
+        for rec in j.parents():
+            if rec.family != FAMILY or rec.parent_id in self._parents:
+                continue
+            self._counter = max(self._counter, rec.no)
+            p = await self._recovered(rec, children.get(rec.actor, []))
+            self._parents[p.pid] = p
+            if p.ended_ms is None:
+                working.append(p.pid)
+                log.warning(
+                    "parent %s (%s): found working after a restart: %s (%d children of the previous run)",
+                    p.pid,
+                    p.kind,
+                    _RECOVERY_PLANS.get(getattr(p.state, "mode", ""), "?"),
+                    len(p.orders),
+                )
+                await self._journal_parent(p)
+        if working:
+            self._ensure_running()
+            await self.step()
+        return working
 
     def status(self, parent_id: str) -> ParentStatus:
         return self._status(self._parent(parent_id))
@@ -258,7 +350,9 @@ class ParentManager:
         (and, by default, their fills are final). Returns the status after one round."""
         p = self._parent(parent_id)
         if not p.state.phase.is_terminal:
-            p.cancel_requested = True
+            if not p.cancel_requested:
+                p.cancel_requested = True
+                await self._journal_parent(p)  # a restart must not resume what was cancelled
             await self.step()
             self._kick.set()
         return self._status(p)
@@ -348,6 +442,7 @@ class ParentManager:
             if p.state.phase.is_terminal and p.ended_ms is None:
                 p.ended_ms = self.clock.now_ms()
                 p.done.set()
+                await self._journal_parent(p)
         return moved
 
     async def _observe(self, p: _Parent) -> Obs:
@@ -502,10 +597,115 @@ class ParentManager:
         p.decisions.append(Decision(self.clock.now_ms(), Action.FAIL, error))
         p.ended_ms = self.clock.now_ms()
         p.done.set()
+        await self._journal_parent(p)
 
     def _note(self, p: _Parent, error: str) -> None:
         p.error = error
         self.errors.append(f"{p.pid}: {error}")
+
+    # --- journal and recovery ----------------------------------------------------------------------
+
+    def _journal(self) -> Journal | None:
+        return self.engine.state.journal
+
+    def _seed_of(self, no: int, restarts: int) -> int:
+        return (self.seed * 1_000_003 + no + restarts * 7_919) & ((1 << 63) - 1)
+
+    def _record(self, p: _Parent) -> ParentRecord:
+        return ParentRecord(
+            parent_id=p.pid,
+            no=p.no,
+            family=FAMILY,
+            kind=p.kind,
+            spec=p.spec_data,
+            on_restart=p.on_restart,
+            started_ms=p.started_ms,
+            state=p.state.phase.value,
+            reason=p.state.reason,
+            cancel_requested=p.cancel_requested,
+            ended_ms=p.ended_ms,
+            restarts=p.restarts,
+            interrupted=p.interrupted,
+        )
+
+    async def _journal_parent(self, p: _Parent) -> None:
+        """Write the parent's record with the engine's next batch (an event of the engine, so it is
+        flushed now rather than whenever something else happens)."""
+        j = self._journal()
+        if j is None:
+            return
+        record = self._record(p)
+        await self.engine.call(lambda _s: j.put_parent(record))
+
+    async def _recovered(self, rec: ParentRecord, order_ids: Sequence[str]) -> _Parent:
+        """A journaled parent, as a restart finds it: its children are `order_ids` (in order)."""
+        try:
+            spec, arrival = decode_spec(rec.spec)
+        except (msgspec.ValidationError, AlgoConfigError, KeyError, TypeError) as exc:
+            raise AlgoConfigError(f"journaled parent {rec.parent_id} cannot be read: {exc}") from exc
+        tokens = spec_tokens(spec)
+        keys = tuple(f"prior-{n}" for n in range(1, len(order_ids) + 1))
+        side = getattr(spec, "side", None)
+        target = _target_of(spec)
+        if rec.ended:
+            state: RecoveredState = RecoveredState(
+                keys,
+                target,
+                tokens,
+                "ended",
+                status=ParentState(rec.state),
+                why=rec.reason,
+                was_interrupted=rec.interrupted,
+            )
+        else:
+            mode, restart, why = rec.on_restart, None, ""
+            if rec.cancel_requested:
+                mode = "cancel"
+            elif mode == RESUME:
+                try:
+                    restart = await self._restarter(spec, rec)
+                except AlgoConfigError as exc:
+                    mode, why = INTERRUPT, f"cannot resume: {exc}"
+            timeout = getattr(spec, "timeout_ms", None)
+            deadline = None if timeout is None else rec.started_ms + timeout
+            state = RecoveredState(keys, target, tokens, mode, restart, deadline_ms=deadline, note=why)
+        p = _Parent(
+            rec.parent_id,
+            rec.kind,
+            spec,
+            state,
+            rec.started_ms,
+            arrival,
+            side,
+            rec.actor,
+            orders=dict(zip(keys, order_ids, strict=True)),
+            cancel_requested=rec.cancel_requested,
+            no=rec.no,
+            on_restart=rec.on_restart,
+            spec_data=rec.spec,
+            restarts=rec.restarts if rec.ended else rec.restarts + 1,
+        )
+        if rec.ended:
+            p.ended_ms = rec.ended_ms
+            p.done.set()
+        return p
+
+    async def _restarter(self, spec: Spec, rec: ParentRecord) -> Restart:
+        """How the parent's algorithm starts again for what is left (AlgoConfigError: it cannot)."""
+        if not isinstance(spec, IcebergSpec | AdaptiveSpec | MicroPriceSpec) or getattr(spec, "kelly", None):
+            raise AlgoConfigError(f"a {rec.kind} parent is not resumed (only parents sized in shares on one token)")
+        inst = await self._instrument(spec.token_id)
+        seed = self._seed_of(rec.no, rec.restarts + 1)
+
+        def restart(left: Micro, now_ms: int, deadline_ms: int | None) -> AlgoState:
+            timeout = None if deadline_ms is None else deadline_ms - now_ms
+            if isinstance(spec, IcebergSpec):
+                return IcebergState.start(replace(spec, size=left, timeout_ms=timeout), inst, now_ms, seed)
+            if isinstance(spec, AdaptiveSpec):
+                return AdaptiveState.start(replace(spec, size=left, timeout_ms=timeout), inst, now_ms)
+            return MicroPriceState.start(replace(spec, size=left, timeout_ms=timeout), inst, now_ms)
+
+        return restart
 
     # --- lookups -------------------------------------------------------------------------------------
 
@@ -559,7 +759,7 @@ class ParentManager:
         children = {k: v for k in p.state.keys if (v := self._view(p, k)) is not None}
         obs = Obs(self.clock.now_ms(), children)
         prog = p.state.progress(obs)
-        token = _spec_tokens(p.spec)[0]
+        token = spec_tokens(p.spec)[0]
         return ParentStatus(
             parent_id=p.pid,
             kind=p.kind,
@@ -582,6 +782,9 @@ class ParentManager:
             arrival_mid=p.arrival_mid,
             legs=p.state.legs(obs),
             legging_cost=p.state.legging_cost(obs),
+            interrupted=p.interrupted,
+            restarts=p.restarts,
+            on_restart=p.on_restart,
         )
 
     # --- background driving (autorun) --------------------------------------------------------------
@@ -649,7 +852,190 @@ def _passing(exc: PolyomsError) -> bool:
     return isinstance(exc, TradingHaltedError) and exc.context.get("rule") not in ("kill_switch", "journal")
 
 
-def _spec_tokens(spec: Spec) -> tuple[str, ...]:
+def spec_tokens(spec: Spec) -> tuple[str, ...]:
+    """The tokens a parent of this spec trades."""
     if isinstance(spec, MultiLegSpec):
         return tuple(leg.token_id for leg in spec.legs)
     return (spec.token_id,)
+
+
+def _target_of(spec: Spec) -> Micro:
+    if isinstance(spec, MultiLegSpec):
+        return sum(leg.size for leg in spec.legs)
+    return spec.size
+
+
+def restart_policy(value: str) -> str:
+    """A restart policy ("resume" or "interrupt"), checked."""
+    policy = value.strip().lower() if isinstance(value, str) else value
+    if policy not in ON_RESTART:
+        raise AlgoConfigError(f"on_restart must be one of {', '.join(ON_RESTART)}, got {value!r}", field="on_restart")
+    return policy
+
+
+# --- specs as the journal keeps them -------------------------------------------------------------------
+
+_SPEC_TYPES: Final[dict[str, type[Any]]] = {
+    t.__name__: t for t in (IcebergSpec, AdaptiveSpec, MicroPriceSpec, MultiLegSpec, OrderSpec)
+}
+
+
+def _enc_hook(obj: Any) -> Any:
+    if isinstance(obj, Fraction):
+        return f"{obj.numerator}/{obj.denominator}"
+    raise NotImplementedError(f"{type(obj).__name__} cannot be journaled")
+
+
+def _dec_hook(type_: type[Any], obj: Any) -> Any:
+    if type_ is Fraction and isinstance(obj, str):
+        return Fraction(obj)
+    raise NotImplementedError(f"{type_} cannot be read back")
+
+
+def encode_spec(spec: Spec, arrival_mid: Fraction | None = None) -> dict[str, Any]:
+    """A spec as plain data for the journal: its type and every field (exact: integers, and
+    fractions as "n/d" strings), with the parent's arrival mid."""
+    return {
+        "type": type(spec).__name__,
+        "fields": msgspec.to_builtins(spec, enc_hook=_enc_hook),
+        "arrival_mid": None if arrival_mid is None else _enc_hook(arrival_mid),
+    }
+
+
+def decode_spec(data: Mapping[str, Any]) -> tuple[Spec, Fraction | None]:
+    """`encode_spec` read back (the spec's own checks run again)."""
+    spec: Spec = msgspec.convert(data["fields"], type=_SPEC_TYPES[data["type"]], dec_hook=_dec_hook)
+    mid = data.get("arrival_mid")
+    return spec, None if mid is None else Fraction(mid)
+
+
+# --- a parent found by a restart -------------------------------------------------------------------------
+
+_RESTING: Final = frozenset({OrderState.LIVE, OrderState.PARTIALLY_FILLED})
+_RECOVERY_PLANS: Final = {
+    RESUME: "stopping what rests, then resuming what is left",
+    INTERRUPT: "interrupting it (what rests is cancelled)",
+    "cancel": "finishing its cancel (asked for before the restart)",
+}
+
+
+def _restart_cancels(obs: Obs, keys: Sequence[str], sent: dict[str, int]) -> tuple[tuple[Cancel, ...], dict[str, int]]:
+    """Cancel every child of a previous run still resting, and again if unanswered after CANCEL_RETRY_MS.
+    Unlike `base.cancels_for`, a child already cancel-pending is cancelled too: that cancel was asked
+    for before the restart and its answer may never have come."""
+    out: list[Cancel] = []
+    for k in keys:
+        v = obs.children.get(k)
+        if v is None or v.state not in _RESTING:
+            continue
+        last = sent.get(k)
+        if last is None or obs.now_ms - last >= CANCEL_RETRY_MS:
+            out.append(Cancel(k))
+            sent[k] = obs.now_ms
+    return tuple(out), sent
+
+
+Restart = Callable[[Micro, int, "int | None"], AlgoState]
+"""(shares left, now, deadline) -> the algorithm started again for them."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveredState(AlgoState):
+    """A journaled parent after a restart (module doc).
+
+    `prior` are the children of the previous runs. Until they are final, it cancels those still
+    resting (STOPPING) and waits for their fills to settle (SETTLING). Then, by `mode`: "interrupt"
+    ends CANCELLED (interrupted) with what they filled, "cancel" ends CANCELLED (a cancel requested
+    before the restart), "resume" starts the algorithm again (`restart`) for what is left and from then
+    on is that algorithm, its numbers added to the prior children's. "ended": the parent had ended;
+    it keeps its final state."""
+
+    prior: tuple[str, ...]
+    target: Micro
+    token_ids: tuple[str, ...]
+    mode: str
+    restart: Restart | None = None
+    status: ParentState = ParentState.STOPPING
+    why: str = "restarted: stopping the children of the previous run"
+    inner: AlgoState | None = None
+    sent: tuple[tuple[str, int], ...] = ()
+    deadline_ms: int | None = None
+    note: str = ""
+    """Why a parent meant to resume is interrupted instead."""
+    was_interrupted: bool = False
+
+    @property
+    def interrupted(self) -> bool:
+        if self.mode == "ended":
+            return self.was_interrupted
+        return self.mode == INTERRUPT and self.status.is_terminal
+
+    def step(self, obs: Obs) -> Step[AlgoState]:
+        if self.inner is not None:
+            r = self.inner.step(obs)
+            return Step(replace(self, inner=r.state), r.commands, r.decisions)
+        if self.status.is_terminal:
+            return Step(self)
+        mode = "cancel" if obs.cancel_requested and self.mode == RESUME else self.mode
+        cancels, sent = _restart_cancels(obs, self.prior, dict(self.sent))
+        if cancels or not all_final(obs, self.prior):
+            return Step(replace(self, sent=tuple(sent.items()), status=ParentState.STOPPING), cancels)
+        if any_provisional(obs, self.prior):
+            why = "restarted: waiting for the previous run's fills to settle"
+            return Step(replace(self, sent=tuple(sent.items()), status=ParentState.SETTLING, why=why))
+        filled = sums(obs, self.prior)[0]
+        done = f"{fmt_micro(filled)} of {fmt_micro(self.target)} filled"
+        if mode == "cancel":
+            return self._end(obs, ParentState.CANCELLED, f"cancelled (asked for before the restart); {done}")
+        if mode == INTERRUPT:
+            why = f"interrupted by a restart{': ' + self.note if self.note else ''}; {done}"
+            return self._end(obs, ParentState.CANCELLED, why)
+        left = self.target - filled
+        if left <= 0:
+            return self._end(obs, ParentState.DONE, f"filled before the restart; {done}")
+        if self.deadline_ms is not None and obs.now_ms >= self.deadline_ms:
+            return self._end(obs, ParentState.EXPIRED, f"its timeout passed before it could resume; {done}")
+        assert self.restart is not None
+        try:
+            inner = self.restart(left, obs.now_ms, self.deadline_ms)
+        except AlgoConfigError as exc:
+            st = replace(self, mode=INTERRUPT, note=f"cannot resume the {fmt_micro(left)} left: {exc}")
+            return st.step(obs)
+        r = inner.step(obs)
+        resumed = Decision(obs.now_ms, Action.RESUME, f"resumed after a restart: {done}, {fmt_micro(left)} left")
+        return Step(replace(self, inner=r.state, status=ParentState.WORKING), r.commands, (resumed, *r.decisions))
+
+    def _end(self, obs: Obs, status: ParentState, why: str) -> Step[AlgoState]:
+        action = Action.DONE if status is ParentState.DONE else Action.STOP
+        return Step(replace(self, status=status, why=why), (), (Decision(obs.now_ms, action, why),))
+
+    @property
+    def phase(self) -> ParentState:
+        return self.inner.phase if self.inner is not None else self.status
+
+    @property
+    def reason(self) -> str:
+        return self.inner.reason if self.inner is not None else self.why
+
+    @property
+    def wake_ms(self) -> int | None:
+        if self.inner is not None:
+            return self.inner.wake_ms
+        if self.status is not ParentState.STOPPING or not self.sent:
+            return None  # settling: fills arrive as events
+        return min(t for _, t in self.sent) + CANCEL_RETRY_MS  # unanswered cancels are sent again
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return self.token_ids
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.prior if self.inner is None else (*self.prior, *self.inner.keys)
+
+    def progress(self, obs: Obs) -> Progress:
+        filled, cash, fees = sums(obs, self.prior)
+        if self.inner is None:
+            return Progress(self.target, filled, cash, fees)
+        more = self.inner.progress(obs)
+        return Progress(self.target, filled + more.filled, cash + more.cash, fees + more.fees, more.adjustments)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from polyoms.algos.base import algo_name
 from polyoms.algos.parents import ParentStatus
 from polyoms.algos.scenarios import SCENARIOS, ScenarioRun, run_scenario
 from polyoms.core.enums import Side
@@ -64,7 +65,7 @@ def row_of(run: ScenarioRun, st: ParentStatus) -> Row:
     state = run.world.engine.state
     matched = [f.first_ms for oid in st.child_order_ids for f in state.fills_of(oid) if f.tier is not FillTier.VOIDED]
     return Row(
-        algorithm=run.algorithm if len(run.parent_ids) == 1 else f"{run.algorithm}: {st.kind}",
+        algorithm=algo_name(run.algorithm) if len(run.parent_ids) == 1 else f"{run.algorithm}: {algo_name(st.kind)}",
         scenario=run.scenario,
         parent_id=st.parent_id,
         state=str(st.state),

@@ -25,6 +25,13 @@ from polyoms.core.units import MICRO, Micro, fmt_micro
 ProbabilityLike = Fraction | Decimal | str | int
 
 
+def _shown(value: object) -> str:
+    """A probability or fraction for a message, as a decimal (a Fraction's "3/2" reads as 1.5)."""
+    if isinstance(value, Fraction):
+        return format((Decimal(value.numerator) / Decimal(value.denominator)).normalize(), "f")
+    return str(value).strip()
+
+
 def to_fraction(value: ProbabilityLike, what: str) -> Fraction:
     if isinstance(value, bool | float):
         raise AlgoConfigError(f"{what} must be a Fraction, Decimal, int or decimal string (not {value!r})", field=what)
@@ -46,8 +53,9 @@ class KellySizing:
     def __post_init__(self) -> None:
         p = to_fraction(self.probability, "probability")
         k = to_fraction(self.fraction, "fraction")
-        require(0 < p < 1, f"probability must be within (0, 1), got {p}", field="probability")
-        require(0 < k <= 1, f"Kelly fraction must be within (0, 1], got {k}", field="fraction")
+        # The value as given ("1.5"), not the exact Fraction it became ("3/2").
+        require(0 < p < 1, f"probability must be within (0, 1), got {_shown(self.probability)}", field="probability")
+        require(0 < k <= 1, f"Kelly fraction must be within (0, 1], got {_shown(self.fraction)}", field="fraction")
         if self.max_stake is not None:
             require(self.max_stake > 0, f"max_stake must be positive, got {fmt_micro(self.max_stake)}")
         object.__setattr__(self, "probability", p)

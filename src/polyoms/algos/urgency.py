@@ -60,6 +60,4 @@ def resolve(urgency: Urgency | str | UrgencyParams) -> UrgencyParams:
     try:
         return Urgency(str(urgency).upper()).params
     except ValueError:
-        raise AlgoConfigError(
-            f"urgency must be LOW, MEDIUM, HIGH or UrgencyParams, got {urgency!r}", field="urgency"
-        ) from None
+        raise AlgoConfigError(f"urgency must be LOW, MEDIUM or HIGH, got {urgency!r}", field="urgency") from None

@@ -5,15 +5,22 @@
 default ~/.polyoms: control.url and control.token, written by `polyoms run`), or `--url` / `--token`
 (POLYOMS_CONTROL_URL / POLYOMS_CONTROL_TOKEN).
 
-Exit codes: 0 done; 1 refused by the daemon (admission closed, risk, balance) or a venue failure;
-2 bad input (nothing was sent, or the daemon refused it as bad input: nothing changed); 3 no daemon
-reachable, or the token was refused.
+Exit codes: 0 done; 1 refused by the daemon (admission closed, risk, balance), refused by the venue
+(`order add` waits for its answer: post-only that would cross, FOK that cannot fill...) or a venue
+failure; 2 bad input (nothing was sent, or the daemon refused it as bad input: nothing changed); 3 no
+daemon reachable, or the token was refused; 4 `order add` sent the order but no final answer came within
+--wait (it may still rest or fill: `polyoms order status ID`).
+
+Ids: `order status` and `order cancel` take an order id (0x…) or parent id whole or by a unique prefix
+(at least 4 characters); an ambiguous prefix is refused with the matching ids. `--watch` (order status)
+and the parent follow of `order add` print one line per change when stdout is not a terminal.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -33,13 +40,16 @@ from rich.table import Table
 from polyoms.cli import order as order_cli
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import PolyomsError
-from polyoms.core.units import MICRO, to_micro
+from polyoms.core.units import MICRO, plain_micro, to_micro
 from polyoms.ops import schema as api
 from polyoms.ops.config import DEFAULT_STATE_DIR, ENV_STATE_DIR
 from polyoms.ops.daemon import read_endpoint
+from polyoms.ops.desk import check_request
 
 T = TypeVar("T")
-EXIT_REFUSED, EXIT_INPUT, EXIT_NO_DAEMON = 1, 2, 3
+EXIT_REFUSED, EXIT_INPUT, EXIT_NO_DAEMON, EXIT_PENDING = 1, 2, 3, 4
+DEFAULT_WAIT_S = 10.0
+"""How long `order add` waits for the venue's answer by default (--wait)."""
 ENV_URL, ENV_TOKEN = "POLYOMS_CONTROL_URL", "POLYOMS_CONTROL_TOKEN"
 
 markets_app = typer.Typer(help="Find markets and their token ids.", no_args_is_help=True)
@@ -149,8 +159,8 @@ def _run(fn: Callable[[], None]) -> None:
         fn()
     except CtlError as exc:
         raise _fail(exc.message, exc.code) from None
-    except PolyomsError as exc:
-        raise _fail(str(exc), EXIT_INPUT) from None
+    except PolyomsError as exc:  # refused before anything was sent; named like the daemon's answers
+        raise _fail(f"{exc} [{type(exc).__name__}]", EXIT_INPUT) from None
 
 
 def _console() -> Console:
@@ -164,6 +174,10 @@ def _id_column(table: Table, index: int, header: str, ids: list[str]) -> None:
     table.add_column(header, no_wrap=True, min_width=max((len(i) for i in ids), default=len(header)))
     # add_column appends: move it where the rows expect it.
     table.columns.insert(index, table.columns.pop())
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _print_json(obj: object) -> None:
@@ -180,7 +194,7 @@ def _ts(ms: int) -> str:
 def _check_decimal(value: str | None, what: str, *, positive: bool = True) -> None:
     if value is None:
         return
-    micro = to_micro(value, what)  # exact, or InvalidAmountError (exit 2)
+    micro = plain_micro(value, what)  # a plain decimal, exact, or InvalidAmountError (exit 2)
     if positive and micro <= 0:
         raise CtlError(f"{what} must be positive, got {value}", EXIT_INPUT)
 
@@ -201,25 +215,55 @@ def order_add(
     price: Annotated[
         str | None, typer.Option("--price", help="Limit price; for a market order the worst price (default: book).")
     ] = None,
-    size: Annotated[str | None, typer.Option("--size", help="Shares (limit orders, market SELL, parents).")] = None,
-    amount: Annotated[str | None, typer.Option("--amount", help="pUSD to spend (market BUY).")] = None,
+    size: Annotated[
+        str | None,
+        typer.Option(
+            "--size", help="Shares (limit orders, market SELL, parents). With --kelly: the most Kelly may size (a cap)."
+        ),
+    ] = None,
+    amount: Annotated[
+        str | None,
+        typer.Option(
+            "--amount",
+            help="pUSD to spend (market BUY), taker fee included: the order buys what is left once the fee is "
+            "set aside (walked from the book); the answer shows both.",
+        ),
+    ] = None,
     kind: Annotated[str, typer.Option("--kind", help="limit or market.")] = "limit",
     order_type: Annotated[
         str | None, typer.Option("--order-type", help="GTC/GTD (limit, default GTC), FOK/FAK (market, default FOK).")
     ] = None,
     post_only: Annotated[bool, typer.Option("--post-only", help="Refuse instead of taking liquidity.")] = False,
-    expiration: Annotated[int, typer.Option("--expiration", help="GTD expiry, unix seconds.")] = 0,
+    expiration: Annotated[
+        int, typer.Option("--expiration", help="GTD expiry, unix seconds (only with --order-type GTD).")
+    ] = 0,
     algo: Annotated[str | None, typer.Option("--algo", help="Parent order: iceberg, adaptive or micro-price.")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", help="Algo parameter KEY=VALUE (repeat).")] = None,
     kelly_prob: Annotated[
-        str | None, typer.Option("--kelly", help="Size by Kelly: your probability that the token pays out.")
+        str | None,
+        typer.Option(
+            "--kelly",
+            help="Size by Kelly: your probability that the token pays out. --size, if given too, caps the size "
+            "(the answer says what Kelly sized and what was placed).",
+        ),
     ] = None,
     kelly_fraction: Annotated[str, typer.Option("--kelly-fraction", help="Fraction of full Kelly.")] = "0.25",
     bankroll: Annotated[
         str | None, typer.Option("--bankroll", help="pUSD to size Kelly against (default: available).")
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm an order above the confirmation threshold.")] = False,
-    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow a parent order until it is done.")] = True,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            "--wait",
+            metavar="SECONDS",
+            help=f"Wait up to SECONDS for the outcome: the venue's answer to an order (default {DEFAULT_WAIT_S:g}; "
+            f"at most {api.MAX_WAIT_MS // 1000}), a parent order's end (default: until it is done).",
+        ),
+    ] = None,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Return once the order is sent (its outcome: `order status`).")
+    ] = False,
     state_dir: StateDirOpt = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
@@ -234,8 +278,10 @@ def order_add(
             raise CtlError(f"--kind must be limit or market, got {kind!r}", EXIT_INPUT)
         if order_type is not None:
             OrderType.parse(order_type)
-        if not token_id.strip().isdigit():
-            raise CtlError(f"--token-id must be the decimal outcome token id, got {token_id!r}", EXIT_INPUT)
+        if wait is not None and not 0 <= wait <= api.MAX_WAIT_MS / 1000:
+            raise CtlError(f"--wait must be within [0, {api.MAX_WAIT_MS // 1000}] seconds, got {wait:g}", EXIT_INPUT)
+        if wait is not None and no_wait:
+            raise CtlError("give --wait SECONDS or --no-wait, not both", EXIT_INPUT)
         _check_decimal(price, "price")
         if price is not None and not 0 < to_micro(price, "price") < MICRO:
             raise CtlError(f"price must be inside (0, 1), got {price}", EXIT_INPUT)
@@ -261,8 +307,11 @@ def order_add(
             algo_params=_params(param or []),
             kelly=kelly,
             confirm=yes,
+            wait_ms=0 if no_wait or algo is not None else int((DEFAULT_WAIT_S if wait is None else wait) * 1000),
         )
+        check_request(req)  # the daemon's own gate, before anything is sent
         client = ControlClient.locate(state_dir, url, token)
+        client.timeout_s += req.wait_ms / 1000
         acc = client.call("POST", "/orders", api.OrderAccepted, body=req)
         if as_json:
             _print_json(acc)
@@ -271,15 +320,51 @@ def order_add(
         else:
             what = f"{acc.amount} pUSD" if acc.amount else f"{acc.size} shares"
             typer.echo(f"order {acc.order_id}: {acc.side} {what} @ {acc.price} {acc.order_type} ({acc.kind})")
-        if acc.parent_id is not None and wait and not as_json:
-            _follow_parent(client, acc.parent_id)
+        if acc.note and not as_json:
+            typer.echo(f"  {acc.note}")
+        if acc.parent_id is not None and not no_wait and not as_json:
+            _follow_parent(client, acc.parent_id, max_s=wait)
+        if acc.order is not None:
+            _report_outcome(acc, quiet=as_json)
 
     _run(go)
 
 
-def _follow_parent(client: ControlClient, parent_id: str, poll_s: float = 0.5) -> None:
-    """Live progress of a parent order until it is done (Ctrl-C stops watching, not the order)."""
+def _report_outcome(acc: api.OrderAccepted, *, quiet: bool) -> None:
+    """The venue's answer to an order `order add` waited for: its state, fills and fees; a refusal or no
+    answer in time exits non-zero (EXIT_REFUSED, EXIT_PENDING)."""
+    o = acc.order
+    assert o is not None
+    if not quiet:
+        unit = "pUSD" if o.size_unit == "pUSD" else "shares"
+        avg = f" @ avg {o.avg_price}" if o.avg_price else ""
+        typer.echo(f"  {acc.outcome}: {o.state}, filled {o.filled}/{o.size} {unit}{avg}, fees {o.fees} pUSD")
+        for f in o.fills:
+            typer.echo(f"  fill {f.trade_id}: {f.side} {f.size} @ {f.price} ({f.role}), fee {f.fee}, {f.status}")
+    if acc.outcome == "refused":
+        why = f"{o.error.message} [{o.error.error}]" if o.error else (o.history[-1].reason if o.history else "")
+        raise CtlError(f"the venue refused order {o.order_id}: {why}", EXIT_REFUSED)
+    if acc.outcome == "pending":
+        raise CtlError(
+            f"no final answer for order {o.order_id} yet (state {o.state}): it may still rest or fill; "
+            f"see `polyoms order status {o.order_id}`",
+            EXIT_PENDING,
+        )
+
+
+def _piped() -> bool:
+    """stdout is not a terminal: watchers print one line per change instead of redrawing."""
+    return not sys.stdout.isatty()
+
+
+def _follow_parent(client: ControlClient, parent_id: str, poll_s: float = 0.5, max_s: float | None = None) -> None:
+    """Progress of a parent order until it is done, or for `max_s` seconds (Ctrl-C stops watching, not the
+    order): a live bar on a terminal, one line per change in a pipe."""
+    deadline = None if max_s is None else time.monotonic() + max_s
     view = client.call("GET", f"/parents/{parent_id}", api.ParentView)
+    if _piped():
+        _parent_lines(client, view, poll_s, deadline)
+        return
     target = max(to_micro(view.target, "target"), 1)
     try:
         with Progress(
@@ -302,7 +387,7 @@ def _follow_parent(client: ControlClient, parent_id: str, poll_s: float = 0.5) -
                 progress.update(
                     task, completed=filled, filled=view.filled, state=view.state, children=len(view.children)
                 )
-                if view.done:
+                if view.done or (deadline is not None and time.monotonic() >= deadline):
                     break
                 time.sleep(poll_s)
                 view = client.call("GET", f"/parents/{parent_id}", api.ParentView)
@@ -310,6 +395,43 @@ def _follow_parent(client: ControlClient, parent_id: str, poll_s: float = 0.5) -
         typer.echo(f"stopped watching; the parent order runs on (`polyoms order status {parent_id}`)", err=True)
         return
     typer.echo(f"parent {parent_id}: {view.state}, filled {view.filled}/{view.target}")
+
+
+def _parent_lines(client: ControlClient, view: api.ParentView, poll_s: float, deadline: float | None) -> None:
+    last = None
+    try:
+        while True:
+            line = f"parent {view.parent_id}: {view.state}, filled {view.filled}/{view.target}"
+            if not view.done:
+                line += f", {len(view.children)} child order(s)"
+            if line != last:
+                typer.echo(line)
+                last = line
+            if view.done or (deadline is not None and time.monotonic() >= deadline):
+                return
+            time.sleep(poll_s)
+            view = client.call("GET", f"/parents/{view.parent_id}", api.ParentView)
+    except KeyboardInterrupt:
+        typer.echo(f"stopped watching; the parent order runs on (`polyoms order status {view.parent_id}`)", err=True)
+
+
+def _follow_order(client: ControlClient, view: api.OrderView, poll_s: float = 0.5) -> None:
+    """One line per change of an order (state, fills, cancel pending) until it is done (Ctrl-C stops watching)."""
+    path = f"/orders/{urllib.parse.quote(view.order_id, safe='')}"
+    last = None
+    try:
+        while True:
+            line = f"order {view.order_id}: {view.state}" + (" (cancel pending)" if view.pending_cancel else "")
+            line += f", filled {view.filled}/{view.size}, {len(view.fills)} fill(s), fees {view.fees}"
+            if line != last:
+                typer.echo(line)
+                last = line
+            if view.done:
+                return
+            time.sleep(poll_s)
+            view = client.call("GET", path, api.OrderView)
+    except KeyboardInterrupt:
+        typer.echo(f"stopped watching order {view.order_id}", err=True)
 
 
 def order_list(
@@ -333,12 +455,14 @@ def order_list(
             console.print("no orders", highlight=False)
             return
         if orders.orders:
-            t = Table("state", "side", "type", "price", "size", "filled", "created", "actor")
+            t = Table("market", "outcome", "state", "side", "type", "price", "size", "filled", "created", "actor")
             _id_column(t, 0, "order id", [o.order_id for o in orders.orders])
             for o in orders.orders:
                 state = o.state + (" (cancel pending)" if o.pending_cancel else "")
                 t.add_row(
                     o.order_id,
+                    escape(_short(o.question or o.market or "-", 40)),
+                    escape(o.outcome or "-"),
                     state,
                     o.side,
                     o.order_type,
@@ -359,8 +483,13 @@ def order_list(
 
 
 def order_status(
-    order_id: Annotated[str, typer.Argument(help="Order id (0x…) or parent id.")],
-    watch: Annotated[bool, typer.Option("--watch", help="Follow a parent order until it is done.")] = False,
+    order_id: Annotated[str, typer.Argument(help="Order id (0x…) or parent id, or a unique prefix of one.")],
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Follow the order or parent order until it is done (a line per change in a pipe)."
+        ),
+    ] = False,
     state_dir: StateDirOpt = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
@@ -384,8 +513,10 @@ def order_status(
         view = msgspec.convert(data, api.OrderView)
         if as_json:
             _print_json(view)
-            return
-        _print_order(view)
+        elif watch and not view.done:
+            _follow_order(client, view)
+        else:
+            _print_order(view)
 
     _run(go)
 
@@ -422,6 +553,8 @@ def _print_order(o: api.OrderView) -> None:
         ("filled", o.filled),
         ("token", o.token_id),
         ("market", o.market or "-"),
+        ("question", o.question or "-"),
+        ("outcome", o.outcome or "-"),
         ("actor", o.actor),
     ]
     if o.error is not None:
@@ -476,7 +609,8 @@ def order_cancel(
 def positions(
     state_dir: StateDirOpt = None, url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
 ) -> None:
-    """pUSD (confirmed, reserved, provisional, available) and positions, from the daemon's ledger."""
+    """pUSD (confirmed, reserved, provisional, available) and positions from the daemon's ledger, marked to
+    market: at the mid (value, unrealized PnL) and at the bid (what selling now would fetch)."""
 
     def go() -> None:
         p = ControlClient.locate(state_dir, url, token).call("GET", "/positions", api.PositionsView)
@@ -486,7 +620,9 @@ def positions(
         console = _console()
         console.print(
             f"wallet {p.wallet}\npUSD: cash {p.cash}  reserved {p.reserved}  provisional out {p.provisional_out}  "
-            f"provisional in {p.provisional_in}  [bold]available {p.available}[/]  realized {p.realized}",
+            f"provisional in {p.provisional_in}  [bold]available {p.available}[/]\n"
+            f"PnL: realized {p.realized}  unrealized {p.unrealized} (at the mid)  equity {p.equity}  "
+            f"liquidation value {p.liquidation_value} (at the bid)",
             highlight=False,
         )
         if not p.positions:
@@ -500,6 +636,11 @@ def positions(
             "reserved",
             "sellable",
             "avg price",
+            "mid",
+            "value",
+            "unrealized",
+            "liq. price",
+            "liq. value",
             "realized",
             "fees",
         )
@@ -514,10 +655,19 @@ def positions(
                 r.reserved,
                 r.sellable,
                 r.avg_price or "-",
+                r.mark or "-",
+                r.market_value or "-",
+                r.unrealized or "-",
+                r.liquidation_price or "-",
+                r.liquidation_value or "-",
                 r.realized,
                 r.fees,
             )
         console.print(t, highlight=False)
+        if p.unmarked:
+            console.print(
+                f"no two-sided book for {len(p.unmarked)} position(s): counted at cost in equity", highlight=False
+            )
 
     _run(go)
 
@@ -618,14 +768,17 @@ def markets_search(
         _id_column(t, 2, "token id", [tok for m in res.markets for tok in m.token_ids])
         for m in res.markets:
             for i, (outcome, tok) in enumerate(zip(m.outcomes, m.token_ids, strict=False)):
+                # Every token's own book (the NO side too); an older daemon sends only the first's.
+                bid = m.bids[i] if i < len(m.bids) else (m.best_bid if i == 0 else None)
+                ask = m.asks[i] if i < len(m.asks) else (m.best_ask if i == 0 else None)
                 t.add_row(
                     escape(m.question or m.slug) if i == 0 else "",
                     escape(outcome),
                     tok,
                     m.tick or "-",
                     m.min_order_size or "-",
-                    (m.best_bid or "-") if i == 0 else "",
-                    (m.best_ask or "-") if i == 0 else "",
+                    bid or "-",
+                    ask or "-",
                     ("yes" if m.accepting_orders else "no") if i == 0 else "",
                 )
         console.print(t, highlight=False)

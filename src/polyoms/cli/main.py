@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
+from typing import Annotated
+
 import typer
 
-from polyoms.cli import ctl, demo, order, report, run, sim
+from polyoms.cli import config, ctl, demo, order, report, run, sim
+from polyoms.cli import history as history_cli
 
 app = typer.Typer(
     name="polyoms",
@@ -15,11 +19,28 @@ app = typer.Typer(
 )
 app.add_typer(order.app, name="order")
 app.add_typer(report.app, name="report")
+app.add_typer(config.app, name="config")
 app.command("sim")(sim.sim)
 app.command("run")(run.run)
 app.command("doctor")(run.doctor)
 app.command("demo")(demo.demo)
 ctl.register(app)
+history_cli.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"polyoms {_metadata.version('polyoms')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Order management and execution for Polymarket's CLOB V2."""
 
 
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m polyoms.cli.main`

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -40,13 +41,15 @@ def _config(config: Path | None, state_dir: Path | None, venue: str | None, port
     return cfg
 
 
-def _configure_logging(log: LogConfig) -> None:
+def _configure_logging(log: LogConfig) -> bool:
+    """Logs to stderr; True when they are JSON lines (then nothing else may be printed there)."""
     try:
         from polyoms.ops.logs import configure_logging
     except ImportError:  # structured logging not installed: plain lines on stderr
         logging.basicConfig(level=log.level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return
+        return False
     configure_logging(json=log.json, level=log.level)
+    return (not sys.stderr.isatty()) if log.json is None else log.json
 
 
 def run(
@@ -54,6 +57,14 @@ def run(
     state_dir: StateDirOpt = None,
     venue: Annotated[str | None, typer.Option("--venue", help="local (embedded exchange) or polymarket.")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Control API port on 127.0.0.1 (0 = any).")] = None,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Local venue: delete the saved session (exchange state, journal, wallet key in STATE_DIR/local) "
+            "and start over with a new exchange and wallet. Without it a restart recovers the session.",
+        ),
+    ] = False,
 ) -> None:
     """Run the daemon: an engine on a venue, with a control API on 127.0.0.1 for the CLI (Ctrl-C stops it)."""
     try:
@@ -61,11 +72,20 @@ def run(
         secrets = load_secrets(cfg, required=cfg.venue == "polymarket")
     except PolyomsError as exc:
         raise _fail(str(exc)) from None
-    _configure_logging(cfg.log)
+    json_logs = _configure_logging(cfg.log)
     console = Console(stderr=True)
 
     def ready(d: Daemon) -> None:
         wallet = d.venue.wallet if d.venue is not None else "?"
+        if json_logs:  # the banner is a log event like any other: stderr stays one JSON object per line
+            logging.getLogger("polyoms.daemon").info(
+                "daemon ready: venue %s at %s, control API %s",
+                cfg.venue,
+                d.venue_url,
+                d.control_url,
+                extra={"wallet": wallet, "control_url": d.control_url, "venue_url": d.venue_url},
+            )
+            return
         console.print(
             f"polyoms daemon: venue [bold]{cfg.venue}[/] at {d.venue_url}, wallet {wallet}\n"
             f"control API {d.control_url} (token in {cfg.state_dir / 'control.token'}); Ctrl-C or "
@@ -74,7 +94,7 @@ def run(
         )
 
     try:
-        asyncio.run(run_daemon(cfg, secrets, on_ready=ready))
+        asyncio.run(run_daemon(cfg, secrets, on_ready=ready, fresh=fresh))
     except PolyomsError as exc:
         raise _fail(str(exc), 1) from None
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown

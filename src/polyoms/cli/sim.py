@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import logging
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 from rich.console import Console
@@ -15,13 +17,34 @@ from polyoms.core.errors import PolyomsError
 from polyoms.core.units import to_micro
 from polyoms.exchange.api.faults import REHEARSAL
 from polyoms.exchange.api.runner import SimServer, build_service
+from polyoms.ops.logs import configure_logging
+
+log = logging.getLogger("polyoms.sim")
+
+UNAUTHENTICATED_ADMIN: Final = (
+    "--host {host} is not a loopback address: anyone who can reach it can call /_sim/fund, "
+    "/_sim/markets and /_sim/faults, which are unauthenticated (they mint funds and switch faults); "
+    "keep the local exchange on 127.0.0.1 unless the network is yours alone"
+)
+
+
+def is_loopback(host: str) -> bool:
+    """True for names and addresses that only this machine reaches (localhost, 127.0.0.0/8, ::1)."""
+    if host.strip().lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def sim(
     host: Annotated[str, typer.Option("--host", help="Address to bind (keep it on loopback).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port (0 = any free port).")] = 8080,
     config: Annotated[Path | None, typer.Option("--config", help="Markets file (TOML or JSON).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for ids and keys (reproducible runs).")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed for ids and faults (reproducible runs); API keys stay secret.")
+    ] = 0,
     fund: Annotated[
         str | None, typer.Option("--fund", help="Give every new address this much pUSD automatically.")
     ] = None,
@@ -38,6 +61,11 @@ def sim(
 ) -> None:
     """Serve the local exchange's REST API at http://HOST:PORT until interrupted."""
     console = Console(stderr=True)
+    configure_logging(level="WARNING")  # the exchange's own warnings (dropped subscribers, errors)
+    if not is_loopback(host):
+        warning = UNAUTHENTICATED_ADMIN.format(host=host)
+        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        log.warning(warning)
     try:
         service = build_service(
             config,

@@ -6,6 +6,7 @@ unit both pUSD and the outcome tokens use on chain. Nothing in a money path is a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation
 from typing import Final
@@ -39,7 +40,11 @@ def to_decimal(value: NumberLike, what: str = "value") -> Decimal:
         elif isinstance(value, Decimal | int):
             dec = Decimal(value)
         elif isinstance(value, str):
-            dec = Decimal(value.strip())
+            text = value.strip()
+            if not text.isascii() or "_" in text:
+                # Decimal() takes "1_0" and any script's digits ("١٠"): nobody means those as money.
+                raise InvalidAmountError(f"{what} is not a number: {_shown(value)}", field=what, value=_shown(value))
+            dec = Decimal(text)
         else:
             raise InvalidAmountError(
                 f"{what} must be a decimal string, Decimal or int, got {type(value).__name__}",
@@ -47,10 +52,36 @@ def to_decimal(value: NumberLike, what: str = "value") -> Decimal:
                 value=value,
             )
     except InvalidOperation:
-        raise InvalidAmountError(f"{what} is not a number: {value!r}", field=what, value=value) from None
+        raise InvalidAmountError(f"{what} is not a number: {_shown(value)}", field=what, value=_shown(value)) from None
     if not dec.is_finite():
-        raise InvalidAmountError(f"{what} must be finite, got {value!r}", field=what, value=value)
+        raise InvalidAmountError(f"{what} must be finite, got {_shown(value)}", field=what, value=_shown(value))
     return dec
+
+
+_PLAIN: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_SHOWN_CHARS: Final = 40
+
+
+def _shown(value: object) -> str:
+    """A value for an error message, cut short (an error must not echo a megabyte back)."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else f"{text[:_SHOWN_CHARS]}... ({len(text)} characters)"
+
+
+def plain_micro(value: str | int, what: str = "value") -> Micro:
+    """`to_micro` for what an operator types (CLI options, control-API fields, algo parameters): a plain
+    ASCII decimal, optionally signed ("10", "0.45", ".5", "-3") and nothing else. No exponent ("2e-2"),
+    no digit separators ("1_0"), no other scripts' digits, no NaN or infinity: a typo must not become an
+    order. (`to_micro` itself also reads the venue's and the SDKs' spellings, exponents included.)"""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return to_micro(value, what)
+    if not isinstance(value, str) or not _PLAIN.fullmatch(value.strip()):
+        raise InvalidAmountError(
+            f"{what} must be a plain decimal number such as 10 or 0.45, got {_shown(value)}",
+            field=what,
+            value=_shown(value),
+        )
+    return to_micro(value, what)
 
 
 def decimal_places(dec: Decimal) -> int:
@@ -76,13 +107,14 @@ def to_micro(value: NumberLike, what: str = "value", max_decimals: int = DECIMAL
     """Exact conversion to micro-units; refuses anything that would need rounding."""
     dec = to_decimal(value, what)
     if dec and dec.adjusted() > _MAX_ADJUSTED_EXPONENT:
-        raise InvalidAmountError(f"{what} {value} is out of range", field=what, value=value)
+        raise InvalidAmountError(f"{what} {_shown(value)} is out of range", field=what, value=_shown(value))
     places = decimal_places(dec)
     if places > max_decimals:
         raise InvalidAmountError(
-            f"{what} {value} has {places} decimals, at most {max_decimals} allowed",
+            f"{what} {_shown(value) if len(str(value)) > _SHOWN_CHARS else value} has {places} decimals, "
+            f"at most {max_decimals} allowed",
             field=what,
-            value=value,
+            value=value if len(str(value)) <= _SHOWN_CHARS else _shown(value),
         )
     return int(_EXACT.multiply(dec, _MICRO_DEC))
 

@@ -22,7 +22,10 @@ them with the venue; only then does admission reopen.
 
 Timers: `run_maintenance` resolves UNKNOWN orders (bounded by `unknown_grace_ms`) and reconciles
 periodically; `stream_gapped()` / `stream_live()` are for the user-stream client: a gap closes admission,
-and the stream coming back LIVE reconciles before admission reopens. Optional `RiskConfig`: every order
+and the stream coming back LIVE reconciles before admission reopens. Degraded mode (`oms/fallback.py`,
+driven by `ops/fallback.RestFallback`): when the stream stays down, `rest_poll` keeps the view current
+through the reconciliation path and admission is reduce-only while that view is fresh (closed when it is
+not); `leave_degraded` once the stream is confirmed and resynced. Optional `RiskConfig`: every order
 also goes through `risk.check_order` (limits, balance, spread, rate; all orders of a batch or none).
 
 Recovery: `recover_from(journal, venue)` rebuilds the state from the journal, marks in-flight intents
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,12 +47,13 @@ from typing import Any
 from polyoms.core.clock import Clock
 from polyoms.core.enums import Side
 from polyoms.core.errors import PolyomsError
+from polyoms.core.units import fmt_micro
 from polyoms.core.user_events import OrderEvent, TradeEvent
-from polyoms.oms import reconcile
+from polyoms.oms import fallback, reconcile
 from polyoms.oms.core import OmsState
 from polyoms.oms.errors import IllegalTransitionError, TradingHaltedError
 from polyoms.oms.fills import FillTier
-from polyoms.oms.inputs import Notification
+from polyoms.oms.inputs import FillUpdate, Notification, OrderUpdate
 from polyoms.oms.journal import recover
 from polyoms.oms.reconcile import RepairBatch, VenueOrder, VenueTruth
 from polyoms.oms.risk import MarketInfo, OrderRequest, Quote, RateLimiter, RiskFlags, RiskLimits, check_order
@@ -129,7 +134,19 @@ class _Market:
     event: object
 
 
-_Event = _Submit | _SendDone | _Cancel | _CancelDone | _User | _Truth | _Heartbeat | _Call | _Gap | _Market
+@dataclass(slots=True)
+class _Degraded:
+    """The REST fallback's mode change (`on` None: only a new REST view, `view_ms`, and/or books)."""
+
+    on: bool | None
+    reason: str = ""
+    max_view_age_ms: int = 0
+    view_ms: int = 0
+    quotes: dict[str, Quote] = field(default_factory=dict)
+    books_at_ms: int = 0
+
+
+_Event = _Submit | _SendDone | _Cancel | _CancelDone | _User | _Truth | _Heartbeat | _Call | _Gap | _Market | _Degraded
 
 
 @dataclass(slots=True)
@@ -192,6 +209,16 @@ class Engine:
         self._task: asyncio.Task[None] | None = None
         self._io: set[asyncio.Task[Any]] = set()
         self._resync_pending = False
+        self.degraded = ""
+        """Why the engine is in degraded-rest mode (`oms/fallback.py`); "" = live."""
+        self.degraded_since_ms = 0
+        self.rest_view_ms = 0
+        """When the last REST poll of the degraded mode began (its view is at least this recent)."""
+        self.rest_view_max_age_ms = 0
+        self.rest_quotes: dict[str, tuple[Quote, int]] = {}
+        """Best prices from REST books (token → quote, fetched at ms), for tokens the market stream does
+        not trust: used by pre-trade risk while younger than `rest_book_max_age_ms`."""
+        self.rest_book_max_age_ms = 0
         if state.wallets and venue.wallet not in state.ledgers:
             raise ValueError(f"the venue's wallet {venue.wallet} has no ledger in the state")
 
@@ -368,6 +395,69 @@ class Engine:
         await self.reconcile()
         await self._post_and_wait(_Gap(False))
 
+    # --- degraded mode: the REST fallback (oms/fallback.py; driven by ops/fallback.RestFallback) -----
+
+    @property
+    def stream_mode(self) -> str:
+        return fallback.DEGRADED if self.degraded else fallback.LIVE
+
+    async def enter_degraded(self, reason: str, max_view_age_ms: int) -> None:
+        """The user stream stayed unconfirmed too long: admission becomes reduce-only (fallback doc)
+        on the view of the REST polls (`rest_poll`), closed while that view is older than `max_view_age_ms`."""
+        await self._post_and_wait(_Degraded(True, reason, max_view_age_ms))
+
+    async def leave_degraded(self) -> None:
+        """The stream is confirmed and resynced again: admission as before the gap."""
+        await self._post_and_wait(_Degraded(False))
+
+    async def rest_poll(self) -> list[RepairBatch]:
+        """One poll of the degraded mode: open orders and trades through the reconciliation path (fills
+        recorded once, with their tier); the view's time is recorded once the batch is applied."""
+        began = self.clock.now_ms()
+        batches = await self.reconcile(balances=False)
+        await self._post_and_wait(_Degraded(None, view_ms=began))
+        return batches
+
+    async def note_rest_books(self, quotes: Mapping[str, Quote], at_ms: int, max_age_ms: int) -> None:
+        """Best prices read from REST books at `at_ms`, for tokens the market stream does not trust;
+        pre-trade risk uses them while younger than `max_age_ms`."""
+        await self._post_and_wait(_Degraded(None, quotes={**quotes}, books_at_ms=at_ms, max_view_age_ms=max_age_ms))
+
+    def rest_quote(self, token_id: str) -> Quote | None:
+        """A REST book's best prices, if it was read recently enough."""
+        got = self.rest_quotes.get(token_id)
+        if got is None:
+            return None
+        quote, at_ms = got
+        return quote if self.clock.now_ms() - at_ms <= self.rest_book_max_age_ms else None
+
+    def _degraded_why(self) -> str:
+        age_s = (self.clock.now_ms() - self.degraded_since_ms) / 1000
+        return f"degraded-rest mode for {age_s:.1f} s ({self.degraded})"
+
+    def _rest_view_stale(self) -> bool:
+        return self.clock.now_ms() - self.rest_view_ms > self.rest_view_max_age_ms
+
+    def _apply_degraded(self, ev: _Degraded) -> None:
+        now = self.clock.now_ms()
+        if ev.quotes:
+            for token, quote in ev.quotes.items():
+                self.rest_quotes[token] = (quote, ev.books_at_ms)
+            self.rest_book_max_age_ms = ev.max_view_age_ms
+            return
+        if ev.on is None:
+            self.rest_view_ms = max(self.rest_view_ms, ev.view_ms)
+        elif ev.on:
+            if not self.degraded:
+                self.degraded_since_ms = now
+                self.rest_view_ms = 0  # nothing is trusted until the first poll is applied
+            self.degraded = ev.reason or "user stream down"
+            self.rest_view_max_age_ms = ev.max_view_age_ms
+            log.warning("engine degraded-rest: %s; polling REST, admission reduce-only", self.degraded)
+        elif self.degraded:
+            log.warning("engine live again after %.1f s in degraded-rest mode", (now - self.degraded_since_ms) / 1000)
+            self.degraded = ""
+
     async def run_maintenance(
         self,
         *,
@@ -409,9 +499,30 @@ class Engine:
             )
         if self.flags.heartbeat_failed:
             out.append(TradingHaltedError("heartbeat failed: no new risk until resynced", rule="heartbeat"))
-        if self.flags.user_stream_gapped:
+        if self.degraded:
+            # The REST polls stand in for the stream: admission is reduce-only (`_apply_submit`) while
+            # their view is fresh, closed when it is not.
+            if self._rest_view_stale():
+                age = "no REST poll yet" if not self.rest_view_ms else f"last REST poll {self._view_age_s():.1f} s ago"
+                out.append(
+                    TradingHaltedError(
+                        f"{self._degraded_why()}: {age}; no new orders until the view is current (cancels work)",
+                        rule="degraded_stale",
+                    )
+                )
+        elif self.flags.user_stream_gapped:
             out.append(TradingHaltedError("user stream gapped: reconcile first", rule="user_stream"))
         return out
+
+    def _view_age_s(self) -> float:
+        return (self.clock.now_ms() - self.rest_view_ms) / 1000
+
+    def admission_note(self) -> str:
+        """What admission allows beyond `admission_errors` (the degraded mode's policy), "" when normal."""
+        if not self.degraded:
+            return ""
+        view = "no REST poll yet" if not self.rest_view_ms else f"REST view {self._view_age_s():.1f} s old"
+        return f"{self._degraded_why()}; {view}; reduce-only: cancels and SELLs of held shares admitted, BUYs refused"
 
     # --- the single writer ------------------------------------------------------------------------
 
@@ -458,6 +569,7 @@ class Engine:
     def _publish(self) -> None:
         notes = self.state.drain_notifications()
         if notes:
+            _log_notes(notes)
             for sub in self._subscribers:
                 for n in notes:
                     sub.put_nowait(n)
@@ -481,6 +593,8 @@ class Engine:
             ev.fut.set_result(ev.fn(self.state))
         elif isinstance(ev, _Gap):
             self.flags.user_stream_gapped = ev.gapped
+        elif isinstance(ev, _Degraded):
+            self._apply_degraded(ev)
         elif isinstance(ev, _Market):
             for handler in self.market_handlers:
                 handler(ev.event)
@@ -502,6 +616,12 @@ class Engine:
         if ev.fut.done():
             return
         errors = self.admission_errors()
+        if not errors and self.degraded:
+            legs = [
+                fallback.Leg(str(o.token_id), o.side, 0 if ev.notional and o.side is Side.BUY else o.size_and_price[0])
+                for o in ev.orders
+            ]
+            errors = fallback.reduce_only_errors(self.state, self.venue.wallet, legs, self._degraded_why())
         if not errors and self.risk is not None:
             errors = self._risk_errors(ev)
         if errors:
@@ -537,6 +657,10 @@ class Engine:
         risk = self.risk
         assert risk is not None
         now = self.clock.now_ms()
+        flags = self.flags
+        if self.degraded and flags.user_stream_gapped:
+            # Degraded, with a fresh REST view (admission checked it): the polls stand in for the stream.
+            flags = dataclasses.replace(flags, user_stream_gapped=False)
         for order in ev.orders:
             token = str(order.token_id)
             size, price = order.size_and_price
@@ -557,9 +681,9 @@ class Engine:
                 req,
                 state=self.state,
                 markets=risk.markets,
-                quote=risk.quote(token),
+                quote=risk.quote(token) or self.rest_quote(token),
                 limits=risk.limits,
-                flags=self.flags,
+                flags=flags,
                 limiter=risk.limiter,
                 now_ms=now,
             )
@@ -739,6 +863,41 @@ class Engine:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._io.add(task)
         task.add_done_callback(self._io.discard)
+
+
+def _log_notes(notes: Iterable[Notification]) -> None:
+    """The operator's log of what happened to orders: fills and cancels at info, venue refusals and
+    voided fills at warning (the audit trail has every transition; this is the readable summary)."""
+    for n in notes:
+        if isinstance(n, FillUpdate):
+            f = n.fill
+            if n.change == "new":
+                log.info(
+                    "fill: %s %s @ %s (%s, fee %s) trade %s",
+                    f.side.name,
+                    fmt_micro(f.size),
+                    fmt_micro(f.price),
+                    f.role.value,
+                    fmt_micro(f.fee),
+                    f.trade_id,
+                    extra={"order_id": f.order_id, "market": f.market, "trade_id": f.trade_id},
+                )
+            elif n.change == "voided":
+                log.warning(
+                    "fill voided (trade failed on chain): %s %s @ %s trade %s",
+                    f.side.name,
+                    fmt_micro(f.size),
+                    fmt_micro(f.price),
+                    f.trade_id,
+                    extra={"order_id": f.order_id, "market": f.market, "trade_id": f.trade_id},
+                )
+        elif isinstance(n, OrderUpdate):
+            if n.to_state is S.REJECTED:
+                log.warning("order rejected: %s", n.reason, extra={"order_id": n.order_id})
+            elif n.to_state is S.CANCELLED:
+                log.info("order cancelled: %s", n.reason, extra={"order_id": n.order_id})
+            elif n.to_state is S.EXPIRED:
+                log.info("order expired: %s", n.reason, extra={"order_id": n.order_id})
 
 
 async def recover_from(

@@ -1,6 +1,6 @@
 """The journal: SQLite in WAL mode, an append-only event log plus current-state tables, and recovery.
 
-Schema (version 3)
+Schema (version 4; a version-3 journal is upgraded in place when opened, older ones are refused)
     log(first_seq PK, last_seq, inputs, data)
         Append-only, one row per committed batch. `data` is zstd(msgpack(list of input rows)), each row
         [seq, ts_ms, kind, order_id, trade_id, payload, effects]; kinds: intent, ack, reject,
@@ -20,6 +20,13 @@ Schema (version 3)
     fills(no PK, trade_id, order_id, wallet, status, tier, record), UNIQUE (trade_id, order_id)
     positions(wallet, token_id PK, confirmed, record)
     ledgers(wallet PK, cash, reserved, record)         pUSD figures (positions are their own rows)
+    parents(no PK, parent_id UNIQUE, family, state, record)
+                                 one row per parent order (and, later, strategy): its `ParentRecord` —
+                                 what it was asked to do (spec), its restart policy, whether it ended and
+                                 how. Written when it starts (committed before its first child), when a
+                                 cancel is requested and when it ends; its progress is not stored (its
+                                 children's fills are the truth: orders whose actor is `family:parent_id`).
+                                 Not part of the log: parents are rare and sit outside the OMS's inputs.
     meta(key PK, value)                                schema version
 
 Writes are batched: the OMS appends rows and marks records dirty; `flush()` writes the rows as one
@@ -49,7 +56,9 @@ same.
 Recovery replays the input rows in order through the same apply functions as live (core.replayer) and
 then checks the rebuilt state against the current-state tables written with it; any difference is
 a JournalMismatchError (fail closed). Only what the OMS is given is written: no keys, no API secrets,
-no signatures (tests scan the file for canaries).
+no signatures (tests scan the file for canaries). Every file of the journal (the database, its -wal
+and -shm, the writer's lock) is created readable by its owner only (0600), and tightened to 0600 when
+an older file is opened.
 """
 
 from __future__ import annotations
@@ -100,7 +109,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
+_UPGRADABLE: Final = (3,)
+"""Versions upgraded in place on opening: 3 → 4 only added the parents table (created empty)."""
 
 _SCHEMA: Final = (
     # One row per committed batch: its inputs (with their effects), msgpack then zstd-compressed.
@@ -121,8 +132,14 @@ _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS ledgers (
         wallet TEXT PRIMARY KEY, cash INTEGER NOT NULL, reserved INTEGER NOT NULL, record BLOB NOT NULL)
         WITHOUT ROWID""",
+    # Parent orders and strategies (`ParentRecord`): a handful of rows, rewritten when one starts or ends.
+    """CREATE TABLE IF NOT EXISTS parents (
+        no INTEGER PRIMARY KEY, parent_id TEXT NOT NULL UNIQUE, family TEXT NOT NULL, state TEXT NOT NULL,
+        record BLOB NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
 )
+_FILE_SUFFIXES: Final = ("", "-wal", "-shm", ".writer")
+"""The files of a journal: the database, SQLite's WAL and shared-memory index, the writer process's lock."""
 
 Row = list[Any]  # [seq, ts_ms, kind, order_id, trade_id, payload, effects]
 Effect = tuple[int, str, str | None, str | None, Any]
@@ -144,6 +161,49 @@ class _Batch(NamedTuple):
     ledgers: list[tuple[str, int, int, bytes]]
     positions: list[tuple[str, str, int, bytes]]
     sync: str
+    parents: Sequence[tuple[int, str, str, str, bytes]] = ()
+    """(no, parent id, family, state, record) of the `ParentRecord`s written since the last batch."""
+
+
+class ParentRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A parent order (family "algo") or a strategy (family "strategy") as the journal keeps it.
+
+    The journal does not interpret `spec`: it is whatever plain data (msgpack: maps, lists, strings,
+    numbers) its owner rebuilds it from after a restart. Progress is not kept here: it is rebuilt from
+    the children, the OMS's orders whose actor is `actor` (their fills are journaled with them)."""
+
+    parent_id: str
+    no: int
+    """Its ordinal among every record of this journal (1, 2, ...): new ids are numbered past the
+    largest, so an id never repeats, across restarts and crashes."""
+    family: str
+    kind: str
+    """The algorithm (iceberg, adaptive, ...) or strategy name."""
+    spec: Any
+    on_restart: str
+    """What a restart does to it while it works: "resume" or "interrupt"."""
+    started_ms: int
+    state: str = "WORKING"
+    reason: str = ""
+    cancel_requested: bool = False
+    ended_ms: int | None = None
+    """Set when it ended (`state` is then its final state)."""
+    restarts: int = 0
+    """How many restarts found it working."""
+    interrupted: bool = False
+    """It ended because a restart interrupted it (not resumed)."""
+
+    @property
+    def actor(self) -> str:
+        """The actor its children are submitted with (the OMS's audit trail names it)."""
+        return f"{self.family}:{self.parent_id}"
+
+    @property
+    def ended(self) -> bool:
+        return self.ended_ms is not None
+
+
+_parent_decoder: Final = msgspec.msgpack.Decoder(ParentRecord)
 
 
 class LogRecord(msgspec.Struct, frozen=True, gc=False):
@@ -363,6 +423,7 @@ class Journal:
                 f"journal {self.path} is still being written by another process's writer after {writer_wait_s} s"
             )
         try:
+            private_files(self.path)
             # Autocommit mode: transactions are begun and committed explicitly, one per flush.
             self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             # 4 KB pages (takes effect on a new file only): see the module doc.
@@ -380,9 +441,19 @@ class Journal:
             row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) in _UPGRADABLE:
+                # The missing tables were created above (empty): only the version is left to say so.
+                self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+                log.info("journal %s upgraded from schema version %s to %s", self.path, row[0], SCHEMA_VERSION)
             elif int(row[0]) != SCHEMA_VERSION:
-                raise JournalError(f"journal schema version {row[0]}, this code reads {SCHEMA_VERSION}")
+                self.conn.execute("ROLLBACK")
+                raise JournalError(
+                    f"journal {self.path} has schema version {row[0]}; this version of polyoms reads "
+                    f"{SCHEMA_VERSION} (and upgrades {', '.join(map(str, _UPGRADABLE))})",
+                    version=int(row[0]),
+                )
             self.conn.execute("COMMIT")
+            private_files(self.path)  # -wal and -shm exist now
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
         self.encode = msgspec.msgpack.Encoder().encode
@@ -395,6 +466,7 @@ class Journal:
         self.dirty_fills: dict[tuple[str, str], Fill] = {}
         self.dirty_wallets: set[str] = set()
         self.dirty_positions: set[tuple[str, str]] = set()
+        self.dirty_parents: dict[str, ParentRecord] = {}
         self._state: OmsState | None = None
         self.commits = 0
         """Batches committed (inline, thread) or handed to the writer process, which commits them in order."""
@@ -463,10 +535,30 @@ class Journal:
         over (committed in order, after every earlier batch); `wait=True` returns once it is.
         """
         self.raise_if_failed()
-        if self.rows or self.dirty_orders or self.dirty_fills or self.dirty_wallets:
+        if self.rows or self.dirty_orders or self.dirty_fills or self.dirty_wallets or self.dirty_parents:
             self._hand_over(self._collect(self.batch_sync))
         if wait:
             self.wait()
+
+    def put_parent(self, record: ParentRecord) -> None:
+        """Write `record` (replacing its earlier version) with the next batch. On the OMS's thread, like
+        every other write: `OmsState` calls come from the engine's task (`Engine.call`)."""
+        self.dirty_parents[record.parent_id] = record
+
+    def commit_parent(self, record: ParentRecord) -> None:
+        """Write `record` now, as durably as an intent (a parent starts: its record must be there before
+        its first child, and before the caller learns its id)."""
+        self.put_parent(record)
+        self.commit_intent()
+
+    def parents(self) -> list[ParentRecord]:
+        """Every committed parent record, in the order they were started."""
+        self.wait()
+        rows = self.conn.execute("SELECT record FROM parents ORDER BY no").fetchall()
+        try:
+            return [_parent_decoder.decode(r[0]) for r in rows]
+        except msgspec.DecodeError as exc:
+            raise JournalError(f"journal {self.path}: a parent record cannot be read: {exc}") from exc
 
     def commit_intent(self) -> None:
         """Commit synchronously durable: called with an intent in the batch, before the order is sent.
@@ -523,9 +615,10 @@ class Journal:
                 pos = state.ledgers[w].positions.get(t)
                 if pos is not None:
                     positions.append((w, t, pos.confirmed, encode(pos)))
+        parents = [(r.no, r.parent_id, r.family, r.state, encode(r)) for r in self.dirty_parents.values()]
         rows = self.rows
         entry = (rows[0][0], self._tail, len(rows), encode(rows)) if rows else None
-        batch = _Batch(entry, orders, fills, ledgers, positions, sync)
+        batch = _Batch(entry, orders, fills, ledgers, positions, sync, parents)
         self._clear()
         return batch
 
@@ -569,6 +662,7 @@ class Journal:
         self.dirty_fills = {}
         self.dirty_wallets = set()
         self.dirty_positions = set()
+        self.dirty_parents = {}
 
     def close(self) -> None:
         """Drain the writer (if any) and close the file."""
@@ -659,6 +753,19 @@ def _decoder(kind: str) -> Any:
         except KeyError:
             raise JournalError(f"journal holds an input of unknown kind {kind!r}") from None
     return dec
+
+
+def private_files(path: Path) -> None:
+    """Make the journal's files readable by their owner only: the database is created 0600 before
+    SQLite opens it (SQLite gives its -wal and -shm the database's mode), and any file left by an
+    older version is tightened."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in _FILE_SUFFIXES:
+        with contextlib.suppress(FileNotFoundError):
+            f = Path(str(path) + suffix)
+            if f.stat().st_mode & 0o077:
+                os.chmod(f, 0o600)
 
 
 def open_journal(path: str | Path, state: OmsState, **kwargs: Any) -> Journal:

@@ -64,11 +64,15 @@ UPSERT_FILL: Final = (
 )
 UPSERT_POSITION: Final = "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?)"
 UPSERT_LEDGER: Final = "INSERT OR REPLACE INTO ledgers VALUES (?, ?, ?, ?)"
+UPSERT_PARENT: Final = (
+    "INSERT INTO parents VALUES (?, ?, ?, ?, ?) ON CONFLICT (no) DO UPDATE SET state = excluded.state, "
+    "record = excluded.record"
+)
 
 Batch = Sequence[Any]
-"""(log, orders, fills, ledgers, positions, sync): `log` is (first seq, last seq, inputs, msgpack of
-the input rows, compressed when written) or None; the others are the rows of the current-state tables'
-upserts; `sync` the `PRAGMA synchronous` level of this commit."""
+"""(log, orders, fills, ledgers, positions, sync, parents): `log` is (first seq, last seq, inputs,
+msgpack of the input rows, compressed when written) or None; the others are the rows of the
+current-state tables' upserts; `sync` the `PRAGMA synchronous` level of this commit."""
 
 
 ZSTD_LEVEL: Final = 1
@@ -114,18 +118,22 @@ def write_batches(
         entries = [batches[0][0]] if batches[0][0] is not None else []
         orders, fills, ledgers, positions = batches[0][1:5]
         sync = batches[0][5]
+        parents = batches[0][6]
     else:
         entries = [b[0] for b in batches if b[0] is not None]
         o: dict[Any, Any] = {}
         f: dict[Any, Any] = {}
         lg: dict[Any, Any] = {}
         ps: dict[Any, Any] = {}
+        pa: dict[Any, Any] = {}
         for b in batches:
             o.update((r[0], r) for r in b[1])
             f.update((r[0], r) for r in b[2])
             lg.update((r[0], r) for r in b[3])
             ps.update(((r[0], r[1]), r) for r in b[4])
+            pa.update((r[0], r) for r in b[6])
         orders, fills, ledgers, positions = list(o.values()), list(f.values()), list(lg.values()), list(ps.values())
+        parents = list(pa.values())
         sync = max((b[5] for b in batches), key=_SYNC_RANK.__getitem__)
     changed_sync = sync != batch_sync
     try:
@@ -142,6 +150,8 @@ def write_batches(
             conn.executemany(UPSERT_LEDGER, ledgers)
         if positions:
             conn.executemany(UPSERT_POSITION, positions)
+        if parents:
+            conn.executemany(UPSERT_PARENT, parents)
         if before_commit is not None:
             before_commit()
         conn.execute("COMMIT")
@@ -284,7 +294,8 @@ def serve(path: Path, batch_sync: str, inp: Inbox, out: BinaryIO) -> None:
         except OSError:  # BrokenPipeError: the parent died; what it handed over is still written
             parent_gone = True
 
-    lock = open(lock_path(path), "a+b")  # noqa: SIM115  (held until the process exits)
+    # Held until the process exits; created readable by its owner only, like every file of the journal.
+    lock = os.fdopen(os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o600), "r+b")
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         conn = sqlite3.connect(path, isolation_level=None)

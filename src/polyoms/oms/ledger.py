@@ -31,6 +31,9 @@ acknowledgement whose fills have not arrived yet keeps its reservation until the
 Average cost, realized and unrealized PnL are computed over CONFIRMED fills only (a provisional fill
 may still be voided), in confirmation order, with fees in the cost (BUY) or deducted from proceeds
 (SELL). `cost` is signed like the position; at every step Σ cash deltas = realized − cost exactly.
+Mark-to-market values the confirmed shares at a mark with one rounding rule (`Position.value`, half to
+even): unrealized = value − cost. The mark is the book's mid (`mid_mark`); the liquidation value takes
+the side the position would close into (`Position.liquidation_mark`: a long sells at the bid).
 """
 
 from __future__ import annotations
@@ -55,6 +58,14 @@ def div_round(num: int, den: int) -> int:
     if twice > den or (twice == den and q % 2 == 1):
         q += 1
     return q
+
+
+def mid_mark(bid: Micro | None, ask: Micro | None) -> Micro | None:
+    """Mark-to-market price: the mid of the best bid and ask (half to even at a micro), None unless both
+    sides are quoted. A one-sided book has no fair mid (its lone side may be far from any trade)."""
+    if bid is None or ask is None:
+        return None
+    return div_round(bid + ask, 2)
 
 
 class Position(msgspec.Struct, array_like=True, gc=False):
@@ -85,9 +96,24 @@ class Position(msgspec.Struct, array_like=True, gc=False):
             return None
         return Fraction(self.cost, self.confirmed)
 
+    def value(self, mark: Micro) -> Micro:
+        """The confirmed position valued at `mark` (micro pUSD per share): the one rounding rule of
+        mark-to-market (half to even), shared by `unrealized` and every view of a position's worth."""
+        return div_round(self.confirmed * mark, MICRO)
+
     def unrealized(self, mark: Micro) -> Micro:
         """PnL of the confirmed position at `mark` (micro pUSD per share, the caller's)."""
-        return div_round(self.confirmed * mark, MICRO) - self.cost
+        return self.value(mark) - self.cost
+
+    def liquidation_mark(self, bid: Micro | None, ask: Micro | None) -> Micro | None:
+        """The price the confirmed position would close at now: a long sells into the best bid; a short
+        (negative shares, which only a drift repair can leave: tokens cannot be borrowed) buys back at
+        the best ask. None when that side of the book is empty (or flat)."""
+        if self.confirmed > 0:
+            return bid
+        if self.confirmed < 0:
+            return ask
+        return None
 
     def book(self, qty: Micro, flow: Micro) -> None:
         """A confirmed change of `qty` shares (signed) against `flow` pUSD (signed cash delta)."""

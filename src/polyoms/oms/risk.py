@@ -2,7 +2,8 @@
 
 `check_order(...)` returns every violated rule as a typed error (empty list: admissible), in priority
 order: admission (kill switch, then the fail-closed conditions), the market and token, the order's own
-numbers, balance / sellable, limits, spread, confirmation, rate. `ensure_order_ok(...)` raises the first.
+numbers, balance / sellable, limits, spread (marketable orders only), confirmation, rate.
+`ensure_order_ok(...)` raises the first.
 Nothing here mutates anything: the rate limiter is only read; the engine `record`s an admitted order.
 
 Definitions (pUSD micro-units)
@@ -68,7 +69,8 @@ class RiskLimits(msgspec.Struct, frozen=True):
     max_market_exposure: Micro = 20_000 * MICRO
     max_total_exposure: Micro = 100_000 * MICRO
     max_spread: Micro | None = 100_000
-    """Widest best-bid/best-ask spread (micro pUSD) at which new orders are admitted; None: no guard."""
+    """Widest best-bid/best-ask spread (micro pUSD) at which a marketable order (is_marketable) is admitted;
+    one is refused when either side of the book is empty. Resting orders are not held to it. None: no guard."""
     confirm_above: Micro = CONFIRM_ABOVE_DEFAULT
     max_orders: int = 50
     window_ms: int = 10_000
@@ -171,6 +173,18 @@ def exposure(state: OmsState, market: str | None, marks: Mapping[str, Micro] | N
         if o.state in OPEN and o.side is Side.BUY and (market is None or o.market == market):
             total += o.reserved_cash
     return total
+
+
+def is_marketable(req: OrderRequest, quote: Quote) -> bool:
+    """Would `req` trade on arrival: FOK/FAK and dollar-sized (market) BUYs always mean to; a limit order
+    does when it reaches the opposite best; a post-only order never (the venue refuses it instead)."""
+    if req.post_only:
+        return False
+    if req.order_type.is_marketable_only or (req.side is Side.BUY and req.amount > 0):
+        return True
+    if req.side is Side.BUY:
+        return quote.best_ask is not None and req.price >= quote.best_ask
+    return quote.best_bid is not None and req.price <= quote.best_bid
 
 
 def check_order(
@@ -300,8 +314,9 @@ def check_order(
                 )
             )
 
-    # Spread guard.
-    if limits.max_spread is not None and quote is not None:
+    # Spread guard: for orders that take liquidity on arrival (a wide or one-sided book is a bad price to
+    # take); an order that rests adds liquidity at its own limit, so an empty or thin book does not block it.
+    if limits.max_spread is not None and quote is not None and is_marketable(req, quote):
         if quote.best_bid is None or quote.best_ask is None:
             add(SpreadTooWideError("one side of the book is empty", rule="spread", **ctx))
         elif quote.best_ask - quote.best_bid > limits.max_spread:

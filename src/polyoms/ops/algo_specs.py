@@ -13,6 +13,8 @@ input error.
                  check_ms=N timeout_s=N lifetime_s=N
     micro-price  --price (aggression limit)  band_bps=N offset_bps=N check_ms=N min_replace_ms=N
                  max_replacements=N timeout_s=N lifetime_s=N
+    every algo   on_restart=resume|interrupt  what a daemon restart does to it while it works
+                 (default: the daemon's engine.parents_on_restart; `on_restart_of`)
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ from polyoms.algos.iceberg import IcebergSpec
 from polyoms.algos.microprice import MicroPriceSpec
 from polyoms.core.enums import Side
 from polyoms.core.errors import InputError
-from polyoms.core.units import Micro, to_micro
+from polyoms.core.units import Micro, plain_micro
 
 Spec = IcebergSpec | AdaptiveSpec | MicroPriceSpec
+ON_RESTART = ("interrupt", "resume")
+"""Restart policies (algos.parents.ON_RESTART)."""
+_COMMON: dict[str, str] = {"on_restart": "text"}
+"""Parameters every algo takes; they configure the parent, not its algorithm (not in its spec)."""
 
 _PARAMS: dict[str, dict[str, str]] = {
     "iceberg": {
@@ -63,7 +69,7 @@ _PARAMS: dict[str, dict[str, str]] = {
 
 
 def _parse(algo: str, params: Mapping[str, str]) -> dict[str, Any]:
-    known = _PARAMS[algo]
+    known = {**_PARAMS[algo], **_COMMON}
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise InputError(
@@ -74,14 +80,25 @@ def _parse(algo: str, params: Mapping[str, str]) -> dict[str, Any]:
         kind = known[key]
         if kind == "int":
             value = text.strip()
-            if not value.lstrip("-").isdigit():
+            if not (value.lstrip("-").isdigit() and value.isascii()):
                 raise InputError(f"{algo} parameter {key} must be an integer, got {text!r}", field=key)
             out[key] = int(value)
         elif kind in ("shares", "price"):
-            out[key] = to_micro(text, key)
+            out[key] = plain_micro(text, key)
         else:
             out[key] = text.strip()
     return out
+
+
+def on_restart_of(params: Mapping[str, str]) -> str | None:
+    """The parent's own restart policy (`on_restart=`), or None for the daemon's default."""
+    text = params.get("on_restart")
+    if text is None:
+        return None
+    policy = text.strip().lower()
+    if policy not in ON_RESTART:
+        raise InputError(f"on_restart must be one of {', '.join(ON_RESTART)}, got {text!r}", field="on_restart")
+    return policy
 
 
 def build_spec(
@@ -98,7 +115,7 @@ def build_spec(
         raise InputError(f"algo must be one of {', '.join(_PARAMS)}, got {algo!r}", field="algo")
     if price is None:
         raise InputError(f"a {algo} parent order needs --price (its limit price)", field="price")
-    limit = to_micro(price, "price")
+    limit = plain_micro(price, "price")
     p = _parse(algo, params)
     timeout_ms = p["timeout_s"] * 1000 if "timeout_s" in p else None
     lifetime_s = p.get("lifetime_s", 0)

@@ -1,20 +1,8 @@
 """Daemon configuration: one TOML file plus the environment, validated into typed settings.
 
-    state_dir = "~/.polyoms"          # journal, control token, control URL (created 0700)
-    venue = "local"                   # "local" (embedded exchange, default) or "polymarket"
-
-    [control]   port = 0              # 127.0.0.1 only; 0 = any free port (written to state_dir)
-    [engine]    heartbeat_s = 5.0, reconcile_every_s = 60.0, maintenance_s = 1.0, unknown_grace_ms = 10000,
-                cancel_on_stop = true, journal_writer = "process"   # or "thread" / "inline"
-    [risk]      max_order_notional = "5000", max_market_exposure = "20000", max_total_exposure = "100000",
-                max_spread = "0.1", confirm_above = "1000", max_orders = 50, window_ms = 10000
-    [local]     seed = 0, markets = "markets.toml", fund = "1000", scenario = "calm", faults = false, port = 0
-    [polymarket] clob_url, gamma_url, data_url, ws_url, chain_id = 137, signature_type = 0,
-                funder = "0x…", key_file = "/path/to/key", api_nonce = 0
-    [log]       json = false, level = "info"
-
-Environment (wins over the file): POLYOMS_VENUE, POLYOMS_STATE_DIR, POLYOMS_CONTROL_PORT,
-POLYOMS_CLOB_URL, POLYOMS_CHAIN_ID, POLYOMS_SIGNATURE_TYPE, POLYOMS_FUNDER, POLYOMS_KEY_FILE.
+Every setting is one row of SCHEMA (below): the loader, `polyoms config init` (a commented template),
+`polyoms config show` (effective values and their origins) and docs/config.md (the reference, tested to
+match) all read it. The environment wins over the file; a command-line flag wins over both.
 
 Secrets never live in the config file: the private key comes from POLYOMS_PRIVATE_KEY or from a key
 file that only its owner can read (mode 0600 or stricter; anything looser is refused with the exact
@@ -25,17 +13,18 @@ silently fall back to a default.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from polyoms.core.enums import SignatureType
 from polyoms.core.errors import ConfigError, InvalidKeyError, PolyomsError
-from polyoms.core.units import MICRO, Micro, to_micro
+from polyoms.core.units import MICRO, Micro, fmt_micro, to_micro
 from polyoms.exchange.life.scenarios import SCENARIOS
 from polyoms.oms.journal import WRITERS
 from polyoms.oms.risk import RiskLimits
@@ -78,6 +67,13 @@ class EngineConfig:
     journal_writer: str = "process"
     """Who writes the journal (oms.journal): "process" (a child process on the other core: the fastest
     event path, an intent's commit costs one pipe round trip more), "thread" or "inline"."""
+    parents_on_restart: str = "interrupt"
+    """What a restart after a crash does to a parent order found working (algos.parents): "interrupt"
+    (its resting children are cancelled; it ends with exactly what filled) or "resume" (it works what is
+    left). A parent's own `on_restart=` param wins."""
+    rest_fallback_after_s: float = 15.0
+    """When the user stream stays unconfirmed (down, flapping or silently stalled) this long, the engine
+    polls REST for open orders, trades and books and admits reduce-only orders (oms/fallback.py); 0 = off."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,14 +147,327 @@ class Secrets:
     __str__ = __repr__
 
 
-# --- reading ---------------------------------------------------------------------------------------------
+# --- the schema: every setting, once -------------------------------------------------------------------
+#
+# SCHEMA is the one list of settings. The loader, `polyoms config init` (the template), `polyoms config show`
+# and docs/config.md are all generated from it. To add a setting:
+#   1. add the field (and its default) to its section's dataclass above (risk: RiskLimits in oms/risk.py);
+#   2. add one Key(...) row below, in the section's block: its kind (how it is parsed and written back as
+#      TOML), a one-line doc and, if the environment may set it, the variable;
+#   3. regenerate the reference: `make docs` (tests/ops/test_config.py fails while docs/config.md differs,
+#      and while a dataclass field has no row or a row no field).
+# A new [section]: its frozen dataclass, a field of that name on DaemonConfig, an entry in SECTIONS, rows.
+# Kinds at hand: INT, PORT, BOOL, MONEY, PATH, URL, WS_URL, _seconds_kind(), _int_kind(lo, hi),
+# _choice_kind(names), _optional(kind, "none literal"); or a Kind(type, parse, show) of your own.
 
-_SECTIONS: Final = {"control", "engine", "risk", "local", "polymarket", "log"}
-_TOP: Final = {"venue", "state_dir"} | _SECTIONS
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """How one setting is read (a TOML value, or the string of an environment variable) and written back."""
+
+    type: str
+    """For the reference (docs/config.md)."""
+    parse: Callable[[Any, str], Any]
+    """(raw value, dotted name) -> typed value; raises ConfigError naming the setting."""
+    show: Callable[[Any], str]
+    """Typed value -> a TOML literal that parses back to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    section: str
+    """"" for the top level."""
+    name: str
+    kind: Kind
+    doc: str
+    env: str | None = None
+    """The environment variable that sets it (wins over the file)."""
+
+    @property
+    def path(self) -> str:
+        return f"{self.section}.{self.name}" if self.section else self.name
+
+
+def _toml_str(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+def _show_path(p: Path) -> str:
+    try:
+        return _toml_str("~/" + p.relative_to(Path.home()).as_posix())
+    except (ValueError, RuntimeError):
+        return _toml_str(str(p))
+
+
+def _int_kind(lo: int, hi: int, type_: str = "integer") -> Kind:
+    return Kind(type_, lambda v, n: _int(v, n, lo, hi), str)
+
+
+def _seconds_kind(*, allow_zero: bool = False) -> Kind:
+    kind = "seconds (0 disables)" if allow_zero else "seconds"
+    return Kind(kind, lambda v, n: _seconds(v, n, allow_zero=allow_zero), repr)
+
+
+def _choice_kind(choices: tuple[str, ...] | Mapping[str, Any], *, fold: bool = False) -> Kind:
+    names = tuple(choices)
+
+    def parse(v: Any, n: str) -> str:
+        return _choice(v.strip().lower() if fold and isinstance(v, str) else v, n, names)
+
+    return Kind("one of " + ", ".join(f'"{c}"' for c in names), parse, _toml_str)
+
+
+def _optional(kind: Kind, null: str, *also: str) -> Kind:
+    """`kind`, or None written as the string `null` (and read from it or any of `also`)."""
+    nulls = {null, *also}
+
+    def parse(v: Any, n: str) -> Any:
+        return None if isinstance(v, str) and v.strip().lower() in nulls else kind.parse(v, n)
+
+    def show(v: Any) -> str:
+        return _toml_str(null) if v is None else kind.show(v)
+
+    return Kind(f'{kind.type}, or "{null}"', parse, show)
+
+
+def _parse_path(v: Any, n: str) -> Path:
+    if not isinstance(v, str) or not v.strip():
+        raise ConfigError(f"{n} must be a non-empty path string, got {v!r}", field=n)
+    return Path(v.strip()).expanduser()
+
+
+def _parse_venue(v: Any, n: str) -> str:
+    venue = str(v).strip().lower()
+    if venue not in ("local", "polymarket"):
+        raise ConfigError(f'venue must be "local" or "polymarket", got {venue!r}', field=n)
+    return venue
+
+
+def _parse_host(v: Any, n: str) -> str:
+    host = str(v)
+    if host not in (LOOPBACK, "localhost", "::1"):
+        raise ConfigError(f"{n} must be loopback (127.0.0.1): the control API is local only, got {host!r}", field=n)
+    return LOOPBACK if host == "localhost" else host
+
+
+def _parse_level(v: Any, n: str) -> str:
+    level = str(v).lower()
+    if level not in _LEVELS:
+        raise ConfigError(f"{n} must be debug, info, warning or error, got {level!r}", field=n)
+    return level
+
+
+def _parse_signature_type(v: Any, n: str) -> SignatureType:
+    try:
+        return SignatureType.parse(v)
+    except PolyomsError as exc:
+        raise ConfigError(exc.message, field=n) from None
+
+
+def _parse_address(v: Any, n: str) -> str:
+    try:
+        return to_checksum_address(str(v).strip())
+    except PolyomsError as exc:
+        raise ConfigError(f"{n}: {exc.message}", field=n) from None
+
+
+_LEVELS: Final = ("debug", "info", "warning", "error")
+INT: Final = _int_kind(0, 2**63, "integer ≥ 0")
+PORT: Final = _int_kind(0, 65535, "port (0 = any free port)")
+BOOL: Final = Kind("true or false", lambda v, n: _bool(v, n), lambda v: "true" if v else "false")
+MONEY: Final = Kind('pUSD, a decimal string ("1000.5")', lambda v, n: _money(v, n), lambda v: _toml_str(fmt_micro(v)))
+PATH: Final = Kind("path", _parse_path, _show_path)
+URL: Final = Kind("http(s) URL", lambda v, n: _url(v, n), _toml_str)
+WS_URL: Final = Kind("ws(s) URL", lambda v, n: _url(v, n, ws=True), _toml_str)
+
+SCHEMA: Final[tuple[Key, ...]] = (
+    Key(
+        "",
+        "venue",
+        Kind('"local" or "polymarket"', _parse_venue, _toml_str),
+        '"local": the embedded local exchange on 127.0.0.1; "polymarket": the real venue.',
+        "POLYOMS_VENUE",
+    ),
+    Key("", "state_dir", PATH, "Journal, control URL and token (created 0700).", ENV_STATE_DIR),
+    # [control]
+    Key(
+        "control",
+        "host",
+        Kind("loopback address", _parse_host, _toml_str),
+        "The control API listens on loopback only (127.0.0.1, localhost or ::1).",
+    ),
+    Key(
+        "control",
+        "port",
+        PORT,
+        "Control API port; 0 picks a free one (written to state_dir/control.url).",
+        "POLYOMS_CONTROL_PORT",
+    ),
+    # [engine]
+    Key(
+        "engine",
+        "heartbeat_s",
+        _seconds_kind(allow_zero=True),
+        "Heartbeat to the venue's dead-man switch; 0 disables it (the switch then never arms).",
+    ),
+    Key(
+        "engine",
+        "reconcile_every_s",
+        _seconds_kind(),
+        "How often open orders and balances are checked against the venue.",
+    ),
+    Key(
+        "engine", "maintenance_s", _seconds_kind(), "Period of the maintenance tick (expiries, timers, parent orders)."
+    ),
+    Key(
+        "engine",
+        "unknown_grace_ms",
+        _int_kind(0, 3_600_000, "milliseconds"),
+        "How long an order the venue does not report is given before it is resolved by a lookup.",
+    ),
+    Key("engine", "cancel_on_stop", BOOL, "Cancel every open order when the daemon stops."),
+    Key(
+        "engine",
+        "journal_writer",
+        _choice_kind(WRITERS),
+        '"process" (a child process: the fastest event path), "thread" or "inline".',
+    ),
+    Key(
+        "engine",
+        "parents_on_restart",
+        _choice_kind(("interrupt", "resume"), fold=True),
+        'What a restart after a crash does to a parent order found working: "interrupt" (its resting children '
+        'are cancelled, it ends with exactly what filled) or "resume" (it works what is left); its own '
+        "on_restart= param wins. A graceful stop cancels parent orders.",
+    ),
+    Key(
+        "engine",
+        "rest_fallback_after_s",
+        _seconds_kind(allow_zero=True),
+        "When the user stream stays down (or flapping, or silently stalled) this long, the engine polls REST "
+        "(open orders, trades; books the market stream does not trust) within the rate limits, and admission "
+        "is reduce-only until the stream is back: cancels and SELLs of held shares work, BUYs are refused "
+        "(status shows stream_mode). 0 = off: admission stays closed while the stream is down.",
+    ),
+    # [risk]: pre-trade checks (oms/risk.py)
+    Key("risk", "max_order_notional", MONEY, "Largest notional (price × size, pUSD) of one order."),
+    Key("risk", "max_market_exposure", MONEY, "Largest exposure (pUSD) in one market, open orders included."),
+    Key("risk", "max_total_exposure", MONEY, "Largest exposure (pUSD) over all markets, open orders included."),
+    Key(
+        "risk",
+        "max_spread",
+        _optional(MONEY, "none", ""),
+        "Widest bid/ask spread at which a marketable order (one that trades on arrival) is admitted; a resting "
+        'order is admitted into a wide, one-sided or empty book. "none" disables the guard.',
+    ),
+    Key("risk", "confirm_above", MONEY, "Orders above this notional (pUSD) need explicit confirmation (--yes)."),
+    Key("risk", "max_orders", _int_kind(1, 1_000_000, "integer ≥ 1"), "At most this many new orders per window_ms."),
+    Key("risk", "window_ms", _int_kind(1, 86_400_000, "milliseconds"), "The window of the max_orders rate limit."),
+    # [local]: the embedded exchange (venue = "local")
+    Key("local", "seed", INT, "Seed of the local exchange (markets, background traders)."),
+    Key(
+        "local",
+        "markets",
+        _optional(PATH, ""),
+        'A markets file (`polyoms sim --config` format); "" = the default markets.',
+    ),
+    Key("local", "fund", MONEY, "pUSD given to the daemon's wallet at the first start of a local session."),
+    Key(
+        "local",
+        "scenario",
+        _optional(_choice_kind(SCENARIOS), ""),
+        'Background traders and a reference feed; "" = a quiet exchange where only the daemon trades.',
+    ),
+    Key("local", "faults", BOOL, "Inject the exchange's faults (disconnects, stalls, rejects) to rehearse recovery."),
+    Key("local", "port", PORT, "Port of the embedded exchange on 127.0.0.1; 0 picks a free one."),
+    # [polymarket]: the real venue (venue = "polymarket")
+    Key("polymarket", "clob_url", URL, "The CLOB REST API.", "POLYOMS_CLOB_URL"),
+    Key("polymarket", "gamma_url", URL, "The Gamma markets API (market search)."),
+    Key("polymarket", "data_url", URL, "The Data API (positions, trades history)."),
+    Key("polymarket", "ws_url", WS_URL, "Base of the WebSocket channels (/ws/market and /ws/user are appended)."),
+    Key(
+        "polymarket",
+        "chain_id",
+        _int_kind(1, 2**31, "integer (chain id)"),
+        "137 = Polygon mainnet.",
+        "POLYOMS_CHAIN_ID",
+    ),
+    Key(
+        "polymarket",
+        "signature_type",
+        Kind("0-3 or EOA, POLY_PROXY, POLY_GNOSIS_SAFE, POLY_1271", _parse_signature_type, lambda v: str(int(v))),
+        "How orders are signed: 0 = the key's own wallet (EOA); 1-3 = a proxy, Safe or 1271 wallet (needs funder).",
+        "POLYOMS_SIGNATURE_TYPE",
+    ),
+    Key(
+        "polymarket",
+        "funder",
+        _optional(Kind("address", _parse_address, _toml_str), ""),
+        'The wallet that holds the funds when signature_type is not 0; "" = the key\'s address.',
+        "POLYOMS_FUNDER",
+    ),
+    Key(
+        "polymarket",
+        "key_file",
+        _optional(PATH, ""),
+        "A file holding the hex private key (mode 0600); or set POLYOMS_PRIVATE_KEY.",
+        ENV_KEY_FILE,
+    ),
+    Key("polymarket", "api_nonce", INT, "Nonce for deriving the API credentials through L1."),
+    # [log]
+    Key("log", "json", _optional(BOOL, "auto", ""), 'JSON log lines; "auto" = JSON when stdout is not a terminal.'),
+    Key("log", "level", Kind("debug, info, warning or error", _parse_level, _toml_str), "Lowest level logged."),
+)
+
+SECTIONS: Final[Mapping[str, type[Any]]] = {
+    "control": ControlConfig,
+    "engine": EngineConfig,
+    "risk": RiskLimits,
+    "local": LocalConfig,
+    "polymarket": PolymarketConfig,
+    "log": LogConfig,
+}
+"""Each [section] of the file and the type it is read into (a field of DaemonConfig of the same name)."""
+
+SECRET_ENV: Final = (
+    (
+        ENV_PRIVATE_KEY,
+        "The hex private key (or polymarket.key_file). None: the local venue keeps its own in local/wallet.key.",
+    ),
+    (ENV_API_KEY, "API key; with the secret and passphrase below. All three unset: derived from the key (L1)."),
+    (ENV_API_SECRET, "API secret."),
+    (ENV_API_PASSPHRASE, "API passphrase."),
+)
+"""Secrets come only from the environment (or a 0600 key file), never from the config file."""
+
+
+def default_of(key: Key) -> Any:
+    owner: Any = DaemonConfig() if not key.section else SECTIONS[key.section]()
+    return getattr(owner, key.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One resolved setting and where its value came from."""
+
+    key: Key
+    value: Any
+    origin: str
+    """"default", "file <path>" or "environment <VAR>"."""
+
+
+# --- reading ---------------------------------------------------------------------------------------------
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> DaemonConfig:
     """Settings from `path` (TOML; None = defaults only) overlaid with the environment."""
+    return effective_config(path, env)[0]
+
+
+def effective_config(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> tuple[DaemonConfig, list[Setting]]:
+    """load_config, and every setting with its origin (for `polyoms config show`)."""
     env = os.environ if env is None else env
     data: dict[str, Any] = {}
     source = "defaults"
@@ -182,126 +491,158 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raise ConfigError(f"{source}: {exc.message}", **exc.context) from None
 
 
-def _build(data: dict[str, Any], env: Mapping[str, str], source: str) -> DaemonConfig:
-    _no_unknown(data, _TOP, "")
-    venue = str(env.get("POLYOMS_VENUE") or data.get("venue", "local")).strip().lower()
-    if venue not in ("local", "polymarket"):
-        raise ConfigError(f'venue must be "local" or "polymarket", got {venue!r}', field="venue")
-    state_dir = Path(str(env.get(ENV_STATE_DIR) or data.get("state_dir", DEFAULT_STATE_DIR))).expanduser()
+def _build(data: dict[str, Any], env: Mapping[str, str], source: str) -> tuple[DaemonConfig, list[Setting]]:
+    top = {k.name for k in SCHEMA if not k.section}
+    _no_unknown(data, top | set(SECTIONS), "")
+    tables = {name: _section(data, name, {k.name for k in SCHEMA if k.section == name}) for name in SECTIONS}
+    values: dict[str, dict[str, Any]] = {name: {} for name in ("", *SECTIONS)}
+    settings: list[Setting] = []
+    for key in SCHEMA:
+        table = data if not key.section else tables[key.section]
+        from_env = env.get(key.env, "").strip() if key.env else ""
+        if from_env:
+            origin = f"environment {key.env}"
+            try:
+                value = key.kind.parse(from_env, key.path)
+            except ConfigError as exc:
+                raise ConfigError(f"{key.env}: {exc.message}", **exc.context) from None
+        elif key.name in table:
+            origin = f"file {source}"
+            value = key.kind.parse(table[key.name], key.path)
+        else:
+            origin, value = "default", default_of(key)
+        values[key.section][key.name] = value
+        settings.append(Setting(key, value, origin))
+    config = DaemonConfig(**values[""], **{name: cls(**values[name]) for name, cls in SECTIONS.items()}, source=source)
+    _check(config)
+    return config, settings
 
-    control_raw = _section(data, "control", {"host", "port"})
-    host = str(control_raw.get("host", LOOPBACK))
-    if host not in (LOOPBACK, "localhost", "::1"):
-        raise ConfigError(
-            f"control.host must be loopback (127.0.0.1): the control API is local only, got {host!r}",
-            field="control.host",
-        )
-    control_port = _int(env.get("POLYOMS_CONTROL_PORT", control_raw.get("port", 0)), "control.port", 0, 65535)
-    control = ControlConfig(host=LOOPBACK if host == "localhost" else host, port=control_port)
 
-    eng_raw = _section(
-        data,
-        "engine",
-        {"heartbeat_s", "reconcile_every_s", "maintenance_s", "unknown_grace_ms", "cancel_on_stop", "journal_writer"},
-    )
-    engine = EngineConfig(
-        heartbeat_s=_seconds(eng_raw.get("heartbeat_s", 5.0), "engine.heartbeat_s", allow_zero=True),
-        reconcile_every_s=_seconds(eng_raw.get("reconcile_every_s", 60.0), "engine.reconcile_every_s"),
-        maintenance_s=_seconds(eng_raw.get("maintenance_s", 1.0), "engine.maintenance_s"),
-        unknown_grace_ms=_int(eng_raw.get("unknown_grace_ms", 10_000), "engine.unknown_grace_ms", 0, 3_600_000),
-        cancel_on_stop=_bool(eng_raw.get("cancel_on_stop", True), "engine.cancel_on_stop"),
-        journal_writer=_choice(eng_raw.get("journal_writer", "process"), "engine.journal_writer", WRITERS),
-    )
-
-    risk = _risk(_section(data, "risk", set(RiskLimits.__struct_fields__)))
-
-    local_raw = _section(data, "local", {"seed", "markets", "fund", "scenario", "faults", "port"})
-    scenario = str(local_raw.get("scenario", "calm")) or None
-    if scenario is not None and scenario not in SCENARIOS:
-        raise ConfigError(
-            f'local.scenario must be one of {", ".join(SCENARIOS)} (or "" for none), got {scenario!r}',
-            field="local.scenario",
-        )
-    markets = local_raw.get("markets")
-    local = LocalConfig(
-        seed=_int(local_raw.get("seed", 0), "local.seed", 0, 2**63),
-        markets=Path(str(markets)).expanduser() if markets else None,
-        fund=_money(local_raw.get("fund", "1000"), "local.fund"),
-        scenario=scenario,
-        faults=_bool(local_raw.get("faults", False), "local.faults"),
-        port=_int(local_raw.get("port", 0), "local.port", 0, 65535),
-    )
-
-    pm_raw = _section(
-        data,
-        "polymarket",
-        {
-            "clob_url",
-            "gamma_url",
-            "data_url",
-            "ws_url",
-            "chain_id",
-            "signature_type",
-            "funder",
-            "key_file",
-            "api_nonce",
-        },
-    )
-    defaults = PolymarketConfig()
-    sig_raw = env.get("POLYOMS_SIGNATURE_TYPE", pm_raw.get("signature_type", 0))
-    try:
-        signature_type = SignatureType.parse(sig_raw)
-    except PolyomsError as exc:
-        raise ConfigError(exc.message, field="polymarket.signature_type") from None
-    funder_raw = env.get("POLYOMS_FUNDER") or pm_raw.get("funder")
-    funder = None
-    if funder_raw:
-        try:
-            funder = to_checksum_address(str(funder_raw))
-        except PolyomsError as exc:
-            raise ConfigError(f"polymarket.funder: {exc.message}", field="polymarket.funder") from None
-    key_file_raw = env.get(ENV_KEY_FILE) or pm_raw.get("key_file")
-    pm = PolymarketConfig(
-        clob_url=_url(env.get("POLYOMS_CLOB_URL") or pm_raw.get("clob_url", defaults.clob_url), "polymarket.clob_url"),
-        gamma_url=_url(pm_raw.get("gamma_url", defaults.gamma_url), "polymarket.gamma_url"),
-        data_url=_url(pm_raw.get("data_url", defaults.data_url), "polymarket.data_url"),
-        ws_url=_url(pm_raw.get("ws_url", defaults.ws_url), "polymarket.ws_url", ws=True),
-        chain_id=_int(env.get("POLYOMS_CHAIN_ID", pm_raw.get("chain_id", C.POLYGON)), "polymarket.chain_id", 1, 2**31),
-        signature_type=signature_type,
-        funder=funder,
-        key_file=Path(str(key_file_raw)).expanduser() if key_file_raw else None,
-        api_nonce=_int(pm_raw.get("api_nonce", 0), "polymarket.api_nonce", 0, 2**63),
-    )
+def _check(config: DaemonConfig) -> None:
+    """Rules across settings."""
+    pm = config.polymarket
     if pm.chain_id not in C.EXCHANGES:
         known = ", ".join(str(c) for c in C.EXCHANGES)
         raise ConfigError(
             f"polymarket.chain_id {pm.chain_id} has no known exchange contracts (known: {known})",
             field="polymarket.chain_id",
         )
-    if venue == "polymarket" and pm.signature_type is not SignatureType.EOA and pm.funder is None:
+    if config.venue == "polymarket" and pm.signature_type is not SignatureType.EOA and pm.funder is None:
         raise ConfigError(
             f"polymarket.signature_type {pm.signature_type.name} needs polymarket.funder: the proxy, Safe or "
             "deposit wallet that holds the funds (set POLYOMS_FUNDER or [polymarket] funder)",
             field="polymarket.funder",
         )
 
-    log_raw = _section(data, "log", {"json", "level"})
-    level = str(log_raw.get("level", "info")).lower()
-    if level not in ("debug", "info", "warning", "error"):
-        raise ConfigError(f"log.level must be debug, info, warning or error, got {level!r}", field="log.level")
-    log_json = log_raw.get("json")
-    log = LogConfig(json=None if log_json is None else _bool(log_json, "log.json"), level=level)
-    return DaemonConfig(
-        venue="polymarket" if venue == "polymarket" else "local",
-        state_dir=state_dir,
-        control=control,
-        engine=engine,
-        risk=risk,
-        local=local,
-        polymarket=pm,
-        log=log,
-        source=source,
-    )
+
+# --- writing: the template, the effective configuration, the reference ------------------------------------
+
+
+def _by_section() -> list[tuple[str, list[Key]]]:
+    order = ["", *SECTIONS]
+    return [(s, [k for k in SCHEMA if k.section == s]) for s in order]
+
+
+def template() -> str:
+    """A config file with every setting commented out at its default (`polyoms config init`)."""
+    lines = [
+        "# polyoms daemon configuration (TOML). Every setting is listed, commented out, at its default:",
+        "# uncomment and change what you need. An environment variable named [env ...] wins over this file.",
+        "# Secrets never go here: the private key comes from POLYOMS_PRIVATE_KEY or a 0600 key file",
+        "# (polymarket.key_file), API credentials from POLYOMS_API_KEY/_SECRET/_PASSPHRASE or derived.",
+        "# Reference: docs/config.md; effective values: polyoms config show --config THIS_FILE",
+    ]
+    for section, keys in _by_section():
+        lines.append("")
+        if section:
+            lines.append(f"[{section}]")
+        for key in keys:
+            env = f" [env {key.env}]" if key.env else ""
+            lines.append(f"# {key.doc}{env}")
+            lines.append(f"# {key.name} = {key.kind.show(default_of(key))}")
+    return "\n".join(lines) + "\n"
+
+
+def show(settings: list[Setting], env: Mapping[str, str] | None = None, source: str = "defaults") -> str:
+    """The effective configuration as TOML, each value's origin at the right; secrets as set / not set."""
+    env = os.environ if env is None else env
+    rows: list[tuple[str, str]] = []
+    for section, _ in _by_section():
+        if section:
+            rows.append(("", ""))
+            rows.append((f"[{section}]", ""))
+        for s in settings:
+            if s.key.section == section:
+                rows.append((f"{s.key.name} = {s.key.kind.show(s.value)}", s.origin))
+    width = max(len(text) for text, origin in rows if origin)
+    out = [f"# effective configuration (file: {source}); origin of each value on the right", ""]
+    out += [f"{text:<{width}}  # {origin}" if origin else text for text, origin in rows]
+    out += ["", "# secrets (never shown)"]
+    out += [f"# {line}" for line in secret_status(settings, env)]
+    return "\n".join(out) + "\n"
+
+
+def secret_status(settings: list[Setting], env: Mapping[str, str]) -> list[str]:
+    """Whether each secret is set and from where, without reading or printing any of them."""
+    key_file = next((s.value for s in settings if s.key.path == "polymarket.key_file"), None)
+    if env.get(ENV_PRIVATE_KEY, "").strip():
+        key = f"set (environment {ENV_PRIVATE_KEY})"
+    elif key_file is not None:
+        key = f"set (key file {key_file})" if Path(key_file).exists() else f"not set: key file {key_file} is missing"
+    else:
+        key = "not set (the local venue keeps its own in <state_dir>/local/wallet.key; polymarket needs one)"
+    api = [name for name in (ENV_API_KEY, ENV_API_SECRET, ENV_API_PASSPHRASE) if env.get(name, "").strip()]
+    if len(api) == 3:
+        creds = "set (environment)"
+    elif api:
+        creds = f"incomplete: only {', '.join(api)} set"
+    else:
+        creds = "not set (derived from the key through L1 at start)"
+    return [f"private key: {key}", f"API credentials: {creds}"]
+
+
+def reference_doc() -> str:
+    """docs/config.md (regenerate with `make docs`)."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    out = [
+        "# Configuration reference",
+        "",
+        "<!-- Generated from the schema in src/polyoms/ops/config.py by `make docs`; do not edit by hand. -->",
+        "",
+        "`polyoms run --config FILE` reads one TOML file. Precedence, highest first: a command-line flag",
+        "(`--state-dir`, `--venue`, `--port`), the environment variable listed for a setting, the file, the",
+        "default. Unknown settings are errors (a typo must not fall back to a default silently).",
+        "",
+        "- `polyoms config init [PATH]` writes a template with every setting commented out at its default.",
+        "- `polyoms config show [--config FILE]` prints the effective configuration and where each value",
+        "  came from (default, file, environment); secrets only as set / not set.",
+        "",
+    ]
+    for section, keys in _by_section():
+        out.append(f"## [{section}]" if section else "## Top level")
+        out.append("")
+        out.append("| key | type | default | env | meaning |")
+        out.append("|---|---|---|---|---|")
+        for k in keys:
+            env = f"`{k.env}`" if k.env else ""
+            out.append(
+                f"| `{k.name}` | {cell(k.kind.type)} | `{cell(k.kind.show(default_of(k)))}` | {env} | {cell(k.doc)} |"
+            )
+        out.append("")
+    out += [
+        "## Secrets",
+        "",
+        "Never in the config file, never printed or logged. The key file must be readable by its owner only",
+        "(mode 0600 or stricter; a looser one is refused with the chmod that fixes it).",
+        "",
+        "| env | meaning |",
+        "|---|---|",
+    ]
+    out += [f"| `{name}` | {cell(doc)} |" for name, doc in SECRET_ENV]
+    return "\n".join(out) + "\n"
 
 
 def with_overrides(config: DaemonConfig, **changes: Any) -> DaemonConfig:
@@ -354,7 +695,7 @@ def load_secrets(config: DaemonConfig, env: Mapping[str, str] | None = None, *, 
 
     Every value is registered for redaction before anything can print it. The key is checked to parse
     (never echoed). `required=False` returns an empty Secrets when no key is configured (the local
-    venue then generates a throwaway key)."""
+    venue then uses the key of its session, <state_dir>/local/wallet.key)."""
     env = os.environ if env is None else env
     key = env.get(ENV_PRIVATE_KEY, "").strip() or None
     source = f"environment {ENV_PRIVATE_KEY}" if key else ""
@@ -452,6 +793,8 @@ def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
 def _bool(value: Any, name: str) -> bool:
     if isinstance(value, bool):
         return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):  # from the environment
+        return value.strip().lower() in ("true", "1")
     raise ConfigError(f"{name} must be true or false, got {value!r}", field=name)
 
 
@@ -465,28 +808,6 @@ def _money(value: Any, name: str) -> Micro:
     if m < 0:
         raise ConfigError(f"{name} must not be negative", field=name)
     return m
-
-
-def _risk(raw: Mapping[str, Any]) -> RiskLimits:
-    d = RiskLimits()
-    spread = raw.get("max_spread", "default")
-    return RiskLimits(
-        max_order_notional=_money(raw["max_order_notional"], "risk.max_order_notional")
-        if "max_order_notional" in raw
-        else d.max_order_notional,
-        max_market_exposure=_money(raw["max_market_exposure"], "risk.max_market_exposure")
-        if "max_market_exposure" in raw
-        else d.max_market_exposure,
-        max_total_exposure=_money(raw["max_total_exposure"], "risk.max_total_exposure")
-        if "max_total_exposure" in raw
-        else d.max_total_exposure,
-        max_spread=d.max_spread
-        if spread == "default"
-        else (None if spread in ("", "none") else _money(spread, "risk.max_spread")),
-        confirm_above=_money(raw["confirm_above"], "risk.confirm_above") if "confirm_above" in raw else d.confirm_above,
-        max_orders=_int(raw.get("max_orders", d.max_orders), "risk.max_orders", 1, 1_000_000),
-        window_ms=_int(raw.get("window_ms", d.window_ms), "risk.window_ms", 1, 86_400_000),
-    )
 
 
 def _url(value: Any, name: str, *, ws: bool = False) -> str:

@@ -7,16 +7,24 @@ loopback are refused whatever they carry. Typed errors become 4xx answers naming
     {"error": "InvalidPriceError", "message": "...", "source": "local"}
 
 400 bad input (nothing was changed), 401 missing/wrong token, 404 unknown order or parent, 409 refused by
-the OMS's state (admission closed, risk limit, balance), 502 the venue failed. Messages pass through the
-redactor, and no endpoint returns a key, an API secret or the token.
+the OMS's state (admission closed, risk limit, balance), 502 the venue failed. HTTP-level refusals (no such
+endpoint, wrong method, body too large or too slow) are typed the same way (`NotFound`, `MethodNotAllowed`,
+`RequestEntityTooLarge`, `RequestTimeout`), and only after the token was checked. Messages pass through
+the redactor, and no endpoint returns a key, an API secret or the token.
+
+A local process without the token cannot lock the operator out: connections are capped, slow or silent
+ones closed, the operator's evicted last (`net.http_guard`).
 
     GET    /v1/status                  daemon, venue, wallet, admission
     POST   /v1/orders                  OrderRequest -> OrderAccepted (limit, market, or a parent with `algo`)
     GET    /v1/orders[?open=1]         OrderList
     GET    /v1/orders/{id}             OrderView with audit trail and fills (or ParentView for a parent id)
     DELETE /v1/orders/{id}             cancel one order (or a parent and its children)
-    DELETE /v1/orders                  cancel every open order (admission stays open)
-    GET    /v1/positions               ledger: pUSD tiers and positions
+    DELETE /v1/orders                  stop every parent order, then cancel every open order (admission
+                                       stays open)
+    GET    /v1/positions               ledger: pUSD tiers and positions, marked to the mid and the bid
+    GET    /v1/history[?market=&limit=] fills with fees and tiers, PnL per market
+    GET    /v1/pnl[?points=N]          equity curve replayed from the journal (`ops.history`)
     GET    /v1/metrics                 Prometheus text
     POST   /v1/stop                    {"emergency": true}: kill switch + cancel all; else shut the daemon down
     POST   /v1/resume                  reopen admission after an emergency stop
@@ -36,6 +44,7 @@ import msgspec
 from aiohttp import web
 
 from polyoms.core.errors import AuthError, InputError, PolyomsError, VenueError
+from polyoms.net.http_guard import ConnectionGuard, GuardedServer, GuardLimits
 from polyoms.oms.errors import RiskRejectedError, UnknownOrderError
 from polyoms.ops import schema as api
 from polyoms.ops.desk import Desk
@@ -47,6 +56,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DESK: Final = web.AppKey("desk", Desk)
 StatusFn = Callable[[], dict[str, Any]]
 STATUS: Final[web.AppKey[StatusFn]] = web.AppKey("status")
+GUARD: Final = web.AppKey("guard", ConnectionGuard)
+MAX_QUERY_LEN: Final = 200
 
 
 class ControlAuthError(AuthError):
@@ -76,6 +87,24 @@ def _error(exc: PolyomsError, status: int | None = None) -> web.Response:
     return _json(view, status or status_of(exc))
 
 
+def _http_error(exc: web.HTTPException) -> web.Response:
+    """An aiohttp refusal (404, 405, 413...) as the typed JSON error every other answer uses."""
+    name = type(exc).__name__.removeprefix("HTTP") or "HTTPError"
+    default = f"{exc.status}: {exc.reason}"
+    message = exc.reason if not exc.text or exc.text == default else exc.text
+    resp = _json(api.ErrorView(name, redact(message)), exc.status)
+    if "Allow" in exc.headers:
+        resp.headers["Allow"] = exc.headers["Allow"]
+    if exc.headers.get("Connection", "").lower() == "close":
+        resp.force_close()
+    return resp
+
+
+def _given_token(request: web.Request) -> bytes:
+    # Header bytes that are not UTF-8 arrive as surrogates: encoded leniently, they simply do not match.
+    return request.headers.get("Authorization", "").encode("utf-8", "replace")
+
+
 def _loopback(remote: str | None) -> bool:
     if not remote:
         return False
@@ -85,20 +114,33 @@ def _loopback(remote: str | None) -> bool:
         return False
 
 
-def make_app(desk: Desk, token: str, status: Callable[[], dict[str, Any]]) -> web.Application:
+def make_app(
+    desk: Desk, token: str, status: Callable[[], dict[str, Any]], *, limits: GuardLimits | None = None
+) -> web.Application:
     expected = f"Bearer {token}".encode()
+    conns = ConnectionGuard(limits)
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        proto = request.protocol
+        conns.busy(proto)
+        try:
+            return await checked(request, handler)
+        finally:
+            conns.idle(proto)
+
+    async def checked(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not _loopback(request.remote):
             return _error(ControlAuthError("the control API answers loopback only"), 403)
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
+        if not hmac.compare_digest(_given_token(request), expected):
             return _error(ControlAuthError("missing or wrong control token (see <state_dir>/control.token)"))
+        conns.trust(request.protocol)
         try:
             return await handler(request)
-        except web.HTTPException:
-            raise
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return _http_error(exc)
         except PolyomsError as exc:
             return _error(exc)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -110,6 +152,7 @@ def make_app(desk: Desk, token: str, status: Callable[[], dict[str, Any]]) -> we
     app = web.Application(middlewares=[guard], client_max_size=1024 * 1024)
     app[DESK] = desk
     app[STATUS] = status
+    app[GUARD] = conns
     r = app.router
     r.add_get(f"{P}/status", get_status)
     r.add_post(f"{P}/orders", add_order)
@@ -118,6 +161,8 @@ def make_app(desk: Desk, token: str, status: Callable[[], dict[str, Any]]) -> we
     r.add_get(f"{P}/orders/{{order_id}}", order_status)
     r.add_delete(f"{P}/orders/{{order_id}}", cancel_order)
     r.add_get(f"{P}/positions", positions)
+    r.add_get(f"{P}/history", history)
+    r.add_get(f"{P}/pnl", pnl)
     r.add_get(f"{P}/metrics", metrics)
     r.add_post(f"{P}/stop", stop)
     r.add_post(f"{P}/resume", resume)
@@ -133,7 +178,14 @@ def _desk(request: web.Request) -> Desk:
 
 
 async def _body(request: web.Request, typ: type[Any]) -> Any:
-    raw = await request.read()
+    guard = request.app[GUARD]
+    try:
+        raw = await guard.read_body(request.read())
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            text=f"the request body did not arrive within {guard.limits.body_timeout_s:g} s",
+            headers={"Connection": "close"},
+        ) from None
     return msgspec.json.decode(raw or b"{}", type=typ)
 
 
@@ -160,14 +212,33 @@ async def cancel_order(request: web.Request) -> web.Response:
 
 
 async def cancel_all(request: web.Request) -> web.Response:
-    desk = _desk(request)
-    ids = [s.order_id for s in desk.manager.list(open_only=True)]
-    await desk.manager.cancel_all()
-    return _json(api.CancelResult(ids, "cancel all sent to the venue"))
+    return _json(await _desk(request).cancel_all())
 
 
 async def positions(request: web.Request) -> web.Response:
     return _json(_desk(request).positions())
+
+
+def _count_param(request: web.Request, name: str) -> int | None:
+    """An optional whole-number query parameter (ASCII digits, at most 6); the desk checks its range."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6):
+        raise InputError(f"{name} must be a whole number, got {raw[:20]!r}", field=name)
+    return int(raw)
+
+
+async def history(request: web.Request) -> web.Response:
+    market = request.query.get("market") or None
+    if market is not None and (len(market) > 100 or not market.isascii()):
+        raise InputError("market must be a condition id (0x…)", field="market")
+    return _json(_desk(request).history(market=market, limit=_count_param(request, "limit")))
+
+
+async def pnl(request: web.Request) -> web.Response:
+    points = _count_param(request, "points")
+    return _json(await _desk(request).pnl(max_points=1000 if points is None else points))
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -188,10 +259,10 @@ async def resume(request: web.Request) -> web.Response:
 
 async def markets(request: web.Request) -> web.Response:
     text = request.query.get("q", "")
-    raw_limit = request.query.get("limit", "20")
-    if not raw_limit.isdigit():
-        raise InputError(f"limit must be a positive integer, got {raw_limit!r}", field="limit")
-    return _json(await _desk(request).search_markets(text, int(raw_limit)))
+    if len(text) > MAX_QUERY_LEN:
+        raise InputError(f"the search text is limited to {MAX_QUERY_LEN} characters", field="q")
+    limit = _count_param(request, "limit")  # ASCII digits: str.isdigit() alone accepts "²"
+    return _json(await _desk(request).search_markets(text, 20 if limit is None else limit))
 
 
 async def list_parents(request: web.Request) -> web.Response:
@@ -211,8 +282,7 @@ async def cancel_parent(request: web.Request) -> web.Response:
     pid = request.match_info["parent_id"]
     if desk.parents is None or not desk.parents.known(pid):
         raise UnknownOrderError(f"unknown parent order {pid}", order_id=pid)
-    await desk.parents.cancel(pid)
-    return _json(api.CancelResult([pid], "parent order cancelled (and its open children)"))
+    return _json(await desk.cancel(pid))
 
 
 class ControlServer:
@@ -226,30 +296,23 @@ class ControlServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        limits: GuardLimits | None = None,
     ) -> None:
         if not _loopback(host):
             raise InputError(f"the control API binds to loopback only, not {host!r}")
-        self.app = make_app(desk, token, status)
+        self.app = make_app(desk, token, status, limits=limits)
+        self.guard = self.app[GUARD]
         self.host = host
         self.port = port
-        self._runner: web.AppRunner | None = None
+        self._server = GuardedServer(self.app, self.guard, host, port)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> str:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        self.port = await self._server.start()
         return self.url
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._server.stop()

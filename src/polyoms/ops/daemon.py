@@ -12,9 +12,15 @@ user and market WebSocket channels), so the paper path exercises the live code e
 wallet is funded through the exchange's /_sim/fund. "polymarket" connects to the real venue with the
 key from the environment or a key file, and API credentials from the environment or derived by L1.
 
-Start: journal (a fresh one for the local exchange, whose books die with it; for the real venue the
-journal is recovered if it exists: in-flight intents become UNKNOWN and are resolved from evidence),
-balance bootstrap, reconciliation, the user stream followed by the engine (a gap closes admission),
+The local session lives in `STATE_DIR/local/`: the wallet key (`wallet.key`, 0600, made once), the
+embedded exchange's state (`exchange.json`, 0600: exchange/persist, saved every few seconds and on
+stop) and the journal. A restart is a recovery: the exchange comes back from its state (after a crash,
+from its last save, which may be older than the journal: the reconciliation settles what only the
+journal knows), the wallet is not funded again. `fresh=True` (`polyoms run --fresh`) deletes the session
+first; a new exchange (no saved state) always starts with a new journal.
+
+Start: journal (recovered if it exists: in-flight intents become UNKNOWN and are resolved from
+evidence), balance bootstrap, reconciliation, the user stream followed by the engine (a gap closes admission),
 the market stream for trusted quotes (pre-trade risk fails closed without one), heartbeats and the
 maintenance timer, then the control API. Stop (SIGINT/SIGTERM, `polyoms stop`): the control API
 closes, parent orders stop, open orders are cancelled (configurable), I/O drains, the journal flushes.
@@ -28,6 +34,7 @@ import fcntl
 import logging
 import os
 import secrets as _secrets
+import shutil
 import signal
 import threading
 from collections.abc import Callable, Coroutine
@@ -41,20 +48,23 @@ import aiohttp
 from polyoms.core.clock import Clock, WallClock
 from polyoms.core.errors import ConfigError, PolyomsError
 from polyoms.core.units import Micro, fmt_micro
+from polyoms.exchange import persist
 from polyoms.exchange.api.faults import REHEARSAL
 from polyoms.exchange.api.runner import SimServer, build_service
 from polyoms.exchange.api.service import SimService
 from polyoms.exchange.settlement import SettlementConfig
 from polyoms.oms.core import OmsState
 from polyoms.oms.engine import Engine, RiskConfig
+from polyoms.oms.fallback import FallbackConfig
 from polyoms.oms.journal import open_journal, recover
 from polyoms.oms.journal_writer import await_writer_exit
 from polyoms.oms.manager import OrderManager
 from polyoms.oms.risk import RateLimiter
 from polyoms.ops import extras
-from polyoms.ops.config import DaemonConfig, Secrets
+from polyoms.ops.config import DaemonConfig, Secrets, read_key_file
 from polyoms.ops.control import ControlServer
 from polyoms.ops.desk import Desk, ParentPort
+from polyoms.ops.fallback import RestFallback, quotas_of
 from polyoms.polymarket.client import (
     ClientConfig,
     ClientHub,
@@ -77,6 +87,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+LOCAL_DIR: Final = "local"
+WALLET_KEY_FILE: Final = "wallet.key"
+EXCHANGE_FILE: Final = "exchange.json"
+JOURNAL_FILE: Final = "journal.sqlite"
+SNAPSHOT_S: Final = 5.0
 TOKEN_FILE: Final = "control.token"
 URL_FILE: Final = "control.url"
 LOCK_FILE: Final = "daemon.lock"
@@ -118,16 +133,31 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _throwaway_key() -> str:
-    # The embedded exchange dies with the daemon, so does the wallet's money: any valid key will do.
+def _new_key() -> str:
     while True:
         key = "0x" + _secrets.token_hex(32)
         try:
             Signer(key)
         except PolyomsError:
             continue
-        register_secret(key)
         return key
+
+
+def local_wallet_key(local_dir: Path) -> str:
+    """The embedded exchange's wallet key: made once, kept in `local_dir/wallet.key` (0600) so that a
+    restart trades on the same wallet; a file others can read is refused (as a key file is)."""
+    path = local_dir / WALLET_KEY_FILE
+    if path.exists():
+        key = read_key_file(path)
+        try:
+            Signer(key)
+        except PolyomsError:
+            raise DaemonError(f"{path} holds no valid private key; start over with `polyoms run --fresh`") from None
+    else:
+        key = _new_key()
+        _write_private(path, key)
+    register_secret(key)
+    return key
 
 
 class Daemon:
@@ -141,6 +171,8 @@ class Daemon:
         clock: Clock | None = None,
         settlement: SettlementConfig | None = None,
         stream_tuning: dict[str, Any] | None = None,
+        fresh: bool = False,
+        snapshot_s: float = SNAPSHOT_S,
     ) -> None:
         self.config = config
         self.secrets = secrets or Secrets(None)
@@ -148,6 +180,16 @@ class Daemon:
         self.settlement = settlement
         self.stream_tuning = dict(stream_tuning or {})
         """Extra StreamConfig settings for both WebSocket channels (tests shorten pings and backoff)."""
+        self.fresh = fresh
+        """Local venue: delete the saved session (exchange, journal, wallet key) and start over."""
+        self.snapshot_s = snapshot_s
+        """Local venue: how often the embedded exchange's state is saved (also on a graceful stop)."""
+        self.restored = False
+        """The embedded exchange came back from its saved state."""
+        self._snapshots = persist.RecordCache()
+        self._snapshot_lock = threading.Lock()
+        self._snapshot_mark: tuple[int, ...] = ()
+        self._saving = False
         self.token = _secrets.token_urlsafe(32)
         self.started_ms = 0
         self.sim: SimServer | None = None
@@ -161,6 +203,7 @@ class Daemon:
         self.catalog: MarketCatalog | None = None
         self.user_stream: UserStream | None = None
         self.market_stream: MarketStream | None = None
+        self.fallback: RestFallback | None = None
         self.desk: Desk | None = None
         self.control: ControlServer | None = None
         self.parents: ParentPort | None = None
@@ -205,12 +248,15 @@ class Daemon:
         self._closed.clear()
         key = self.secrets.private_key
         if cfg.venue == "local":
-            key = key or _throwaway_key()
-            clob_url = await self._start_local()
+            snapshot = self._local_session()
+            key = key or local_wallet_key(self.local_dir)
+            clob_url = await self._start_local(snapshot)
             client_cfg = ClientConfig(clob_url=clob_url, gamma_url=clob_url, data_url=clob_url, chain_id=cfg.chain_id)
             ws_base = clob_url
             signature_type, funder, nonce = 0, None, 0
         else:
+            if self.fresh:
+                raise ConfigError("--fresh starts a local session over; a polymarket journal is never deleted")
             if key is None:
                 raise ConfigError("the polymarket venue needs a signing key (POLYOMS_PRIVATE_KEY or a key file)")
             pm = cfg.polymarket
@@ -248,6 +294,11 @@ class Daemon:
         self.venue = venue = PolymarketVenue(client)
         await self._start_engine(venue)
         assert self.engine is not None and self.state is not None
+        if self.sim is not None:
+            # Saved once the journal is known to match: a crash from here on comes back to this.
+            self._saving = True
+            await self.save_snapshot()
+            self._spawn(self._run_snapshots(), "snapshots")
         await self._start_streams(client, ws_base)
         engine = self.engine
         ec = cfg.engine
@@ -279,7 +330,7 @@ class Daemon:
         )
         for info in catalog:
             desk.note_market(info)
-        self._wire_optional(desk)
+        await self._wire_optional(desk)
         self.control = ControlServer(desk, self.token, self._status, host=cfg.control.host, port=cfg.control.port)
         await self.control.start()
         _write_private(self.state_dir / TOKEN_FILE, self.token)
@@ -310,16 +361,66 @@ class Daemon:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
 
-    async def _start_local(self) -> str:
+    @property
+    def local_dir(self) -> Path:
+        """The embedded exchange's session: its state, the daemon's journal and wallet key."""
+        return self.state_dir / LOCAL_DIR
+
+    def _local_session(self) -> persist.ServiceState | None:
+        """Prepare `local_dir` (after `--fresh`, empty) and read the saved exchange, if any."""
+        d = self.local_dir
+        if self.fresh and d.exists():
+            journal = d / JOURNAL_FILE
+            if not await_writer_exit(journal, 30.0):
+                raise DaemonError(f"the journal {journal} is still being written by a previous daemon's writer process")
+            names = sorted(p.name for p in d.iterdir())
+            shutil.rmtree(d)
+            log.warning(
+                "--fresh: deleted the local session in %s (%s): a new exchange, wallet and journal",
+                d,
+                ", ".join(names) or "empty",
+            )
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(OSError):
+            os.chmod(d, 0o700)
+        try:
+            snapshot = persist.load(d / EXCHANGE_FILE)
+        except persist.SnapshotError as exc:
+            raise DaemonError(f"{exc}; start over with `polyoms run --fresh` (it deletes {d})") from None
+        if snapshot is not None:
+            lc = self.config.local
+            saved = snapshot.life.scenario if snapshot.life is not None else None
+            if (lc.scenario or None) != saved or lc.seed != snapshot.seed:
+                raise DaemonError(
+                    f"the local session in {d} runs scenario {saved or 'none'} with seed {snapshot.seed}, the "
+                    f"config asks for scenario {lc.scenario or 'none'} with seed {lc.seed}: set them back, or start "
+                    "over with `polyoms run --fresh`"
+                )
+        return snapshot
+
+    async def _start_local(self, snapshot: persist.ServiceState | None = None) -> str:
         lc = self.config.local
-        service = build_service(
-            lc.markets,
-            seed=lc.seed,
-            chain_id=self.config.chain_id,
-            scenario=lc.scenario,
-            faults=REHEARSAL if lc.faults else None,
-            settlement=self.settlement,
-        )
+        try:
+            service = build_service(
+                lc.markets,
+                seed=lc.seed,
+                chain_id=self.config.chain_id,
+                scenario=lc.scenario,
+                faults=REHEARSAL if lc.faults else None,
+                settlement=self.settlement,
+                snapshot=snapshot,
+            )
+        except persist.SnapshotError as exc:
+            raise DaemonError(f"{exc}; start over with `polyoms run --fresh`") from None
+        self.restored = snapshot is not None
+        if self.restored:
+            ex = service.exchange
+            log.info(
+                "local exchange restored from %s: %d open orders, %d trades",
+                self.local_dir / EXCHANGE_FILE,
+                len(ex.open_orders()),
+                len(ex.all_trades),
+            )
         self.sim_service = service
         self.sim = SimServer(service, "127.0.0.1", lc.port)
         try:
@@ -328,36 +429,104 @@ class Daemon:
             raise DaemonError(f"cannot start the local exchange on 127.0.0.1:{lc.port}: {exc.strerror}") from None
 
     async def _fund_local(self, address: str) -> None:
-        assert self.sim is not None
+        """Fund a wallet the exchange has never seen (a restored one keeps what it has)."""
+        assert self.sim is not None and self.sim_service is not None
         amount: Micro = self.config.local.fund
-        if amount <= 0:
+        if amount <= 0 or self.sim_service.exchange.account(address) is not None:
             return
         body = {"address": address, "pusd": fmt_micro(amount), "tokens": {}}
         async with aiohttp.ClientSession() as session, session.post(f"{self.sim.url}/_sim/fund", json=body) as resp:
             if resp.status != 200:
                 raise DaemonError(f"funding the daemon wallet failed: HTTP {resp.status} {await resp.text()}")
 
+    # --- the embedded exchange's state on disk -----------------------------------------------------
+
+    def _snapshot_now(self) -> persist.ServiceState | None:
+        """The exchange's state if it changed since the last save (or a minute went by), else None."""
+        service = self.sim_service
+        if service is None:
+            return None
+        ex = service.exchange
+        mark = (
+            ex._seq,
+            len(ex.open_orders()),
+            len(ex.all_trades),
+            ex.settlement.next_ms,
+            len(ex.ledger),
+            ex.ledger.funded_pusd,
+            len(service.keys.lookup()),
+            self.clock.now_ms() // 60_000,
+        )
+        if mark == self._snapshot_mark:
+            return None
+        self._snapshot_mark = mark
+        return persist.capture(service, self._snapshots)
+
+    def _write_snapshot(self, state: persist.ServiceState) -> None:
+        with self._snapshot_lock:  # a save cancelled on stop may still be writing in its thread
+            persist.save(self.local_dir / EXCHANGE_FILE, state)
+
+    async def save_snapshot(self) -> None:
+        """Save the embedded exchange's state now (captured on the loop, written in a thread)."""
+        state = self._snapshot_now()
+        if state is not None:
+            await asyncio.to_thread(self._write_snapshot, state)
+
+    async def _run_snapshots(self) -> None:
+        """Save every `snapshot_s` seconds, or less often when a save is slow (at most ~5% of the time)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                await self.save_snapshot()
+            except Exception as exc:  # a full disk must not stop the daemon; the next round tries again
+                self._snapshot_mark = ()
+                log.warning("saving the local exchange's state failed: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(max(self.snapshot_s, 20 * (loop.time() - started)))
+
+    def _final_snapshot(self) -> None:
+        """On stop, after the cancels and the engine have finished: what a restart comes back to. Not
+        after a start that failed before its first save (a refused start changes no saved state)."""
+        if self.sim_service is None or not self._saving:
+            return
+        self._snapshot_mark = ()
+        state = self._snapshot_now()
+        if state is None:
+            return
+        try:
+            self._write_snapshot(state)
+        except OSError as exc:
+            log.warning("saving the local exchange's state failed: %s", exc)
+
     def _journal_path(self, venue: PolymarketVenue) -> Path:
         if self.config.venue == "local":
-            return self.state_dir / "local" / "journal.sqlite"
+            return self.local_dir / JOURNAL_FILE
         return self.state_dir / f"polymarket-{self.config.chain_id}-{venue.wallet}" / "journal.sqlite"
 
     async def _start_engine(self, venue: PolymarketVenue) -> None:
         path = self._journal_path(venue)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.config.venue == "local":
-            # The embedded exchange starts empty every time: its journal from a previous run describes
-            # orders and money that no longer exist anywhere. (After a crash, its writer process first
-            # finishes what it was handed: deleting the file under it would leave a torn one.)
+            # After a crash, its writer process first finishes what it was handed: reading or deleting
+            # the file under it would see a torn one.
             if not await_writer_exit(path, 30.0):
                 raise DaemonError(f"the journal {path} is still being written by a previous daemon's writer process")
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    Path(str(path) + suffix).unlink()
+            if not self.restored:
+                # A new exchange: a journal from a previous one describes orders and money that exist
+                # nowhere any more.
+                for suffix in ("", "-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        Path(str(path) + suffix).unlink()
         ec = self.config.engine
         if path.exists():
             state = recover(path, self.clock, writer=ec.journal_writer)
             self.recovered = True
+            if self.config.venue == "local" and state.ledgers and venue.wallet not in state.ledgers:
+                self.state = state  # closed by stop()
+                raise DaemonError(
+                    f"the journal {path} belongs to wallet(s) {', '.join(sorted(state.ledgers))}, not {venue.wallet} "
+                    "(another POLYOMS_PRIVATE_KEY?): use the same key, or start over with `polyoms run --fresh`"
+                )
         else:
             state = OmsState(self.clock)
             open_journal(path, state, writer=ec.journal_writer)
@@ -417,12 +586,24 @@ class Daemon:
             tokens = [t for info in self.catalog for t in info.token_ids]
             await self.market_stream.subscribe(tokens)
             await self.market_stream.wait_trusted(tokens, timeout_s=STREAM_LIVE_TIMEOUT_S)
+        # WebSocket → REST fallback (oms/fallback.py): polls within the client's rate limits.
+        self.fallback = RestFallback(
+            self.engine,
+            stream,
+            FallbackConfig(self.config.engine.rest_fallback_after_s),
+            market_stream=self.market_stream,
+            books=self.hub.public.books,
+            quotas=quotas_of(self.hub.ip_limiter),
+        )
+        self._spawn(self.fallback.run(), "rest-fallback")
 
-    def _wire_optional(self, desk: Desk) -> None:
-        """Metrics and the execution algorithms, from the packages that provide them."""
+    async def _wire_optional(self, desk: Desk) -> None:
+        """Metrics and the execution algorithms, from the packages that provide them. The journaled
+        parent orders are recovered here (resumed or interrupted), before the control API opens."""
         if self.metrics is not None:
+            self.metrics.marks = desk.mark  # unrealized PnL at the mids the desk shows in `positions`
             desk.metrics_render = self.metrics.render
-        self.parents = extras.attach_parents(self, desk)
+        self.parents = await extras.attach_parents(self, desk)
         desk.kelly = extras.kelly_sizer()
 
     def _status(self) -> dict[str, Any]:
@@ -440,6 +621,8 @@ class Daemon:
             "open_orders": len(engine.state.open_orders()),
             "orders": len(engine.state.orders),
             "user_stream": stream.state.value if stream is not None else "none",
+            "stream_mode": engine.stream_mode,
+            "stream_mode_note": engine.admission_note(),
             "started_ms": self.started_ms,
             "pid": os.getpid(),
             "algos": self.parents is not None,
@@ -471,15 +654,18 @@ class Daemon:
             return
         self._stopping = True
         self._closed.set()
-        for name in (TOKEN_FILE, URL_FILE):
-            with contextlib.suppress(FileNotFoundError):
-                (self.state_dir / name).unlink()
+        if self._lock_fd is not None:
+            # Only the lock holder's endpoint files are its own: a second daemon refused by the lock
+            # must leave the running one's kill switch reachable.
+            for name in (TOKEN_FILE, URL_FILE):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.state_dir / name).unlink()
         if self.control is not None:
             await self.control.stop()
         engine = self.engine
+        if self.desk is not None:
+            await self.desk.stop_sources()  # parents and strategies first: none may place another order
         if self.parents is not None:
-            with contextlib.suppress(Exception):
-                await self.parents.cancel_all()
             with contextlib.suppress(Exception):
                 await self.parents.close()
         if engine is not None and self.config.engine.cancel_on_stop and engine.state.open_orders():
@@ -510,6 +696,7 @@ class Daemon:
             await self.venue.close()
         if self.hub is not None:
             await self.hub.close()
+        self._final_snapshot()
         if self.sim is not None:
             await self.sim.stop()
         if self._lock_fd is not None:
@@ -521,10 +708,15 @@ class Daemon:
 
 
 async def run(
-    config: DaemonConfig, secrets: Secrets | None = None, *, on_ready: Callable[[Daemon], None] | None = None
+    config: DaemonConfig,
+    secrets: Secrets | None = None,
+    *,
+    on_ready: Callable[[Daemon], None] | None = None,
+    fresh: bool = False,
 ) -> None:
-    """`polyoms run`: start, serve until SIGINT/SIGTERM or `polyoms stop`, then stop gracefully."""
-    daemon = Daemon(config, secrets)
+    """`polyoms run`: start, serve until SIGINT/SIGTERM or `polyoms stop`, then stop gracefully.
+    `fresh`: the local venue starts over (`Daemon.fresh`)."""
+    daemon = Daemon(config, secrets, fresh=fresh)
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     for sig in (signal.SIGINT, signal.SIGTERM):

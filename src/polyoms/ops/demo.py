@@ -181,7 +181,8 @@ async def run_demo(opts: DemoOptions, console: Console | None = None) -> DemoRep
         if state_dir is None:
             state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="polyoms-demo-")))
         cfg = demo_config(opts, state_dir)
-        async with Daemon(cfg, settlement=sizes.settlement) as d:
+        # A showcase is its own session: never resume an earlier run's exchange from the state dir.
+        async with Daemon(cfg, settlement=sizes.settlement, fresh=True) as d:
             await _showcase(d, opts, sizes, report, console)
     report.elapsed_s = time.monotonic() - started
     return report

@@ -8,42 +8,137 @@ signed or sent before the input is fully validated and admission is open (bad in
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Protocol
+from typing import Final, Protocol
+
+import msgspec
 
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import (
+    BelowMinimumSizeError,
     FakNoMatchError,
     FokNotFilledError,
     InputError,
+    InvalidExpirationError,
     MarketNotReadyError,
     NotFoundError,
     PolyomsError,
 )
 from polyoms.core.market_events import BookSnapshot
-from polyoms.core.units import MICRO, Micro, fmt_micro, to_micro
+from polyoms.core.units import MICRO, Micro, TickSize, fmt_micro, plain_micro, to_micro
 from polyoms.oms.engine import Engine
 from polyoms.oms.errors import ConfirmationRequiredError, UnknownOrderError
+from polyoms.oms.fills import MAX_FEE_RATE_BPS
+from polyoms.oms.ledger import div_round, mid_mark
 from polyoms.oms.manager import OrderManager, OrderStatus
 from polyoms.oms.risk import MarketInfo as RiskMarket
 from polyoms.oms.risk import Quote, RiskLimits
-from polyoms.oms.state import OrderRecord
+from polyoms.oms.state import OrderRecord, OrderState
+from polyoms.ops import history as hist
 from polyoms.ops import schema as api
 from polyoms.ops.logs import bind_order
 from polyoms.polymarket.client.catalog import MarketCatalog, MarketInfo
 from polyoms.polymarket.client.clob import ClobClient
 from polyoms.polymarket.client.gamma import GammaClient
+from polyoms.polymarket.client.redact import redact
 from polyoms.polymarket.client.ws_market import MarketStream
+from polyoms.polymarket.protocol.amounts import MIN_MARKETABLE_BUY, SIZE_QUANTUM, check_quantity, implied_price
 from polyoms.polymarket.protocol.order import OrderBuilder, SignedOrder
 
 log = logging.getLogger(__name__)
 ALGOS = ("iceberg", "adaptive", "micro-price")
+ALGO_ALIASES: Final = {"microprice": "micro-price", "micro_price": "micro-price"}
+"""Other spellings accepted on input; answers always say the name in ALGOS."""
+MIN_ID_PREFIX: Final = 4
+"""Characters (after "0x") an id prefix needs: fewer would match nearly anything."""
+TOKEN_ID_MAX_DIGITS: Final = 78
+"""A token id is a uint256 in decimal: at most 78 digits (2^256 - 1 has 78)."""
 
 
-class ParentPort(Protocol):
+class AmbiguousIdError(InputError):
+    """An id prefix that matches more than one order or parent order."""
+
+
+def check_token_id(text: str) -> str:
+    """The decimal uint256 a Polymarket token id is, checked before it is logged or sent anywhere
+    (an error shows only its start)."""
+    token = text.strip()
+    if not (token and len(token) <= TOKEN_ID_MAX_DIGITS and token.isascii() and token.isdigit()):
+        shown = repr(token[:24]) + (f"... ({len(token)} characters)" if len(token) > 24 else "")
+        raise InputError(
+            f"token id must be the decimal outcome token id (up to {TOKEN_ID_MAX_DIGITS} digits 0-9, see "
+            f"`polyoms markets search`), got {shown}",
+            field="token_id",
+        )
+    if int(token) >= 2**256:
+        raise InputError(f"token id {token[:24]}... is larger than a uint256", field="token_id")
+    return token
+
+
+def check_request(req: api.OrderRequest) -> None:
+    """What every order request must be before anything else looks at it (the control API's and the
+    CLI's one gate): plain decimals for every number, an expiration only on a GTD order, a bounded wait."""
+    for text, what in ((req.price, "price"), (req.size, "size"), (req.amount, "amount")):
+        if text is not None:
+            plain_micro(text, what)
+    if req.kelly is not None:
+        for text, what in (
+            (req.kelly.prob, "kelly probability"),
+            (req.kelly.fraction, "kelly fraction"),
+            (req.kelly.bankroll, "kelly bankroll"),
+        ):
+            if text is not None:
+                plain_micro(text, what)
+    if req.expiration < 0:
+        raise InvalidExpirationError("expiration must be unix seconds (or 0)", field="expiration")
+    if req.expiration and (req.order_type or "").strip().upper() != "GTD":
+        raise InvalidExpirationError(
+            f"an expiration is for GTD orders only (add --order-type GTD), got expiration {req.expiration} on a "
+            f"{(req.order_type or ('GTC' if req.kind.strip().lower() == 'limit' else 'FOK')).upper()} order",
+            field="expiration",
+        )
+    if not 0 <= req.wait_ms <= api.MAX_WAIT_MS:
+        raise InputError(f"wait_ms must be within [0, {api.MAX_WAIT_MS}], got {req.wait_ms}", field="wait_ms")
+    check_token_id(req.token_id)
+
+
+def settled(o: OrderRecord) -> bool:
+    """The venue has answered the order and the fills its answer announced are in (what `wait_ms` waits for)."""
+    if o.state in (OrderState.SUBMITTING, OrderState.UNKNOWN) or o.awaiting_fills or o.pending_trades:
+        return False
+    # Matched on arrival (a resting order's "ack matched"): wait for its first fill on the user stream.
+    matched_on_arrival = any(h.reason.strip().lower() == "ack matched" for h in o.history)
+    return o.state.is_terminal or o.filled > 0 or not matched_on_arrival
+
+
+_OUTCOMES: Final = {
+    "REJECTED": "refused",
+    "FILLED": "filled",
+    "LIVE": "resting",
+    "PARTIALLY_FILLED": "resting",
+    "CANCELLED": "cancelled",
+    "EXPIRED": "expired",
+}
+
+
+def outcome_of(view: api.OrderView) -> str:
+    return _OUTCOMES.get(view.state, "pending")
+
+
+class OrderSource(Protocol):
+    """Anything that places orders by itself: parent orders, later strategies. Cancel-all and the kill
+    switch stop every source before they cancel the orders (a source left running places new ones)."""
+
+    async def cancel_all(self) -> int:
+        """Stop everything the source runs (it cancels its own orders); how many things were stopped."""
+        ...
+
+
+class ParentPort(OrderSource, Protocol):
     """What the desk needs of the execution algorithms (`algos.parents.ParentManager`, adapted)."""
 
     async def start(self, req: api.OrderRequest, side: Side, market: MarketInfo, size: Micro) -> str: ...
@@ -55,8 +150,6 @@ class ParentPort(Protocol):
     def known(self, parent_id: str) -> bool: ...
 
     async def cancel(self, parent_id: str) -> None: ...
-
-    async def cancel_all(self) -> int: ...
 
     async def close(self) -> None: ...
 
@@ -80,13 +173,17 @@ class Desk:
     risk_markets: dict[str, RiskMarket] = field(default_factory=dict)
     """Condition id -> what the pre-trade risk knows of the market (shared with the engine's RiskConfig)."""
     on_shutdown: Callable[[], None] | None = None
+    order_sources: list[OrderSource] = field(default_factory=list)
+    """Order sources besides `parents` (strategies register here); see `stop_sources`."""
+    _watching: asyncio.Task[None] | None = field(default=None, repr=False)
+    """A subscription started by `mark` for a held token's book (one at a time)."""
+    _spend_plans: dict[str, tuple[Micro, Micro]] = field(default_factory=dict, repr=False)
+    """Market BUY order id -> (pUSD asked for, taker fee set aside), from its pricing to its answer."""
 
     # --- markets ------------------------------------------------------------------------------------
 
     async def market_of(self, token_id: str) -> MarketInfo:
-        token = token_id.strip()
-        if not token.isdigit():
-            raise InputError(f"token id must be the decimal outcome token id, got {token_id!r}", field="token_id")
+        token = check_token_id(token_id)
         try:
             info = await self.catalog.resolve_token(token)
         except NotFoundError:
@@ -150,13 +247,35 @@ class Desk:
             await self.catalog.ensure_fresh()
             infos = self.catalog.search(words)
             source = "catalog"
-        return api.MarketList([self._market_view(i) for i in infos[:limit]], source)
+        shown = infos[:limit]
+        quotes = await self._quotes([t for i in shown for t in i.token_ids])
+        return api.MarketList([self._market_view(i, quotes) for i in shown], source)
 
-    def _market_view(self, i: MarketInfo) -> api.MarketView:
-        bid = ask = None
-        if i.token_ids and (q := self.quote(i.token_ids[0])) is not None:
-            bid = None if q.best_bid is None else fmt_micro(q.best_bid)
-            ask = None if q.best_ask is None else fmt_micro(q.best_ask)
+    async def _quotes(self, tokens: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """Best bid and ask of each token: the market stream's trusted mirror, else one REST /books round
+        for the rest (if that fails, their prices are unknown: a search still answers)."""
+        out: dict[str, tuple[str | None, str | None]] = {}
+        missing = []
+        for t in tokens:
+            q = self.quote(t)
+            if q is None:
+                missing.append(t)
+            else:
+                out[t] = (_opt_fmt(q.best_bid), _opt_fmt(q.best_ask))
+        if missing:
+            try:
+                for b in await self.public.books(missing):  # best level last (doc §4.3)
+                    out[b.asset_id] = (
+                        _opt_fmt(b.bids[-1][0] if b.bids else None),
+                        _opt_fmt(b.asks[-1][0] if b.asks else None),
+                    )
+            except PolyomsError as exc:
+                log.info("markets search: books unavailable: %s", exc)
+        return out
+
+    def _market_view(self, i: MarketInfo, quotes: Mapping[str, tuple[str | None, str | None]]) -> api.MarketView:
+        tops = [quotes.get(t, (None, None)) for t in i.token_ids]
+        bid, ask = tops[0] if tops else (None, None)
         return api.MarketView(
             condition_id=i.condition_id,
             question=i.question,
@@ -169,6 +288,8 @@ class Desk:
             accepting_orders=i.accepting_orders,
             best_bid=bid,
             best_ask=ask,
+            bids=[b for b, _ in tops],
+            asks=[a for _, a in tops],
         )
 
     # --- orders -------------------------------------------------------------------------------------
@@ -179,6 +300,41 @@ class Desk:
             raise errors[0]
 
     async def add_order(self, req: api.OrderRequest) -> api.OrderAccepted:
+        """Place one order or start a parent; with `req.wait_ms`, answer once the venue has (the outcome,
+        fills and fees in `order`, a refusal's typed reason in `order.error`), or the wait is over."""
+        check_request(req)
+        if req.algo is not None:
+            name = req.algo.strip().lower()
+            req = msgspec.structs.replace(req, algo=ALGO_ALIASES.get(name, name))
+        acc = await self._place(req)
+        if acc.kelly_size is not None:
+            capped = req.size is not None and to_micro(acc.kelly_size, "size") > to_micro(req.size, "size")
+            kelly = (
+                f"Kelly sized {acc.kelly_size} shares, capped at --size {req.size}"
+                if capped
+                else f"Kelly sized {acc.kelly_size} shares"
+                + ("" if req.size is None else f" (within the --size cap {req.size})")
+            )
+            acc = msgspec.structs.replace(acc, note=f"{kelly}; {acc.note}" if acc.note else kelly)
+        if acc.order_id is None or req.wait_ms <= 0:
+            return acc
+        view = await self._await_outcome(acc.order_id, req.wait_ms)
+        return msgspec.structs.replace(acc, order=view, outcome=outcome_of(view))
+
+    async def _await_outcome(self, order_id: str, wait_ms: int, poll_s: float = 0.02) -> api.OrderView:
+        """The order once the venue's answer (and the fills it announced) are in, or when `wait_ms` is over."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_ms / 1000
+        orders = self.engine.state.orders
+        while not settled(orders[order_id]) and loop.time() < deadline:
+            await asyncio.sleep(poll_s)
+        return order_view(self.manager.status(order_id), orders.get(order_id), full=True, info=self._info(order_id))
+
+    def _info(self, order_id: str) -> MarketInfo | None:
+        o = self.engine.state.orders.get(order_id)
+        return None if o is None else self.catalog.by_token(o.token_id)
+
+    async def _place(self, req: api.OrderRequest) -> api.OrderAccepted:
         side = Side.parse(req.side)
         kind = req.kind.strip().lower()
         if kind not in ("limit", "market"):
@@ -193,11 +349,15 @@ class Desk:
         if info.tick is None:
             raise MarketNotReadyError("the market's tick size is not known yet", market=info.condition_id)
         self._admission()
-        size = req.size
+        size, kelly_size = req.size, None
         if req.kelly is not None:
-            size = fmt_micro(await self._kelly_size(req, side))
+            # --size, when given too, caps what Kelly sizes (it never grows the order past it).
+            kelly = await self._kelly_size(req, side)
+            kelly_size = fmt_micro(kelly)
+            size = kelly_size if req.size is None else fmt_micro(min(kelly, to_micro(req.size, "size")))
         if req.algo is not None:
-            return await self._add_parent(req, side, info, size)
+            started = await self._add_parent(req, side, info, size)
+            return msgspec.structs.replace(started, kelly_size=kelly_size)
         if kind == "limit":
             order, notional, is_dollar = self._limit(req, side, info, size)
         else:
@@ -210,7 +370,9 @@ class Desk:
             )
         await self.watch_books(info)
         order_id = await self.manager.submit(order, market=info.condition_id, notional=is_dollar)
-        shares, price = order.size_and_price
+        shares, _ = order.size_and_price
+        price = order_price(order.side, order.maker_amount, order.taker_amount, info.tick)
+        max_spend, fee_estimate, spend_note = self._spend_note(order) if is_dollar else (None, None, "")
         with bind_order(order_id=order_id, market=info.condition_id, wallet=self.engine.venue.wallet):
             log.info(
                 "order submitted: %s %s %s @ %s %s",
@@ -226,9 +388,14 @@ class Desk:
             side=side.name,
             token_id=str(order.token_id),
             price=fmt_micro(price),
-            size=fmt_micro(shares),
+            # A market BUY is sized in pUSD (its shares depend on the prices it fills at), as in order views.
+            size=None if is_dollar else fmt_micro(shares),
             amount=fmt_micro(order.maker_amount) if is_dollar else None,
             order_type=order.order_type.value,
+            kelly_size=kelly_size,
+            max_spend=max_spend,
+            fee_estimate=fee_estimate,
+            note=spend_note,
         )
 
     def _limit(
@@ -259,6 +426,18 @@ class Desk:
         shares, price = order.size_and_price
         return order, _ceil_div(shares * price, MICRO), False
 
+    def _spend_note(self, order: SignedOrder) -> tuple[str | None, str | None, str]:
+        """(max_spend, fee_estimate, note) of a market BUY's answer (`_market` planned them)."""
+        plan = self._spend_plans.pop(order.order_id, None)
+        if plan is None:
+            return None, None, ""
+        budget, fee = plan
+        note = (
+            f"spends at most {fmt_micro(budget)} pUSD, taker fee included: {fmt_micro(order.maker_amount)} "
+            f"on shares + up to {fmt_micro(fee)} fee"
+        )
+        return fmt_micro(budget), fmt_micro(fee), note
+
     async def _market(
         self, req: api.OrderRequest, side: Side, info: MarketInfo, size: str | None
     ) -> tuple[SignedOrder, Micro, bool]:
@@ -286,10 +465,27 @@ class Desk:
         if amount <= 0:
             raise InputError("the amount must be positive", field="amount")
         assert info.tick is not None
+        budget, fee = amount, 0
+        book = None
+        if side is Side.BUY:
+            # --amount is what the BUY spends, taker fee included: the order is sized to the pUSD left
+            # for shares once the fee those shares cost is set aside (fees come on top at the venue).
+            curve = _fee_curve(info)
+            if curve is None or curve[0]:
+                book = await self.public.book(req.token_id)
+                cap = None if req.price is None else to_micro(req.price, "price")
+                amount, fee = buy_budget(book, budget, curve, cap)
+                if amount < MIN_MARKETABLE_BUY:
+                    raise BelowMinimumSizeError(
+                        f"--amount {fmt_micro(budget)} leaves {fmt_micro(amount)} pUSD for shares after the taker "
+                        f"fee ({fmt_micro(fee)}): below the venue's minimum of 1 pUSD for a market BUY",
+                        amount=fmt_micro(budget),
+                    )
         if req.price is not None:
             price_text = req.price
         else:
-            book = await self.public.book(req.token_id)
+            if book is None:
+                book = await self.public.book(req.token_id)
             price_text = fmt_micro(market_price(book, side, amount, otype))
         order = self.builder.market(
             req.token_id,
@@ -301,6 +497,9 @@ class Desk:
             order_type=otype,
         )
         if side is Side.BUY:
+            if len(self._spend_plans) > 64:  # entries of orders that were then refused
+                self._spend_plans.clear()
+            self._spend_plans[order.order_id] = (budget, fee)
             return order, order.maker_amount, True
         shares, price = order.size_and_price
         return order, shares * price // MICRO, False
@@ -350,47 +549,156 @@ class Desk:
             token_id=req.token_id,
             price=req.price,
             size=fmt_micro(total),
+            outcome="started",
         )
 
     def order_status(self, order_id: str) -> api.OrderView | api.ParentView:
-        oid = order_id.strip()
+        oid = self.resolve_id(order_id)
         if self.parents is not None and self.parents.known(oid):
             return self.parents.status(oid)
         try:
-            return order_view(self.manager.status(oid), self.engine.state.orders.get(oid), full=True)
+            return order_view(
+                self.manager.status(oid), self.engine.state.orders.get(oid), full=True, info=self._info(oid)
+            )
         except UnknownOrderError:
             raise UnknownOrderError(f"unknown order {oid}", order_id=oid) from None
 
     def list_orders(self, *, open_only: bool = False) -> api.OrderList:
         statuses = self.manager.list(open_only=open_only)
         orders = self.engine.state.orders
-        return api.OrderList([order_view(s, orders.get(s.order_id), full=False) for s in statuses])
+        return api.OrderList(
+            [order_view(s, orders.get(s.order_id), full=False, info=self._info(s.order_id)) for s in statuses]
+        )
+
+    def resolve_id(self, text: str) -> str:
+        """An order id (0x…) or parent id, given whole or by a unique prefix of at least
+        MIN_ID_PREFIX characters (case-insensitive; "0x" optional for an order id). UnknownOrderError
+        for none, AmbiguousIdError (listing the matches) for several."""
+        oid = text.strip()
+        orders = self.engine.state.orders
+        parents = [] if self.parents is None else [p.parent_id for p in self.parents.list()]
+        if oid in orders or oid in parents:
+            return oid
+        shown = oid if len(oid) <= 80 else f"{oid[:80]}... ({len(oid)} characters)"
+        key = oid.lower()
+        if len(key.removeprefix("0x")) < MIN_ID_PREFIX:
+            raise UnknownOrderError(f"unknown order {shown} (an id prefix needs {MIN_ID_PREFIX}+ characters)")
+        hexkey = key if key.startswith("0x") else "0x" + key
+        matches = [i for i in orders if i.lower().startswith(hexkey)]
+        matches += [p for p in parents if p.lower().startswith(key)]
+        if not matches:
+            raise UnknownOrderError(f"unknown order {shown}", order_id=shown)
+        if len(matches) > 1:
+            listed = ", ".join(sorted(matches)[:10]) + (f" and {len(matches) - 10} more" if len(matches) > 10 else "")
+            raise AmbiguousIdError(f"{shown} matches {len(matches)} orders: {listed}; give more of the id")
+        return matches[0]
 
     async def cancel(self, order_id: str) -> api.CancelResult:
-        oid = order_id.strip()
+        oid = self.resolve_id(order_id)
         if self.parents is not None and self.parents.known(oid):
-            await self.parents.cancel(oid)
-            return api.CancelResult([oid], "parent order cancelled (and its open children)")
+            view = self.parents.status(oid)
+            if view.done:
+                return api.CancelResult([], f"parent order is already {view.state}: nothing to cancel")
+            children = [c for c in view.children if not self._done(c)]
+            await self.parents.cancel(oid)  # it stops placing and cancels its children itself
+            return api.CancelResult([oid, *children], "parent order cancelled (and its open children)", 1)
         st = self.manager.status(oid)  # UnknownOrderError for an id never seen
         if st.done:
             return api.CancelResult([], f"order is already {st.state.value}: nothing to cancel")
         await self.manager.cancel(oid)
         return api.CancelResult([oid])
 
+    def _done(self, order_id: str) -> bool:
+        try:
+            return self.manager.status(order_id).done
+        except UnknownOrderError:
+            return True
+
+    def sources(self) -> list[OrderSource]:
+        return ([] if self.parents is None else [self.parents]) + self.order_sources
+
+    async def stop_sources(self) -> tuple[int, list[str]]:
+        """Stop every order source (so none places another order): how many things they stopped, and
+        what failed. A failing source never keeps the others, nor the cancels that follow, from running."""
+        stopped, failed = 0, []
+        for src in self.sources():
+            try:
+                stopped += await src.cancel_all()
+            except Exception as exc:
+                log.exception("stopping the order source %s failed", type(src).__name__)
+                failed.append(redact(f"{type(src).__name__}: {exc}"))
+        return stopped, failed
+
+    async def cancel_all(self, actor: str = "operator") -> api.CancelResult:
+        """Cancel everything: the order sources first (parents, strategies), then every open order.
+        Admission stays open (the kill switch is `emergency_stop`)."""
+        stopped, failed = await self.stop_sources()
+        ids = [s.order_id for s in self.manager.list(open_only=True)]
+        await self.manager.cancel_all(actor=actor)
+        note = f"cancel all sent to the venue; {stopped} parent order(s) stopped"
+        if failed:
+            note += "; could not stop: " + "; ".join(failed)
+        return api.CancelResult(ids, note, stopped)
+
     def list_parents(self) -> api.ParentList:
         return api.ParentList([] if self.parents is None else self.parents.list())
 
     # --- positions, metrics, admission ---------------------------------------------------------------
 
+    def mark(self, token_id: str) -> Micro | None:
+        """The mark-to-market price of a token: the mid of its trusted book (None without a two-sided one).
+        The one source of marks for `positions`, history, PnL and the unrealized-PnL metric."""
+        q = self.quote(token_id)
+        if q is None:
+            self._watch(token_id)
+            return None
+        return mid_mark(q.best_bid, q.best_ask)
+
+    def _watch(self, token_id: str) -> None:
+        """Mirror the book of a token asked to be marked that nobody subscribed (a position from a balance
+        snapshot, or recovered after a restart): its mark appears once the snapshot arrives."""
+        s = self.market_stream
+        if s is None or token_id in s.subscribed or (self._watching is not None and not self._watching.done()):
+            return
+        info = self.catalog.by_token(token_id)
+        tokens = list(info.token_ids) if info is not None else [token_id]
+
+        async def subscribe() -> None:
+            try:
+                await s.subscribe(tokens)
+            except Exception as exc:  # a closing stream: the mark stays unknown, nothing else depends on it
+                log.warning("could not subscribe to the book of %s for its mark: %s", token_id, exc)
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a synchronous caller: no mark this time
+            return
+        self._watching = loop.create_task(subscribe())
+
     def positions(self) -> api.PositionsView:
         wallet = self.engine.venue.wallet
         lg = self.engine.state.ledger(wallet)
         rows = []
+        unrealized = value = liquidation = 0
+        equity = lg.cash
+        unmarked: list[str] = []
         for token, p in sorted(lg.positions.items()):
             if not (p.confirmed or p.prov_in or p.prov_out or p.reserved or p.realized):
                 continue
             info = self.catalog.by_token(token)
             avg = p.avg_price()
+            q = self.quote(token)
+            mark = None if q is None else mid_mark(q.best_bid, q.best_ask)
+            liq = None if q is None else p.liquidation_mark(q.best_bid, q.best_ask)
+            if mark is not None:
+                unrealized += p.unrealized(mark)
+                value += p.value(mark)
+                equity += p.value(mark)
+            elif p.confirmed:
+                unmarked.append(token)
+                equity += p.cost
+            if liq is not None:
+                liquidation += p.value(liq)
             rows.append(
                 api.PositionView(
                     token_id=token,
@@ -405,6 +713,12 @@ class Desk:
                     avg_price=None if avg is None else fmt_micro(_round_fraction(avg * MICRO)),
                     realized=fmt_micro(p.realized),
                     fees=fmt_micro(p.fees),
+                    mark=_fmt(mark),
+                    market_value=None if mark is None else fmt_micro(p.value(mark)),
+                    unrealized=None if mark is None else fmt_micro(p.unrealized(mark)),
+                    liquidation_price=_fmt(liq),
+                    liquidation_value=None if liq is None else fmt_micro(p.value(liq)),
+                    liquidation_pnl=None if liq is None else fmt_micro(p.unrealized(liq)),
                 )
             )
         return api.PositionsView(
@@ -416,6 +730,132 @@ class Desk:
             available=fmt_micro(lg.available),
             realized=fmt_micro(lg.realized()),
             positions=rows,
+            unrealized=fmt_micro(unrealized),
+            market_value=fmt_micro(value),
+            liquidation_value=fmt_micro(liquidation),
+            equity=fmt_micro(equity),
+            unmarked=unmarked,
+        )
+
+    def _marks(self, tokens: Iterable[str]) -> dict[str, Micro]:
+        return {t: m for t in tokens if (m := self.mark(t)) is not None}
+
+    def _complements(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for info in self.catalog:
+            for t in info.token_ids:
+                other = info.other_token(t)
+                if other is not None:
+                    out[t] = other
+        return out
+
+    def history(self, *, market: str | None = None, limit: int | None = None) -> api.HistoryView:
+        """The wallet's fills (oldest first) with fees and tiers, and PnL per market (`ops.history`)."""
+        if limit is not None and not 1 <= limit <= 100_000:
+            raise InputError(f"limit must be within [1, 100000], got {limit}", field="limit")
+        wallet = self.engine.venue.wallet
+        st = self.engine.state
+        lg = st.ledger(wallet)
+        wanted = None if market is None else market.strip().lower()
+
+        def market_of(token: str) -> str:
+            info = self.catalog.by_token(token)
+            return self.engine.markets.get(token) or (info.condition_id if info else "")
+
+        fills = sorted((f for f in st.fills.values() if f.wallet == wallet), key=lambda f: (hist.fill_time(f), f.no))
+        positions = list(lg.positions.values())
+        if wanted is not None:
+            fills = [f for f in fills if (f.market or market_of(f.token_id)).lower() == wanted]
+            positions = [p for p in positions if (p.market or market_of(p.token_id)).lower() == wanted]
+        totals = hist.market_pnl(positions, fills, self._marks(p.token_id for p in positions), market_of)
+        shown = fills if limit is None else fills[-limit:]
+        rows = []
+        for f in shown:
+            info = self.catalog.by_token(f.token_id)
+            rows.append(
+                api.HistoryFill(
+                    time_ms=hist.fill_time(f),
+                    trade_id=f.trade_id,
+                    order_id=f.order_id,
+                    market=f.market or market_of(f.token_id),
+                    outcome=(info.outcome_of(f.token_id) or "") if info else "",
+                    token_id=f.token_id,
+                    side=f.side.name,
+                    role=f.role.value,
+                    price=fmt_micro(f.price),
+                    size=fmt_micro(f.size),
+                    cash=fmt_micro(f.cash),
+                    fee=fmt_micro(f.fee),
+                    cash_delta=fmt_micro(f.cash_delta),
+                    status=f.status.value,
+                    tier=f.tier.value,
+                )
+            )
+        markets = [
+            api.MarketPnl(
+                market=t.market,
+                fills=t.fills,
+                bought=fmt_micro(t.bought),
+                sold=fmt_micro(t.sold),
+                buy_cash=fmt_micro(t.buy_cash),
+                sell_cash=fmt_micro(t.sell_cash),
+                fees=fmt_micro(t.fees),
+                realized=fmt_micro(t.realized),
+                position=fmt_micro(t.position),
+                cost=fmt_micro(t.cost),
+                unrealized=_fmt(t.unrealized),
+                provisional=t.provisional,
+                voided=t.voided,
+            )
+            for t in totals
+        ]
+        return api.HistoryView(
+            wallet=wallet,
+            fills=rows,
+            markets=markets,
+            realized=fmt_micro(sum(t.realized for t in totals)),
+            fees=fmt_micro(sum(t.fees for t in totals)),
+            truncated=len(fills) - len(shown),
+        )
+
+    async def pnl(self, *, max_points: int = 1000) -> api.PnlView:
+        """The equity curve of the wallet, replayed from the journal (`ops.history`), plus a point for now."""
+        if not 2 <= max_points <= 100_000:
+            raise InputError(f"max_points must be within [2, 100000], got {max_points}", field="max_points")
+        wallet = self.engine.venue.wallet
+        journal = self.engine.state.journal
+        points: list[hist.EquityPoint] = []
+        replay_marks: dict[str, Micro] = {}
+        if journal is not None:
+            path, complements = journal.path, self._complements()
+            # A private replay of what is committed, on a worker thread: its own connection and OmsState,
+            # nothing shared with the engine (a batch not committed yet is in the live "now" point).
+            tracker = await asyncio.to_thread(lambda: hist.equity_curve(hist.journal_rows(path), wallet, complements))
+            points, replay_marks = tracker.points, tracker.marks
+        lg = self.engine.state.ledger(wallet)
+        marks = {**replay_marks, **self._marks(lg.positions)}
+        points.append(hist.now_point(self.engine.clock.now_ms(), lg, marks))
+        shown, thinned = hist.thin(points, max_points)
+        start, end = shown[0].equity, shown[-1].equity
+        return api.PnlView(
+            wallet=wallet,
+            points=[
+                api.EquityPointView(
+                    ts_ms=x.ts_ms,
+                    cash=fmt_micro(x.cash),
+                    value=fmt_micro(x.value),
+                    equity=fmt_micro(x.equity),
+                    realized=fmt_micro(x.realized),
+                    unrealized=fmt_micro(x.unrealized),
+                    cause=x.cause,
+                )
+                for x in shown
+            ],
+            method=hist.METHOD,
+            start_equity=fmt_micro(start),
+            end_equity=fmt_micro(end),
+            change=fmt_micro(end - start),
+            thinned=thinned,
         )
 
     def metrics(self) -> bytes:
@@ -431,12 +871,15 @@ class Desk:
             return len(self.engine.state.open_orders(self.engine.venue.wallet))
 
         open_count: int = await self.engine.call(close)
-        log.warning("emergency stop (%s): admission closed, cancelling %d open orders", reason, open_count)
-        parents = 0
-        if self.parents is not None:
-            parents = await self.parents.cancel_all()
-        await self.manager.cancel_all(actor=f"operator:emergency:{reason}"[:64])
-        return api.StopResult("closed", open_count, parents, "kill switch on; `polyoms resume` reopens admission")
+        # Redacted before it is cut: a truncated secret no longer matches the redactor's patterns.
+        why = redact(reason)
+        log.warning("emergency stop (%s): admission closed, cancelling %d open orders", why[:200], open_count)
+        parents, failed = await self.stop_sources()
+        await self.manager.cancel_all(actor=f"operator:emergency:{why}"[:64])
+        note = "kill switch on; `polyoms resume` reopens admission"
+        if failed:
+            note += "; could not stop: " + "; ".join(failed)
+        return api.StopResult("closed", open_count, parents, note)
 
     async def resume(self) -> api.StopResult:
         def reopen(_state: object) -> None:
@@ -457,11 +900,31 @@ class Desk:
 # --- views ------------------------------------------------------------------------------------------
 
 
+def _opt_fmt(micro: Micro | None) -> str | None:
+    return None if micro is None else fmt_micro(micro)
+
+
 def error_view(exc: PolyomsError) -> api.ErrorView:
     return api.ErrorView(type(exc).__name__, str(exc), exc.source)
 
 
-def order_view(s: OrderStatus, record: OrderRecord | None, *, full: bool) -> api.OrderView:
+def order_view(
+    s: OrderStatus, record: OrderRecord | None, *, full: bool, info: MarketInfo | None = None
+) -> api.OrderView:
+    """One order as every view shows it. Price: `order_price` (the worst it can trade at, on the grid).
+    A market BUY sized by amount counts in pUSD, as the venue reports it: `size` is the pUSD it may spend
+    on shares and `filled` what it spent (never above `size`; its share count, which depends on the
+    prices it got and may exceed the shares at the worst price, is `filled_shares`)."""
+    dollar = record is not None and record.notional
+    price = s.price
+    if record is not None and record.maker_amount and record.taker_amount:
+        price = order_price(record.side, record.maker_amount, record.taker_amount, info.tick if info else None)
+    if dollar:
+        assert record is not None
+        size, filled = record.maker_amount, record.filled_cash
+    else:
+        size, filled = s.size, s.filled
+    cash = record.filled_cash if record is not None else sum(f.cash for f in s.fills)
     history = (
         [
             api.AuditView(
@@ -504,9 +967,9 @@ def order_view(s: OrderStatus, record: OrderRecord | None, *, full: bool) -> api
         token_id=s.token_id,
         market=record.market if record else "",
         order_type=record.order_type.value if record else "",
-        price=fmt_micro(s.price),
-        size=fmt_micro(s.size),
-        filled=fmt_micro(s.filled),
+        price=fmt_micro(price),
+        size=fmt_micro(size),
+        filled=fmt_micro(filled),
         post_only=record.post_only if record else False,
         pending_cancel=s.pending_cancel,
         created_ms=record.created_ms if record else 0,
@@ -514,7 +977,103 @@ def order_view(s: OrderStatus, record: OrderRecord | None, *, full: bool) -> api
         error=None if s.error is None else error_view(s.error),
         history=history,
         fills=fills,
+        size_unit="pUSD" if dollar else "shares",
+        filled_shares=fmt_micro(s.filled),
+        avg_price=_fmt(avg_price(cash, s.filled)),
+        fees=fmt_micro(record.fees if record else sum(f.fee for f in s.fills)),
+        outcome="" if info is None else info.outcome_of(s.token_id) or "",
+        question="" if info is None else info.question or info.slug,
     )
+
+
+def avg_price(cash: Micro, shares: Micro) -> Micro | None:
+    """Average price of fills: their pUSD / their shares, half to even at a micro (the ledger's rule)."""
+    return None if shares <= 0 else div_round(cash * MICRO, shares)
+
+
+def order_price(side: Side, maker_amount: Micro, taker_amount: Micro, tick: TickSize | None) -> Micro:
+    """The price an order is shown at, in every view: the worst price it can trade at. That is its exact
+    limit (maker/taker amounts) moved onto the tick grid, where every book price lies — down for a BUY,
+    up for a SELL —, so a market BUY whose share count was rounded down shows the price it was priced
+    at (0.76), not 0.760005 or 0.760006. At a micro when the tick is not known; 0 without amounts."""
+    num, den = implied_price(side, maker_amount, taker_amount)
+    if not den or not num:
+        return 0
+    if side is Side.BUY:
+        p = num * MICRO // den
+        return tick.round_down(p) if tick is not None else p
+    p = -(-num * MICRO // den)
+    return tick.round_up(p) if tick is not None else p
+
+
+FeeCurve = tuple[Fraction, int]
+"""A market's taker fee curve (rate r, exponent e): fee = shares × r × (p(1 − p))^e."""
+
+
+def _fee_curve(info: MarketInfo) -> FeeCurve | None:
+    """The market's taker fee curve; (0, 1) when it has no fee; None when that is not known."""
+    if info.fees_enabled is False:
+        return Fraction(0), 1
+    if info.fee is None:
+        return None
+    return Fraction(info.fee.rate), int(info.fee.exponent)
+
+
+_CENT: Final = SIZE_QUANTUM
+_FEE_CAP: Final = Fraction(MAX_FEE_RATE_BPS, 10_000)
+
+
+def buy_fee_bound(book: BookSnapshot, cash: Micro, curve: FeeCurve | None, cap: Micro | None = None) -> Fraction:
+    """An upper bound of the taker fee a market BUY spending `cash` pUSD owes, walking `book`'s asks from
+    the best (up to the limit `cap`), per level as the venue charges it (doc §7.3): shares × r ×
+    (p(1 − p))^e, at most 5 % of the level's pUSD. Cash beyond the visible asks is charged at the best
+    ask's rate (the most per pUSD of any level seen: r(1 − p) falls as p rises). Unknown curve: the 5 %
+    contract cap."""
+    levels = [(p, n) for p, n in reversed(book.asks) if cap is None or p <= cap]
+    fee = Fraction(0)
+    rest = cash
+
+    def at(price: Micro, c: Micro) -> Fraction:
+        if curve is None:
+            return c * _FEE_CAP
+        rate, e = curve
+        shares = Fraction(c * MICRO, price)
+        f = shares * rate * Fraction(price * (MICRO - price), MICRO * MICRO) ** e
+        return min(f, c * _FEE_CAP)
+
+    for price, size in levels:
+        if rest <= 0:
+            break
+        c = min(rest, -(-size * price // MICRO))
+        fee += at(price, c)
+        rest -= c
+    if rest > 0:
+        fee += at(levels[0][0] if levels else (cap or MICRO // 2), rest)
+    return fee
+
+
+def buy_budget(
+    book: BookSnapshot, budget: Micro, curve: FeeCurve | None, cap: Micro | None = None
+) -> tuple[Micro, Micro]:
+    """(pUSD for shares, fee set aside) of a market BUY that spends at most `budget`, fee included: the
+    largest whole-cent amount X with X + ⌈fee bound of X⌉ ≤ budget (`buy_fee_bound`). The venue floors
+    fees to 5 decimals and charges the fill's own shares (at most cash / price), so its fee never exceeds
+    the bound while the book holds; a better ask arriving meanwhile buys more shares, for a fee at most
+    a fraction of a percent of the price gained."""
+    check_quantity(budget, "amount", side="BUY")
+
+    def fee_of(x: Micro) -> Micro:
+        f = buy_fee_bound(book, x, curve, cap)
+        return -(-f.numerator // f.denominator)
+
+    lo, hi = 0, budget // _CENT  # lo always fits (no spend, no fee)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if mid * _CENT + fee_of(mid * _CENT) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo * _CENT, fee_of(lo * _CENT)
 
 
 def market_price(book: BookSnapshot, side: Side, amount: Micro, order_type: OrderType) -> Micro:
@@ -567,3 +1126,7 @@ def _ceil_div(a: int, b: int) -> int:
 
 def _round_fraction(x: Fraction) -> int:
     return round(x)
+
+
+def _fmt(micro: Micro | None) -> str | None:
+    return None if micro is None else fmt_micro(micro)

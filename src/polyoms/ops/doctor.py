@@ -1,10 +1,12 @@
 """`polyoms doctor`: is this setup able to trade, and if not, exactly what to change.
 
 Two halves. `gather` asks the venue (through the same REST client the daemon uses) for the facts:
-reachability and protocol version, the venue's clock, whether API credentials work or can be
-derived, pUSD balance and allowances under every signature type; it never creates a key, moves money
-or places an order. The `check_*` functions are pure: facts in, `Finding`s out, each with the exact
-fix. `diagnose` runs both; the clock is injected so skew is testable.
+reachability and protocol version, the venue's clock, whether API credentials work, pUSD balance and
+allowances under every signature type. Without working credentials it gets them through L1 (derives the
+existing key; if there is none, creates it, as `polyoms run` does on first start) and goes on; it never
+moves money or places an order. The `check_*` functions are pure: facts in, `Finding`s out, each with the
+exact fix. `diagnose` runs both; the clock is injected so skew is testable. Every venue check is reported:
+one that cannot run says so ("not checked: why") instead of being left out.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from polyoms.polymarket.protocol import constants as C
 MAX_SKEW_S: Final = 5
 """L1/L2 timestamps are unix seconds; the venue's freshness window is UNCONFIRMED (doc §2.1), so more
 than a few seconds of skew is worth fixing before it refuses a signature."""
+VENUE_CHECKS: Final = ("venue", "clock", "api_credentials", "signature_type", "balance", "allowance")
 COLLATERAL_ONRAMP: Final = "0x93070a847efEf7F70739046A929D47a521F5B8ee"
 SPENDERS: Final = {
     C.CTF_EXCHANGE_V2: "CTF Exchange V2",
@@ -72,6 +75,10 @@ class Facts:
     creds_source: str = ""
     """"environment" / "derived" / "" (none)."""
     creds_error: str = ""
+    """Why the credentials from the environment were refused."""
+    l1: str = ""
+    """Credentials obtained through L1 (none from the environment, or refused): "derived" / "created" / ""."""
+    l1_error: str = ""
     balances: dict[int, BalanceAllowance] = field(default_factory=dict)
     """Collateral balance and allowances as the venue reports them for each signature type."""
     balance_error: str = ""
@@ -175,44 +182,52 @@ def check_signature_type(f: Facts) -> list[Finding]:
 
 
 def check_credentials(f: Facts) -> list[Finding]:
-    if f.creds_error:
-        if f.creds_source == "environment":
-            return [
-                Finding(
-                    "api_credentials",
-                    Severity.ERROR,
-                    f"the API credentials from the environment are refused: {f.creds_error}",
-                    f"unset {ENV_API_KEY}, POLYOMS_API_SECRET and POLYOMS_API_PASSPHRASE to derive them from the "
-                    "key at start, or create new ones (POST /auth/api-key) for this signer",
-                )
-            ]
-        return [
+    via_l1 = {
+        "derived": "derived from the key through L1",
+        "created": "none existed for this signer and nonce: created through L1 (what `polyoms run` does on "
+        "first start)",
+    }.get(f.l1, "")
+    out: list[Finding] = []
+    if f.creds_source == "environment" and f.creds_error:
+        then = f"; the checks below use credentials {via_l1}" if via_l1 else ""
+        out.append(
             Finding(
                 "api_credentials",
-                Severity.WARN,
-                f"no API key can be derived for signer {f.signer} (nonce as configured): {f.creds_error}",
-                "`polyoms run` creates one on first start (POST /auth/api-key); if you created it with another "
-                "nonce, set [polymarket] api_nonce",
+                Severity.ERROR,
+                f"the API credentials from the environment are refused: {f.creds_error}{then}",
+                f"unset {ENV_API_KEY}, POLYOMS_API_SECRET and POLYOMS_API_PASSPHRASE to derive them from the "
+                "key at start, or create new ones (POST /auth/api-key) for this signer",
             )
-        ]
-    if f.creds_source:
-        return [Finding("api_credentials", Severity.OK, f"API credentials work ({f.creds_source})")]
-    return []
+        )
+    elif f.creds_source == "environment":
+        out.append(Finding("api_credentials", Severity.OK, "API credentials from the environment work"))
+    elif via_l1:
+        out.append(Finding("api_credentials", Severity.OK, f"API credentials {via_l1}"))
+    if f.l1_error:
+        out.append(
+            Finding(
+                "api_credentials",
+                Severity.ERROR,
+                f"no API key can be derived or created through L1 for signer {f.signer} (nonce as configured): "
+                f"{f.l1_error}",
+                "check the key and the clock; if you created the key with another nonce, set [polymarket] api_nonce",
+            )
+        )
+    return out
 
 
 def check_funds(f: Facts) -> list[Finding]:
-    if f.balance_error:
+    b = f.balances.get(int(f.signature_type))
+    if f.balance_error or b is None:
         return [
             Finding(
                 "balance",
                 Severity.ERROR,
-                f"the venue did not report a balance: {f.balance_error}",
+                f"the venue did not report a balance: {f.balance_error or 'no answer'}",
                 "fix the API credentials first (see above)",
-            )
+            ),
+            *not_checked(["allowance"], "the venue did not report a balance"),
         ]
-    b = f.balances.get(int(f.signature_type))
-    if b is None:
-        return []
     out: list[Finding] = []
     if b.balance == 0:
         out.append(
@@ -244,6 +259,14 @@ def check_funds(f: Facts) -> list[Finding]:
     if len(out) == 1 and out[0].ok:
         out.append(Finding("allowance", Severity.OK, "pUSD approved for the exchanges and the neg-risk adapter"))
     return out
+
+
+def not_checked(checks: list[str] | tuple[str, ...], why: str) -> list[Finding]:
+    """A check that could not run is reported as such, never left out."""
+    return [
+        Finding(c, Severity.WARN, f"not checked: {why}", "fix the error(s) above, then run doctor again")
+        for c in checks
+    ]
 
 
 def _allowance_for(allowances: Mapping[str, int], spender: str) -> int | None:
@@ -291,7 +314,8 @@ def key_findings(config: DaemonConfig, env: Mapping[str, str] | None = None) -> 
             )
         ], None
     if secrets.private_key is None:
-        return [Finding("key", Severity.OK, "no key configured: the local exchange uses a throwaway key")], secrets
+        msg = "no key configured: the local venue uses its session key (<state_dir>/local/wallet.key)"
+        return [Finding("key", Severity.OK, msg)], secrets
     return [Finding("key", Severity.OK, f"signing key from {secrets.key_source}")], secrets
 
 
@@ -302,7 +326,7 @@ async def gather(
     clock: Clock | None = None,
     creds_from_env: bool = False,
 ) -> Facts:
-    """Ask the venue everything `check_*` needs (read-only: never creates a key or moves money)."""
+    """Ask the venue everything `check_*` needs (never moves money; creates the API key only if none exists)."""
     clock = clock or WallClock()
     client = hub.clob(wallet)
     f = Facts(
@@ -331,14 +355,21 @@ async def gather(
             await client.closed_only()
         except PolyomsError as exc:
             f.creds_error = exc.message
-            return f
-    else:
-        f.creds_source = "derived"
+    if f.creds_source != "environment" or f.creds_error:
+        # No working credentials: get them through L1 as the daemon would, so the funds checks still run.
+        if f.creds_source != "environment":
+            f.creds_source = "derived"
         try:
             await client.derive_api_key()
-        except PolyomsError as exc:
-            f.creds_error = exc.message
-            return f
+            f.l1 = "derived"
+        except PolyomsError:
+            try:
+                await client.create_api_key()
+                f.l1 = "created"
+            except PolyomsError as exc:
+                f.l1_error = exc.message
+                f.balance_error = "no usable API credentials"
+                return f
     for st in SignatureType:
         try:
             f.balances[int(st)] = await client.balance_allowance("COLLATERAL", signature_type=int(st))
@@ -351,11 +382,11 @@ async def gather(
 def evaluate(f: Facts) -> list[Finding]:
     out = check_venue(f)
     if not f.reachable:
-        return out
-    out += check_clock(f)
+        return out + not_checked(VENUE_CHECKS[1:], "the venue cannot be reached")
+    out += check_clock(f) or not_checked(["clock"], "the venue did not report its time")
     out += check_credentials(f)
-    if f.creds_error:
-        return out
+    if f.l1_error:
+        return out + not_checked(["signature_type", "balance", "allowance"], "no usable API credentials")
     out += check_signature_type(f)
     out += check_funds(f)
     return out
@@ -375,10 +406,11 @@ async def diagnose(
         findings.append(Finding("venue", Severity.OK, "venue local: the embedded exchange (nothing to reach)"))
         return findings
     if secrets is None or secrets.private_key is None:
-        return findings
-    findings += check_signature_type_static(config, secrets)
-    if any(f.check == "signature_type" and not f.ok for f in findings):
-        return findings
+        return findings + not_checked(VENUE_CHECKS, "no signing key")
+    static = check_signature_type_static(config, secrets)
+    if static:
+        others = [c for c in VENUE_CHECKS if c != "signature_type"]
+        return findings + static + not_checked(others, "the signature type and funder do not match")
     pm = config.polymarket
     own_hub = hub is None
     hub = hub or ClientHub(

@@ -8,7 +8,7 @@ import importlib
 import logging
 from collections.abc import Callable
 from fractions import Fraction
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from polyoms.core.enums import Side
 from polyoms.core.units import Micro
@@ -33,8 +33,9 @@ def make_metrics() -> Metrics | None:
     return Metrics()
 
 
-def attach_parents(daemon: Daemon, desk: Desk) -> ParentPort | None:
-    """The execution algorithms' parent-order manager behind the desk's port; None when not available.
+async def attach_parents(daemon: Daemon, desk: Desk) -> ParentPort | None:
+    """The execution algorithms' parent-order manager behind the desk's port, with the parents the
+    journal holds recovered (`AlgoParents.recover`); None when not available.
 
     Imported by name: the adapter (`ops.parents`) needs `algos.parents.ParentManager`, which may be
     absent from an installation (then parent orders are refused with a clear error)."""
@@ -43,10 +44,13 @@ def attach_parents(daemon: Daemon, desk: Desk) -> ParentPort | None:
     except ImportError as exc:
         log.info("execution algorithms not available (%s): parent orders are refused", exc)
         return None
-    create = cast("Callable[[Daemon, Desk], ParentPort]", module.AlgoParents.create)
+    create = cast("Callable[[Daemon, Desk], Any]", module.AlgoParents.create)
     parents = create(daemon, desk)
+    working: list[str] = await parents.recover()
+    if working:
+        log.warning("recovered %d parent order(s) found working: %s", len(working), ", ".join(working))
     desk.parents = parents
-    return parents
+    return cast("ParentPort", parents)
 
 
 KellyFn = Callable[[str, str, Micro, Micro, Side], Micro]

@@ -72,7 +72,8 @@ __all__ = [
 T = TypeVar("T")
 
 Marks = Callable[[str], int | None]
-"""token id → mark price in micro pUSD per share (None: no mark); for unrealized PnL."""
+"""token id → mark price in micro pUSD per share (None: no mark); for unrealized PnL. The daemon sets
+`Metrics.marks` to the desk's `mark` (the trusted book's mid), read at every scrape."""
 
 S = OrderState
 _ACKED: Final = frozenset({S.LIVE, S.PARTIALLY_FILLED, S.FILLED})
@@ -438,7 +439,8 @@ def _engine_families(
     admission = _gauge("polyoms_admission_open", "1 when new orders are admitted.", labels=["wallet"])
     flag = _gauge(
         "polyoms_risk_flag",
-        "Fail-closed conditions (1 = set): kill_switch, heartbeat_failed, user_stream_gapped, halted.",
+        "Fail-closed conditions (1 = set): kill_switch, heartbeat_failed, user_stream_gapped, halted, degraded_rest "
+        "(the user stream is down, the engine polls REST and admits reduce-only orders).",
         labels=["wallet", "flag"],
     )
     hb_ok = _gauge("polyoms_heartbeat_healthy", "1 unless the last heartbeat failed.", labels=["wallet"])
@@ -462,6 +464,11 @@ def _engine_families(
     unrealized = _gauge(
         "polyoms_pnl_unrealized_pusd", "Unrealized PnL of the confirmed position at the mark.", labels=pos_labels
     )
+    unrealized_total = _gauge(
+        "polyoms_pnl_unrealized_total_pusd",
+        "Unrealized PnL of the wallet's marked confirmed positions.",
+        labels=["wallet"],
+    )
     seen: set[int] = set()
     for att in attached:
         engine = att.engine
@@ -482,6 +489,7 @@ def _engine_families(
             ("heartbeat_failed", fl.heartbeat_failed),
             ("user_stream_gapped", fl.user_stream_gapped),
             ("halted", bool(state.halted)),
+            ("degraded_rest", bool(engine.degraded)),
         ):
             flag.add_metric([w, name], 1 if value else 0)
         hb_ok.add_metric([w], 0 if fl.heartbeat_failed else 1)
@@ -491,6 +499,7 @@ def _engine_families(
         seen.add(id(state))
         _state_families(state, att.order_counts(), orders, (cash, reserved, available, prov_out, prov_in))
         for wallet, lg in state.ledgers.items():
+            total_unrealized = 0
             for token, p in lg.positions.items():
                 # A position from a balance snapshot may not know its market yet: the engine's map does.
                 labels = [wallet, p.market or engine.markets.get(token, ""), token]
@@ -503,13 +512,17 @@ def _engine_families(
                 realized.add_metric(labels, _units(p.realized))
                 mark = marks(token) if marks is not None else None
                 if mark is not None:
-                    unrealized.add_metric(labels, _units(p.unrealized(mark)))
+                    pnl = p.unrealized(mark)
+                    total_unrealized += pnl
+                    unrealized.add_metric(labels, _units(pnl))
+            if marks is not None:
+                unrealized_total.add_metric([wallet], _units(total_unrealized))
     for v in venues:
         if v.heartbeat_last_success_ms is not None:
             hb_last.add_metric([v.wallet], v.heartbeat_last_success_ms / 1000)
     yield from (orders, ev, batches, posts, unknown_out, recs, repairs, errors, admission, flag)
     yield from (hb_ok, hb_fail, hb_last, cash, reserved, available, prov_out, prov_in)
-    yield from (confirmed, pos_in, pos_out, pos_res, sellable, cost, realized, unrealized)
+    yield from (confirmed, pos_in, pos_out, pos_res, sellable, cost, realized, unrealized, unrealized_total)
 
 
 def _state_families(

@@ -4,25 +4,33 @@ Books come from the market stream's mirror (`MirrorBooks`: only trusted books co
 a market's tokens before starting a parent on it), instruments (tick, market, complement, minimum size,
 fee) from the market catalog, the clock is the daemon's. Children go through the same order manager as
 every other order, journaled with `actor = "algo:<parent id>"`.
+
+Parents are journaled with the OMS (algos.parents): after a restart `recover` rebuilds them, each
+resumed or interrupted per its policy (`on_restart=` in its params, else the daemon's
+`engine.parents_on_restart`), and their markets' books are watched again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import TYPE_CHECKING
 
-from polyoms.algos.base import Instrument
+from polyoms.algos.base import Instrument, algo_name
 from polyoms.algos.books import BookSource, MirrorBooks, RestBooks
-from polyoms.algos.parents import ParentManager, ParentStatus, UnknownParentError
+from polyoms.algos.parents import FAMILY, ParentManager, ParentStatus, UnknownParentError, decode_spec, spec_tokens
 from polyoms.core.enums import Side
+from polyoms.core.errors import PolyomsError
 from polyoms.core.units import MICRO, Micro, fmt_micro
 from polyoms.ops import schema as api
-from polyoms.ops.algo_specs import build_spec
+from polyoms.ops.algo_specs import build_spec, on_restart_of
 from polyoms.polymarket.client.catalog import MarketCatalog, MarketInfo
 
 if TYPE_CHECKING:
     from polyoms.ops.daemon import Daemon
     from polyoms.ops.desk import Desk
 
+log = logging.getLogger(__name__)
 DEFAULT_MIN_SIZE = 5 * MICRO
 
 
@@ -43,9 +51,10 @@ def instrument_of(info: MarketInfo, token_id: str) -> Instrument:
 class AlgoParents:
     """Implements `desk.ParentPort` over a ParentManager."""
 
-    def __init__(self, manager: ParentManager, catalog: MarketCatalog) -> None:
+    def __init__(self, manager: ParentManager, catalog: MarketCatalog, desk: Desk | None = None) -> None:
         self.manager = manager
         self.catalog = catalog
+        self.desk = desk
 
     @classmethod
     def create(cls, daemon: Daemon, desk: Desk) -> AlgoParents:
@@ -59,14 +68,40 @@ class AlgoParents:
             return None if info.tick is None else instrument_of(info, token_id)
 
         pm = ParentManager(
-            desk.manager, clock=daemon.clock, book_source=books, instruments=lookup, builder=desk.builder
+            desk.manager,
+            clock=daemon.clock,
+            book_source=books,
+            instruments=lookup,
+            builder=desk.builder,
+            on_restart=daemon.config.engine.parents_on_restart,
         )
-        return cls(pm, catalog)
+        return cls(pm, catalog, desk)
+
+    async def recover(self) -> list[str]:
+        """The journaled parents after a restart (`ParentManager.recover`). The markets of those still
+        working are made known to the desk first (risk rules, token → market) and their books watched:
+        their algorithms need both to resume."""
+        if self.desk is not None:
+            for token in self._working_tokens():
+                try:
+                    await self.desk.watch_books(await self.desk.market_of(token))
+                except PolyomsError as exc:  # the parent then waits for a book (or its child is refused)
+                    log.warning("parent recovery: market of token %s: %s", token, exc)
+        return await self.manager.recover()
+
+    def _working_tokens(self) -> list[str]:
+        j = self.manager.engine.state.journal
+        tokens: set[str] = set()
+        for r in j.parents() if j is not None else []:
+            if not r.ended and r.family == FAMILY:
+                with contextlib.suppress(Exception):  # an unreadable record fails in manager.recover
+                    tokens.update(spec_tokens(decode_spec(r.spec)[0]))
+        return sorted(tokens)
 
     async def start(self, req: api.OrderRequest, side: Side, market: MarketInfo, size: Micro) -> str:
         algo = req.algo or ""
         spec = build_spec(algo, req.token_id, side, size, req.price, req.algo_params, post_only=req.post_only)
-        return await self.manager.start(spec)
+        return await self.manager.start(spec, on_restart=on_restart_of(req.algo_params))
 
     def known(self, parent_id: str) -> bool:
         try:
@@ -102,6 +137,7 @@ def parent_view(s: ParentStatus) -> api.ParentView:
         "notional": fmt_micro(s.notional),
         "fees": fmt_micro(s.fees),
         "adjustments": str(s.adjustments),
+        "on_restart": s.on_restart,
     }
     if s.avg_price_micro is not None:
         detail["avg_price"] = fmt_micro(s.avg_price_micro)
@@ -113,7 +149,7 @@ def parent_view(s: ParentStatus) -> api.ParentView:
         detail["last_decision"] = str(s.decisions[-1])
     return api.ParentView(
         parent_id=s.parent_id,
-        algo=s.kind,
+        algo=algo_name(s.kind),
         state=s.state.value,
         done=s.done,
         side="" if s.side is None else s.side.name,
@@ -122,4 +158,6 @@ def parent_view(s: ParentStatus) -> api.ParentView:
         filled=fmt_micro(s.filled),
         children=list(s.child_order_ids),
         detail=detail,
+        interrupted=s.interrupted,
+        restarts=s.restarts,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from decimal import Decimal
@@ -17,8 +18,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from polyoms.core.enums import Side
-from polyoms.core.errors import ConfigError, InputError, NotFoundError, PolyomsError
+from polyoms.core.enums import Side, SignatureType
+from polyoms.core.errors import AuthError, ConfigError, InputError, InvalidOrderError, NotFoundError, PolyomsError
 from polyoms.core.units import MICRO, fmt_micro, from_micro, to_micro
 from polyoms.exchange import messages as msg
 from polyoms.exchange.api import render, render_markets
@@ -27,18 +28,26 @@ from polyoms.exchange.api.http import (
     decode_json,
     error_body,
     error_response,
+    int_query,
     json_response,
     page_body,
     paginate,
+    parse_uint,
     query,
+    too_deep,
 )
 from polyoms.exchange.api.service import INVALID_HEARTBEAT, Caller, SimService
 from polyoms.exchange.api.ws import WsHub
 from polyoms.exchange.api.ws import install as install_ws
 from polyoms.exchange.markets import markets_from_config
 from polyoms.polymarket.protocol import constants as C
-from polyoms.polymarket.protocol.auth import verify_l1, verify_l2
-from polyoms.polymarket.protocol.wire import decode_envelope, decode_envelopes
+from polyoms.polymarket.protocol.auth import POLY_TIMESTAMP, verify_l1, verify_l2
+from polyoms.polymarket.protocol.wire import (
+    INVALID_ORDER_PAYLOAD,
+    OrderEnvelope,
+    decode_envelope,
+    decode_envelopes,
+)
 
 log = logging.getLogger("polyoms.sim")
 
@@ -48,6 +57,11 @@ TICK_INTERVAL_S: Final = 0.1
 DATA_PAGE: Final = 100
 MARKETS_PAGE: Final = 500
 MAX_UINT256: Final = str(2**256 - 1)
+# UNCONFIRMED: how old (or how far ahead) a signed L1/L2 timestamp may be is not documented
+# (protocol doc §2.1: "accept at least ±60 s, probably more"). One symmetric window, in seconds.
+AUTH_WINDOW_S: Final = 120
+L1_REFUSED: Final = "Invalid L1 Request headers"
+L2_REFUSED: Final = "Unauthorized/Invalid api key"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -100,15 +114,43 @@ def _http_failure(request: web.Request) -> web.Response | None:
     return None
 
 
+def _signed_headers_ok(request: web.Request) -> bool:
+    """POLY_* headers are ASCII and the timestamp is fresh (aiohttp hands other bytes on as surrogates)."""
+    if not all(v.isascii() for k, v in request.headers.items() if k.upper().startswith("POLY_")):
+        return False
+    ts = parse_uint(request.headers.get(POLY_TIMESTAMP, ""))
+    if ts is None:
+        return False
+    # The exchange's clock is the venue's. On a virtual clock (tests, backtests) clients still sign
+    # with their wall clock unless they sync to GET /time, so either counts as now; on the wall
+    # clock (`polyoms sim`, the daemon's exchange) the two are the same.
+    now = (_svc(request).clock.now_ms() // 1000, int(time.time()))
+    return any(abs(ts - t) <= AUTH_WINDOW_S for t in now)
+
+
 async def _l2(request: web.Request) -> tuple[Caller, bytes]:
     body = await request.read()
+    if not _signed_headers_ok(request):
+        raise AuthError(L2_REFUSED, status=401)
     owner, creds, _ = verify_l2(request.headers, request.method, request.path, body, _svc(request).keys.lookup())
     return Caller(owner, creds), body
 
 
 def _l1(request: web.Request) -> tuple[str, int]:
+    if not _signed_headers_ok(request):
+        raise AuthError(L1_REFUSED, status=401)
     address, nonce, _ = verify_l1(request.headers, _svc(request).chain_id)
     return address, nonce
+
+
+def _envelopes(body: bytes, *, batch: bool) -> list[OrderEnvelope]:
+    # The typed decoders skip unknown fields by recursing too: absurd nesting is refused first.
+    if too_deep(body):
+        raise InvalidOrderError(INVALID_ORDER_PAYLOAD, status=400)
+    try:
+        return decode_envelopes(body) if batch else [decode_envelope(body)]
+    except RecursionError:
+        raise InvalidOrderError(INVALID_ORDER_PAYLOAD, status=400) from None
 
 
 def _token_param(request: web.Request) -> str:
@@ -333,8 +375,8 @@ async def prices_history(request: web.Request) -> web.Response:
     token = query(request, "market", required=True)
     assert token is not None
     svc.exchange.market_of_token(token)
-    start = int(request.query.get("startTs", "0") or 0)
-    end = int(request.query.get("endTs", "0") or 0) or None
+    start = int_query(request, "startTs") or 0
+    end = int_query(request, "endTs") or None
     history = []
     for t in svc.exchange.all_trades:
         involved = t.asset_id == token or any(m.asset_id == token for m in t.maker_orders)
@@ -350,14 +392,14 @@ async def prices_history(request: web.Request) -> web.Response:
 
 async def post_order(request: web.Request) -> web.Response:
     caller, body = await _l2(request)
-    result = _svc(request).submit(caller, decode_envelope(body))
+    result = _svc(request).submit(caller, _envelopes(body, batch=False)[0])
     return json_response(render.order_response(result))
 
 
 async def post_orders(request: web.Request) -> web.Response:
     caller, body = await _l2(request)
     out = []
-    for order_id, outcome in _svc(request).submit_batch(caller, decode_envelopes(body)):
+    for order_id, outcome in _svc(request).submit_batch(caller, _envelopes(body, batch=True)):
         if isinstance(outcome, PolyomsError):
             out.append(render.order_failure(order_id, outcome.message))
         else:
@@ -395,7 +437,7 @@ async def cancel_all(request: web.Request) -> web.Response:
 async def cancel_market_orders(request: web.Request) -> web.Response:
     caller, body = await _l2(request)
     payload = decode_json(body, msg.INVALID_PAYLOAD) or {}
-    if not isinstance(payload, dict):
+    if not isinstance(payload, dict) or not all(isinstance(payload.get(k) or "", str) for k in ("market", "asset_id")):
         raise InputError(msg.INVALID_PAYLOAD, status=400)
     result = _svc(request).exchange.cancel_market(
         caller.api_key, market=payload.get("market") or None, asset_id=payload.get("asset_id") or None
@@ -423,16 +465,6 @@ async def get_orders(request: web.Request) -> web.Response:
     return json_response(page_body(page, cursor, DATA_PAGE))
 
 
-def _int_param(request: web.Request, name: str) -> int | None:
-    value = query(request, name)
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise InputError(f"invalid {name}: {value!r}", status=400) from None
-
-
 async def get_trades(request: web.Request) -> web.Response:
     caller, _ = await _l2(request)
     trades = _svc(request).exchange.trades(
@@ -441,8 +473,8 @@ async def get_trades(request: web.Request) -> web.Response:
         maker_address=query(request, "maker_address"),
         market=query(request, "market"),
         asset_id=query(request, "asset_id"),
-        before=_int_param(request, "before"),
-        after=_int_param(request, "after"),
+        before=int_query(request, "before"),
+        after=int_query(request, "after"),
     )
     rendered = [render.trade(t, caller.api_key) for t in trades]
     page, cursor = paginate(rendered, request.query.get("next_cursor"), DATA_PAGE)
@@ -461,7 +493,7 @@ async def balance_allowance(request: web.Request) -> web.Response:
     caller, _ = await _l2(request)
     svc = _svc(request)
     asset_type = (query(request, "asset_type") or "COLLATERAL").upper()
-    signature_type = _int_param(request, "signature_type") or 0
+    signature_type = int_query(request, "signature_type", maximum=max(SignatureType)) or 0
     balances = svc.exchange.balances(svc.funder_of(caller.address, signature_type))
     if asset_type == "COLLATERAL":
         balance, allowance = balances.pusd, balances.pusd_allowance
@@ -495,7 +527,9 @@ async def order_scoring(request: web.Request) -> web.Response:
 async def orders_scoring(request: web.Request) -> web.Response:
     _, body = await _l2(request)
     ids = decode_json(body) or []
-    return json_response(dict.fromkeys(ids if isinstance(ids, list) else [], False))
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise InputError(msg.INVALID_PAYLOAD, status=400)
+    return json_response(dict.fromkeys(ids, False))
 
 
 async def notifications(request: web.Request) -> web.Response:
@@ -506,22 +540,58 @@ async def notifications(request: web.Request) -> web.Response:
 # --- simulator administration (not part of the venue) ---------------------------------------------
 
 
+# Bounds of the simulator's administration (not the venue's): one call funds at most this much, a
+# call lists at most this many markets and the exchange holds at most this many.
+MAX_FUND_PUSD: Final = 10**12
+MAX_FUND_SHARES: Final = 10**12
+MAX_FUND_TOKENS: Final = 100
+MAX_SIM_MARKETS_PER_CALL: Final = 100
+MAX_SIM_MARKETS: Final = 5_000
+MAX_SIM_BODY: Final = 1024 * 1024
+_FUND_KEYS: Final = frozenset({"address", "pusd", "tokens", "owner", "signature_type"})
+
+
+async def _sim_payload(request: web.Request) -> dict[str, Any]:
+    """The JSON object of a /_sim call, or a 400."""
+    if request.content_length is not None and request.content_length > MAX_SIM_BODY:
+        raise InputError(f"request body larger than {MAX_SIM_BODY} bytes", status=400)
+    body = await request.content.read(MAX_SIM_BODY + 1)
+    if len(body) > MAX_SIM_BODY:
+        raise InputError(f"request body larger than {MAX_SIM_BODY} bytes", status=400)
+    payload = decode_json(body, "invalid JSON")
+    if not isinstance(payload, dict):
+        raise InputError("expected a JSON object", status=400)
+    return payload
+
+
+def _fund_amount(value: Any, what: str, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InputError(f"{what} must be a decimal string", status=400)
+    amount = to_micro(value, what)  # exact or InputError
+    if not 0 <= amount <= maximum * MICRO:
+        raise InputError(f"{what} must be within [0, {maximum}]", status=400)
+    return amount
+
+
 async def sim_fund(request: web.Request) -> web.Response:
     """POST /_sim/fund {"address": "0x…", "pusd": "1000", "tokens": {"<token id>": "50"}}."""
     svc = _svc(request)
-    payload = decode_json(await request.read(), "invalid JSON")
-    if not isinstance(payload, dict) or not isinstance(payload.get("address"), str):
+    payload = await _sim_payload(request)
+    unknown = sorted(set(payload) - _FUND_KEYS)
+    if unknown or not isinstance(payload.get("address"), str):
         raise InputError('expected {"address": "0x…", "pusd": "…", "tokens": {…}}', status=400)
     tokens_in = payload.get("tokens") or {}
-    if not isinstance(tokens_in, dict):
-        raise InputError("tokens must be an object of token id -> amount", status=400)
-    pusd = to_micro(str(payload.get("pusd", "0")), "pusd")
-    tokens = {str(k): to_micro(str(v), f"tokens[{k}]") for k, v in tokens_in.items()}
-    if pusd < 0 or any(v < 0 for v in tokens.values()):
-        raise InputError("fund amounts must not be negative", status=400)
+    if not isinstance(tokens_in, dict) or len(tokens_in) > MAX_FUND_TOKENS:
+        raise InputError(f"tokens must be an object of at most {MAX_FUND_TOKENS} token id -> amount", status=400)
+    pusd = _fund_amount(payload.get("pusd", "0"), "pusd", MAX_FUND_PUSD)
+    tokens = {str(k): _fund_amount(v, "token amount", MAX_FUND_SHARES) for k, v in tokens_in.items()}
+    owner, signature_type = payload.get("owner"), payload.get("signature_type")
+    if owner is not None or signature_type is not None:
+        valid_type = isinstance(signature_type, int) and not isinstance(signature_type, bool)
+        if not isinstance(owner, str) or not valid_type or signature_type not in set(SignatureType):
+            raise InputError("owner must be an address and signature_type one of 0, 1, 2, 3", status=400)
     address = payload["address"]
     svc.fund(address, pusd, tokens)
-    owner, signature_type = payload.get("owner"), payload.get("signature_type")
     if isinstance(owner, str) and isinstance(signature_type, int):
         svc.link_wallet(owner, signature_type, address)
     b = svc.exchange.balances(address)
@@ -538,12 +608,19 @@ async def sim_markets(request: web.Request) -> web.Response:
     """POST /_sim/markets {"markets": [...], "neg_risk_events": [...]}: list markets while running
     (same format as the config file); subscribers with custom features get `new_market`."""
     svc = _svc(request)
-    payload = decode_json(await request.read(), "invalid JSON")
+    payload = await _sim_payload(request)
     try:
         specs = markets_from_config(payload)
+    except ConfigError as exc:
+        raise InputError(exc.message, status=400) from None
+    if len(specs) > MAX_SIM_MARKETS_PER_CALL or len(svc.exchange.markets()) + len(specs) > MAX_SIM_MARKETS:
+        raise InputError(
+            f"at most {MAX_SIM_MARKETS_PER_CALL} markets per call and {MAX_SIM_MARKETS} in all", status=400
+        )
+    try:
         for spec in specs:
             svc.exchange.add_market(spec)
-    except ConfigError as exc:
+    except (ConfigError, InputError) as exc:
         raise InputError(exc.message, status=400) from None
     return json_response({"added": [render_markets.compact_market(s) for s in specs]})
 
@@ -552,11 +629,10 @@ async def sim_faults(request: web.Request) -> web.Response:
     """GET: the fault switches. POST: change some ({"ws_drop_rate": 0.1}), {"restart": true}, {"reset": true}."""
     svc = _svc(request)
     if request.method == "POST":
-        payload = decode_json(await request.read(), "invalid JSON")
-        if not isinstance(payload, dict):
-            raise InputError("expected a JSON object of fault switches", status=400)
-        changes = dict(payload)
-        reset, restart = bool(changes.pop("reset", False)), bool(changes.pop("restart", False))
+        changes = await _sim_payload(request)
+        reset, restart = changes.pop("reset", False), changes.pop("restart", False)
+        if not isinstance(reset, bool) or not isinstance(restart, bool):
+            raise InputError("reset and restart must be true or false", status=400)
         if reset:
             svc.faults.reset()
         try:

@@ -7,6 +7,7 @@ simulation parameters, not money, so plain floats are fine here.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -22,6 +23,22 @@ POST_ONLY_MESSAGE: Final = "post-only mode: only post-only orders and cancels ar
 RESTARTING_MESSAGE: Final = "the matching engine is restarting, please retry later"
 TOO_MANY_REQUESTS: Final = "Too Many Requests"
 INTERNAL_ERROR: Final = "internal server error"
+
+
+# Upper bounds of the switches that are not probabilities: large enough for any rehearsal, small
+# enough that one request cannot hang the exchange (latency 1e9 ms) or overflow a timer.
+FAULT_MAXIMA: Final[dict[str, float]] = {
+    "seed": 2**63 - 1,
+    "http_latency_ms": 60_000,
+    "http_latency_jitter_ms": 60_000,
+    "retry_after_s": 3_600,
+    "restart_window_s": 3_600.0,
+    "post_only_window_s": 3_600.0,
+    "restart_every_s": 7 * 86_400.0,
+    "delayed_ms": 60_000,
+    "ws_delay_ms": 60_000,
+    "ws_stall_s": 3_600.0,
+}
 
 
 @dataclass(slots=True)
@@ -55,12 +72,16 @@ class FaultConfig:
     def validate(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"faults.{f.name} must be a number, got {value!r}", field=f.name)
-            if value < 0:
-                raise ConfigError(f"faults.{f.name} must not be negative, got {value}", field=f.name)
-            if f.name.endswith("_rate") and value > 1:
-                raise ConfigError(f"faults.{f.name} is a probability in [0, 1], got {value}", field=f.name)
+            top = 1 if f.name.endswith("_rate") else FAULT_MAXIMA[f.name]
+            shown = repr(value)[:40]
+            number = not isinstance(value, bool) and isinstance(value, int | float)
+            if not number or (isinstance(value, float) and not math.isfinite(value)):
+                raise ConfigError(f"faults.{f.name} must be a number, got {shown}", field=f.name)
+            if f.type in ("int", int) and not isinstance(value, int):
+                raise ConfigError(f"faults.{f.name} must be a whole number, got {shown}", field=f.name)
+            if not 0 <= value <= top:
+                what = "a probability in" if f.name.endswith("_rate") else "within"
+                raise ConfigError(f"faults.{f.name} is {what} [0, {top}], got {shown}", field=f.name)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], base: FaultConfig | None = None) -> FaultConfig:
@@ -235,3 +256,7 @@ class Faults:
 
     def forget(self, conn: Connection) -> None:
         self._ws.pop(id(conn), None)
+
+    def tracked(self) -> int:
+        """How many sockets have fault state (held frames, stalls); 0 once all are closed."""
+        return len(self._ws)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -24,6 +26,15 @@ from polyoms.core.errors import (
     VenueUnavailableError,
 )
 
+# ASCII digits only: int() and str.isdigit() also take "²", Arabic-Indic digits, "1_0" and " 5 ".
+_UINT = re.compile(r"[0-9]{1,18}")
+MAX_QUERY_INT: Final = 10**18 - 1
+# Far deeper than any request the venue's clients send (an order batch is 3 levels deep).
+MAX_JSON_DEPTH: Final = 64
+# A string literal; an unterminated one runs to the end, so that no match is ever retried (linear).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKET: Final = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_STEP: Final = [1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256)]
 FIRST_CURSOR: Final = "MA=="
 END_CURSOR: Final = "LTE="
 _encoder = msgspec.json.Encoder(decimal_format="number")
@@ -73,11 +84,33 @@ def bad_request(message: str) -> web.HTTPException:
     return web.HTTPBadRequest(body=_encoder.encode(error_body(message)), content_type="application/json")
 
 
+def too_deep(data: bytes | str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests arrays/objects deeper than `limit` (strings do not count).
+
+    The decoder recurses in C up to the interpreter's recursion limit, which libraries raise
+    (py_ecc sets 100,000): deep enough input then overflows the stack instead of raising.
+    """
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") <= limit:  # every body the venue's clients send
+        return False
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKET)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > limit
+
+
 def decode_json(body: bytes, message: str = "Invalid payload") -> Any:
+    if not body:
+        return None
+    if too_deep(body):
+        raise InputError(message, status=400)
     try:
-        return msgspec.json.decode(body) if body else None
-    except msgspec.DecodeError:
+        return msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError):
         raise InputError(message, status=400) from None
+
+
+def parse_uint(text: str) -> int | None:
+    """A non-negative decimal integer of ASCII digits (at most 18), else None."""
+    return int(text) if _UINT.fullmatch(text) else None
 
 
 def query(request: web.Request, name: str, *, required: bool = False) -> str | None:
@@ -85,6 +118,17 @@ def query(request: web.Request, name: str, *, required: bool = False) -> str | N
     if required and not value:
         raise InputError(f"missing required parameter: {name}", status=400)
     return value or None
+
+
+def int_query(request: web.Request, name: str, *, maximum: int = MAX_QUERY_INT) -> int | None:
+    """An optional integer query parameter in [0, maximum], or a 400 naming it."""
+    value = query(request, name)
+    if value is None:
+        return None
+    number = parse_uint(value)
+    if number is None or number > maximum:
+        raise InputError(f"invalid {name}: expected an integer in [0, {maximum}]", status=400)
+    return number
 
 
 def encode_cursor(offset: int) -> str:
@@ -97,11 +141,14 @@ def decode_cursor(cursor: str | None) -> int:
     if cursor == END_CURSOR:
         return -1
     try:
-        offset = int(base64.b64decode(cursor, validate=True).decode("ascii"))
+        text = base64.b64decode(cursor, validate=True).decode("ascii")
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise InputError("invalid next_cursor", status=400) from None
-    if offset < 0:
+    if text == "-1":
         return -1
+    offset = parse_uint(text)
+    if offset is None:
+        raise InputError("invalid next_cursor", status=400)
     return offset
 
 

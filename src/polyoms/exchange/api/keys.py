@@ -1,7 +1,9 @@
 """API credentials of the local exchange: deterministic per (address, nonce), like the venue's.
 
-Derived from a server seed with HMAC so that a restarted simulator with the same seed hands out
-the same keys, and a client can derive them again as it would on Polymarket.
+Derived with HMAC from a per-exchange random secret (`SimService.auth_secret`), never from
+anything public: knowing an address (or the `--seed`) gives nothing. An exchange restarted with
+the same secret (kept in its state) hands out the same keys, and a client can derive them again
+as it would on Polymarket.
 """
 
 from __future__ import annotations
@@ -9,20 +11,40 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 import uuid
 from dataclasses import dataclass, field
+from typing import Final
 
+from polyoms.core.errors import ConfigError
 from polyoms.polymarket.protocol.auth import ApiCreds
+
+AUTH_SECRET_BYTES: Final = 32
+MIN_AUTH_SECRET_BYTES: Final = 16
+
+
+def new_auth_secret() -> bytes:
+    return secrets.token_bytes(AUTH_SECRET_BYTES)
+
+
+def check_auth_secret(secret: object) -> bytes:
+    """The secret itself, or a ConfigError (a truncated or wrongly typed state file)."""
+    if not isinstance(secret, bytes) or len(secret) < MIN_AUTH_SECRET_BYTES:
+        raise ConfigError(f"the exchange's auth secret must be at least {MIN_AUTH_SECRET_BYTES} random bytes")
+    return secret
 
 
 @dataclass(slots=True)
 class KeyRegistry:
-    seed: bytes
-    _by_key: dict[str, tuple[str, ApiCreds]] = field(default_factory=dict)
-    _by_owner: dict[tuple[str, int], ApiCreds] = field(default_factory=dict)
+    secret: bytes = field(repr=False)
+    _by_key: dict[str, tuple[str, ApiCreds]] = field(default_factory=dict, repr=False)
+    _by_owner: dict[tuple[str, int], ApiCreds] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        check_auth_secret(self.secret)
 
     def _derive(self, address: str, nonce: int) -> ApiCreds:
-        material = hmac.new(self.seed, f"{address.lower()}:{nonce}".encode(), hashlib.sha256).digest()
+        material = hmac.new(self.secret, f"{address.lower()}:{nonce}".encode(), hashlib.sha256).digest()
         api_key = str(uuid.UUID(bytes=hashlib.sha256(b"key" + material).digest()[:16], version=4))
         secret = base64.urlsafe_b64encode(hashlib.sha256(b"secret" + material).digest()).decode("ascii")
         passphrase = hashlib.sha256(b"passphrase" + material).hexdigest()

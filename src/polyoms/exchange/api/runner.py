@@ -15,14 +15,18 @@ from aiohttp import web
 from polyoms.core.clock import Clock, WallClock
 from polyoms.core.errors import ConfigError
 from polyoms.core.units import Micro
-from polyoms.exchange.api.app import make_app
+from polyoms.exchange.api.app import HUB, make_app
 from polyoms.exchange.api.faults import FaultConfig, Faults
+from polyoms.exchange.api.keys import new_auth_secret
 from polyoms.exchange.api.service import SimService
+from polyoms.exchange.api.ws import WsHub
 from polyoms.exchange.engine import Exchange
 from polyoms.exchange.life.market import MarketLife
 from polyoms.exchange.life.scenarios import scenario as named_scenario
 from polyoms.exchange.markets import MarketSpec, default_markets, markets_from_config, read_config_file
+from polyoms.exchange.persist import ServiceState, SnapshotError, restore_exchange, restore_service_state
 from polyoms.exchange.settlement import SettlementConfig
+from polyoms.net.http_guard import ConnectionGuard, GuardedServer, GuardLimits, default_max_connections
 from polyoms.polymarket.protocol import constants as C
 
 T = TypeVar("T")
@@ -52,52 +56,96 @@ def build_service(
     faults: FaultConfig | None = None,
     settlement: SettlementConfig | None = None,
     scenario: str | None = None,
+    auth_secret: bytes | None = None,
+    snapshot: ServiceState | None = None,
 ) -> SimService:
+    """The local exchange; `auth_secret` (what API keys derive from) is random unless restored.
+
+    With a `snapshot` (exchange/persist) the exchange comes back as it was saved: its markets, seed,
+    auth secret and background traders are the saved ones (`config` then only gives the fault
+    switches, `scenario` must be the saved one or None); faults and settlement timings are as given."""
     clock = clock or WallClock()
     markets, file_faults = load_sim_config(config) if config else (default_markets(), FaultConfig())
-    exchange = Exchange(markets, clock, seed=seed, settlement=settlement)
-    service = SimService(exchange, clock, chain_id=chain_id, seed=seed, auto_fund=auto_fund)
+    if snapshot is not None:
+        exchange = restore_exchange(snapshot.exchange, clock, settlement)
+        seed, auth_secret = snapshot.seed, snapshot.auth_secret
+    else:
+        exchange = Exchange(markets, clock, seed=seed, settlement=settlement)
+    service = SimService(
+        exchange,
+        clock,
+        chain_id=chain_id,
+        seed=seed,
+        auto_fund=auto_fund,
+        auth_secret=new_auth_secret() if auth_secret is None else auth_secret,
+    )
     fault_config = faults or file_faults
     if settlement is not None and settlement.failure_probability and not fault_config.settlement_failure_rate:
         # An explicit settlement failure rate is the same switch as the fault; keep it.
         fault_config = dataclasses.replace(fault_config, settlement_failure_rate=settlement.failure_probability)
     service.faults = Faults(fault_config)
     service.apply_fault_config()
-    if scenario:
+    if snapshot is not None:
+        restore_service_state(service, snapshot)
+        saved = snapshot.life.scenario if snapshot.life is not None else None
+        if scenario and scenario != saved:
+            raise SnapshotError(
+                f"the saved exchange ran scenario {saved or 'none'}, not {scenario}; start over to change it"
+            )
+        if snapshot.life is not None:
+            service.life = MarketLife.resume(exchange, clock, snapshot.life)
+    elif scenario:
         plan = named_scenario(scenario).on_markets(markets)
         service.life = MarketLife(exchange, clock, plan, seed)
     return service
 
 
 class SimServer:
-    """The REST app bound to host:port (port 0 = any free port) inside the running loop."""
+    """The REST app bound to host:port (port 0 = any free port) inside the running loop.
 
-    def __init__(self, service: SimService, host: str = "127.0.0.1", port: int = 0) -> None:
+    Connections go through a `ConnectionGuard` (`EXCHANGE_GUARD`): the embedded exchange lives in the
+    daemon's process, and without a cap a local process holding connections to it would use up the
+    descriptors the control API (and its kill switch) needs. At the cap, connections that never sent a
+    request or sit idle are evicted, ones in a request (a WebSocket is one) are not: newcomers are refused.
+    """
+
+    def __init__(
+        self, service: SimService, host: str = "127.0.0.1", port: int = 0, *, limits: GuardLimits | None = None
+    ) -> None:
         self.service = service
         self.host = host
         self.port = port
-        self._runner: web.AppRunner | None = None
+        self.limits = limits or exchange_guard_limits()
+        self.app: web.Application | None = None
+        self._server: GuardedServer | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> str:
-        self._runner = web.AppRunner(make_app(self.service), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        self.app = make_app(self.service)
+        guard = ConnectionGuard(self.limits, name="local exchange")
+        self.app.middlewares.insert(0, guard.middleware())
+        self._server = GuardedServer(self.app, guard, self.host, self.port)
+        self.port = await self._server.start()
         return self.url
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+
+
+def exchange_guard_limits() -> GuardLimits:
+    """A quarter of the fd limit (within [16, 512]); aiohttp's usual 75 s keep-alive, so a client's pooled
+    connection (aiohttp closes its own after 15 s) is never cut under a request it is sending."""
+    return GuardLimits(
+        max_connections=default_max_connections(4, 16, 512),
+        request_timeout_s=10.0,
+        idle_timeout_s=75.0,
+        evict_busy=False,
+    )
 
 
 class ThreadedSim:
@@ -115,6 +163,12 @@ class ThreadedSim:
     @property
     def url(self) -> str:
         return self.server.url
+
+    @property
+    def hub(self) -> WsHub:
+        """The WebSocket hub (its registries are what a leak check looks at)."""
+        assert self.server.app is not None, "not started"
+        return self.server.app[HUB]
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on the server's loop thread (the exchange has a single writer)."""

@@ -28,7 +28,7 @@ from polyoms.core.units import MICRO, Micro
 from polyoms.exchange import messages as msg
 from polyoms.exchange.api.faults import POST_ONLY_MESSAGE, Faults
 from polyoms.exchange.api.heartbeats import Heartbeats
-from polyoms.exchange.api.keys import KeyRegistry
+from polyoms.exchange.api.keys import KeyRegistry, new_auth_secret
 from polyoms.exchange.engine import CancelResult, Exchange, SubmitResult
 from polyoms.exchange.events import Event, Listener
 from polyoms.exchange.life.market import MarketLife
@@ -64,6 +64,9 @@ class SimService:
     chain_id: int = C.POLYGON
     seed: int = 0
     auto_fund: Micro = 0
+    # What API credentials are derived from (keys.py): random per exchange unless restored from its
+    # state, so that a restarted exchange hands out the same keys. Never derived from `seed`.
+    auth_secret: bytes = field(default_factory=new_auth_secret, repr=False)
     keys: KeyRegistry = field(init=False)
     heartbeats: Heartbeats = field(init=False)
     # (EOA lower-case, signature type) -> the maker wallet it trades for.
@@ -78,7 +81,7 @@ class SimService:
     life: MarketLife | None = None
 
     def __post_init__(self) -> None:
-        self.keys = KeyRegistry(f"polyoms-sim:{self.seed}".encode())
+        self.keys = KeyRegistry(self.auth_secret)
         self.heartbeats = Heartbeats(Random(self.seed ^ 0x5EED))
         if self.exchange.listener is not None:
             self.listeners.append(self.exchange.listener)

@@ -15,13 +15,14 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import msgspec
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from polyoms.core.enums import Side
 from polyoms.exchange.api import render, ws_render
+from polyoms.exchange.api.http import too_deep
 from polyoms.exchange.api.service import SimService
 from polyoms.exchange.events import (
     Event,
@@ -39,19 +40,82 @@ _encode = msgspec.json.Encoder().encode
 Levels = dict[int, int]
 
 
+# A subscriber that does not read is dropped, as the venue drops slow consumers, rather than
+# buffering for it without end: at most this many frames (or characters) wait in its queue.
+MAX_QUEUED_FRAMES: Final = 2_000
+MAX_QUEUED_CHARS: Final = 8 * 1024 * 1024
+SLOW_CONSUMER: Final = "slow consumer: {frames} frames unread, connection dropped"
+# How long a close handshake may take before the socket is aborted (a peer that does not read
+# never answers it, and a graceful transport close would wait forever to flush).
+CLOSE_TIMEOUT_S: Final = 2.0
+# The largest client frame (subscriptions are small).
+MAX_CLIENT_FRAME: Final = 1024 * 1024
+
+
 @dataclass(eq=False)
 class Connection:
-    """One subscriber; frames go through its own queue so a slow socket never blocks the hub."""
+    """One subscriber; frames go through its own bounded queue so a slow socket never blocks the hub."""
 
     ws: web.WebSocketResponse
+    transport: asyncio.Transport | None = None
     queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    queued_chars: int = 0
     assets: set[str] = field(default_factory=set)
     markets: set[str] = field(default_factory=set)
     custom: bool = False
     api_key: str = ""
+    # Why the server dropped this subscriber ("" while it is served).
+    dropped: str = ""
+    writer_task: asyncio.Task[None] | None = None
+    closer_task: asyncio.Task[None] | None = None
 
     def send(self, message: Any) -> None:
-        self.queue.put_nowait(message if isinstance(message, str) else _encode(message).decode())
+        if self.dropped:
+            return
+        frame = message if isinstance(message, str) else _encode(message).decode()
+        if self.queue.qsize() >= MAX_QUEUED_FRAMES or self.queued_chars + len(frame) > MAX_QUEUED_CHARS:
+            self.drop(SLOW_CONSUMER.format(frames=self.queue.qsize()))
+            return
+        self.queued_chars += len(frame)
+        self.queue.put_nowait(frame)
+
+    def drop(self, reason: str) -> None:
+        """Stop serving: forget the queued frames now, close with `reason`, abort if the peer does not answer."""
+        if self.dropped:
+            return
+        self.dropped = reason
+        self._discard_queue()
+        if self.writer_task is not None:
+            self.writer_task.cancel()
+        log.warning("websocket subscriber dropped: %s", reason)
+        with contextlib.suppress(RuntimeError):  # no loop (in-process use): nothing is being served
+            self.closer_task = asyncio.get_running_loop().create_task(self.close(WSCloseCode.POLICY_VIOLATION, reason))
+
+    def _discard_queue(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queued_chars = 0
+
+    async def close(self, code: int = WSCloseCode.OK, reason: str = "") -> None:
+        """Close handshake within CLOSE_TIMEOUT_S, else abort the transport: the socket always goes."""
+        clean = False
+        try:
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]), CLOSE_TIMEOUT_S)
+            clean = True
+        except (TimeoutError, ConnectionError, RuntimeError):
+            pass
+        finally:
+            # A graceful transport close waits to flush what a non-reading peer will never take.
+            t = self.transport
+            if t is not None and (not clean or t.get_write_buffer_size()):
+                t.abort()
+
+    def release(self) -> None:
+        """Drop every frame and task reference (after the hub has forgotten the connection)."""
+        self._discard_queue()
+        self.assets.clear()
+        self.markets.clear()
+        self.writer_task = self.closer_task = None
 
     async def writer(self, transform: Callable[[Connection, str], Iterable[tuple[float, str | None]]]) -> None:
         """Send queued frames; `transform` is the fault layer (delays, drops, duplicates...)."""
@@ -59,15 +123,29 @@ class Connection:
             frame = await self.queue.get()
             if frame is None:
                 return
+            self.queued_chars -= len(frame)
             for delay_s, out in transform(self, frame):
                 if delay_s > 0:
                     await asyncio.sleep(delay_s)
                 if out is None:  # the fault layer asks for a disconnect
-                    await self.ws.close()
+                    await self.close()
                     return
                 if self.ws.closed:
                     return
                 await self.ws.send_str(out)
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+
+
+def _strings(value: Any) -> list[str] | None:
+    """A JSON array of ids as strings (numbers accepted, as ids are often sent as numbers), else None."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in value):
+        return None
+    return [str(v) for v in value]
 
 
 def _no_faults(conn: Connection, frame: str) -> Iterable[tuple[float, str | None]]:
@@ -277,28 +355,33 @@ class WsHub:
                 self._shown.pop(token, None)
 
     def _authenticate(self, auth: Any) -> str | None:
+        """The API key of valid user-channel credentials, else None (answered `INVALID AUTH`)."""
         if not isinstance(auth, dict):
             return None
-        api_key = auth.get("apiKey")
-        entry = self.service.keys.lookup().get(api_key) if isinstance(api_key, str) else None
+        api_key, secret, passphrase = auth.get("apiKey"), auth.get("secret"), auth.get("passphrase")
+        if not isinstance(api_key, str) or not isinstance(secret, str) or not isinstance(passphrase, str):
+            return None
+        entry = self.service.keys.lookup().get(api_key)
         if entry is None:
             return None
         creds = entry[1]
-        secret, passphrase = str(auth.get("secret", "")), str(auth.get("passphrase", ""))
-        if hmac.compare_digest(secret, creds.secret) and hmac.compare_digest(passphrase, creds.passphrase):
+        # Bytes, not str: compare_digest refuses non-ASCII strings (TypeError), and any text is valid input.
+        if _same(secret, creds.secret) & _same(passphrase, creds.passphrase):
             return creds.api_key
         return None
 
     # --- the sockets ----------------------------------------------------------------------------
 
     async def serve(self, request: web.Request, channel: str) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=True)
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=MAX_CLIENT_FRAME)
         await ws.prepare(request)
-        conn = Connection(ws)
-        writer = asyncio.create_task(conn.writer(self.transform))
+        conn = Connection(ws, request.transport)
+        conn.writer_task = writer = asyncio.create_task(conn.writer(self.transform))
         subscribed = False
         try:
             async for msg in ws:
+                if conn.dropped:
+                    break
                 if msg.type != WSMsgType.TEXT:
                     continue
                 text = msg.data.strip()
@@ -306,10 +389,9 @@ class WsHub:
                     conn.send("PONG")
                     continue
                 try:
-                    payload = msgspec.json.decode(text)
-                except msgspec.DecodeError:
-                    conn.send("INVALID MESSAGE")
-                    continue
+                    payload = None if too_deep(text) else msgspec.json.decode(text)
+                except (msgspec.DecodeError, RecursionError):
+                    payload = None
                 if not isinstance(payload, dict):
                     conn.send("INVALID MESSAGE")
                     continue
@@ -320,20 +402,43 @@ class WsHub:
                     subscribed = self._first(conn, channel, payload)
                     if not subscribed:
                         break
-                else:
-                    self._update(conn, channel, payload)
+                elif not self._update(conn, channel, payload):
+                    conn.send("INVALID MESSAGE")
         finally:
-            self.market_conns.discard(conn)
-            self.user_conns.discard(conn)
-            self.rtds_conns.discard(conn)
-            self.unsubscribe_assets(conn, list(conn.assets))
+            self._forget(conn)
+            if conn.dropped:
+                writer.cancel()
+            else:
+                # Let the last frames (INVALID AUTH...) go out; wait_for cancels a stuck writer.
+                conn.queue.put_nowait(None)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer, timeout=1)
+            # asyncio.wait: the tasks' own cancellation is not ours; ours still propagates.
+            await asyncio.wait([writer])
+            if conn.closer_task is not None:
+                await asyncio.wait([conn.closer_task])
+            await conn.close()
+            # Last: the writer's final frames went through the fault layer, which keeps state per socket.
             self.service.faults.forget(conn)
-            conn.queue.put_nowait(None)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer, timeout=1)
-            if not ws.closed:
-                await ws.close()
+            conn.release()
         return ws
+
+    def _forget(self, conn: Connection) -> None:
+        """Remove a connection from every subscription: nothing new is queued for it."""
+        self.market_conns.discard(conn)
+        self.user_conns.discard(conn)
+        self.rtds_conns.discard(conn)
+        self.unsubscribe_assets(conn, list(conn.assets))
+
+    def registry_sizes(self) -> dict[str, int]:
+        """How much the hub holds per kind (connections, shown books): for leak checks and metrics."""
+        return {
+            "market_conns": len(self.market_conns),
+            "user_conns": len(self.user_conns),
+            "rtds_conns": len(self.rtds_conns),
+            "shown_books": len(self._shown),
+            "fault_states": self.service.faults.tracked(),
+        }
 
     def _first(self, conn: Connection, channel: str, payload: dict[str, Any]) -> bool:
         kind = str(payload.get("type", channel)).lower()
@@ -342,38 +447,47 @@ class WsHub:
             return False
         conn.custom = bool(payload.get("custom_feature_enabled", False))
         if channel == "market":
-            self.market_conns.add(conn)
-            assets = payload.get("assets_ids") or []
-            if not isinstance(assets, list):
+            assets = _strings(payload.get("assets_ids"))
+            if assets is None:
+                conn.send("INVALID MESSAGE")
                 return False
-            self.subscribe_assets(conn, [str(a) for a in assets], bool(payload.get("initial_dump", True)))
+            self.market_conns.add(conn)
+            self.subscribe_assets(conn, assets, bool(payload.get("initial_dump", True)))
             return True
         api_key = self._authenticate(payload.get("auth"))
         if api_key is None:
             conn.send("INVALID AUTH")
             return False
+        markets = _strings(payload.get("markets"))
+        if markets is None:
+            conn.send("INVALID MESSAGE")
+            return False
         conn.api_key = api_key
-        conn.markets = {str(m).lower() for m in payload.get("markets") or []}
+        conn.markets = {m.lower() for m in markets}
         self.flush()
         self.user_conns.add(conn)
         return True
 
-    def _update(self, conn: Connection, channel: str, payload: dict[str, Any]) -> None:
+    def _update(self, conn: Connection, channel: str, payload: dict[str, Any]) -> bool:
+        """A dynamic (un)subscribe on an open socket; False if it is malformed."""
         op = str(payload.get("operation", "")).lower()
+        ids = _strings(payload.get("assets_ids" if channel == "market" else "markets"))
+        if ids is None:
+            return False
         if channel == "market":
-            assets = [str(a) for a in payload.get("assets_ids") or []]
             if "custom_feature_enabled" in payload:
                 conn.custom = bool(payload["custom_feature_enabled"])
             if op == "subscribe":
-                self.subscribe_assets(conn, assets, bool(payload.get("initial_dump", True)))
+                self.subscribe_assets(conn, ids, bool(payload.get("initial_dump", True)))
             elif op == "unsubscribe":
-                self.unsubscribe_assets(conn, assets)
-            return
-        markets = {str(m).lower() for m in payload.get("markets") or []}
+                self.unsubscribe_assets(conn, ids)
+            return True
+        markets = {m.lower() for m in ids}
         if op == "subscribe":
             conn.markets |= markets
         elif op == "unsubscribe":
             conn.markets -= markets
+        return True
 
     def broadcast_market(self, message: dict[str, Any], assets: Iterable[str] | None = None) -> None:
         """Send a market-channel event (tick_size_change, market_resolved...) to subscribers of `assets`."""

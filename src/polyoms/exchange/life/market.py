@@ -53,11 +53,14 @@ from polyoms.exchange.life.scenarios import (
     ScenarioUnavailableError,
     ScriptedEvent,
 )
+from polyoms.exchange.life.scenarios import scenario as named_scenario
 from polyoms.exchange.markets import MarketSpec
 from polyoms.exchange.orders import Order
+from polyoms.exchange.persist import LifeState
 
 DEFAULT_START_MS: Final = 1_777_000_000_000
 CENT: Final = 10_000
+_ORDER_ID_EPOCH: Final = 1 << 64
 """A marketable BUY's pUSD budget is whole cents (the venue wants at most 2 decimals there, doc §3.7)."""
 
 _BUY: Final = Side.BUY
@@ -196,6 +199,8 @@ class MarketLife:
         self._advanced_ms = -1
         self.resolutions: dict[str, bool] = {}
         """Condition id → YES won, for markets this life resolved."""
+        self.ran_until_ms = self.start_ms - 1
+        """Every event due at or before this has run (`run_until`); what a snapshot resumes from."""
 
         self._check_events(scenario.events)
         self.feed = PriceFeed(scenario.feed, seed, self.start_ms)
@@ -227,6 +232,48 @@ class MarketLife:
         exchange = Exchange(scenario.specs(), clock, seed=seed)
         return cls(exchange, clock, scenario, seed, background=background)
 
+    def export_state(self) -> LifeState:
+        """Where this life has got to, for `resume` (exchange/persist). Only a named scenario can resume."""
+        return LifeState(
+            scenario=self.scenario.name,
+            seed=self.seed,
+            start_ms=self.start_ms,
+            ran_until_ms=self.ran_until_ms,
+            order_n=self._order_n,
+            market_slugs=[p.spec.slug for p in self.scenario.markets],
+            resolutions=dict(self.resolutions),
+            stats={k: v for k, v in self.stats.as_dict().items() if isinstance(v, int)},
+            reject_reasons=dict(self.stats.reject_reasons),
+        )
+
+    @classmethod
+    def resume(cls, exchange: Exchange, clock: Clock, state: LifeState) -> MarketLife:
+        """The life `state` describes, on a restored `exchange`: the same named scenario, seed and start,
+        so the feed and the hidden fair values follow the same paths; scripted events that already ran
+        do not run again; the agents are not funded again and take over their resting orders; order
+        ids continue in a range of their own. What restarts: the agents' own random streams and
+        estimates, and their first wake-ups."""
+        specs = {s.slug: s for s in exchange.markets()}
+        missing = [slug for slug in state.market_slugs if slug not in specs]
+        if missing:
+            raise ConfigError(f"cannot resume scenario {state.scenario!r}: the exchange has no market {missing}")
+        plan = named_scenario(state.scenario).on_markets([specs[slug] for slug in state.market_slugs])
+        life = cls(exchange, clock, plan, state.seed, start_ms=state.start_ms, background=False)
+        life._heap = [e for e in life._heap if e[0] > state.ran_until_ms]
+        heapq.heapify(life._heap)
+        life.ran_until_ms = state.ran_until_ms
+        # A crashed run may have used ids after its last snapshot: continue in a new range.
+        life._order_n = (state.order_n // _ORDER_ID_EPOCH + 1) * _ORDER_ID_EPOCH
+        life.resolutions = dict(state.resolutions)
+        for name, value in state.stats.items():
+            if hasattr(life.stats, name) and name != "reject_reasons":
+                setattr(life.stats, name, value)
+        life.stats.reject_reasons = dict(state.reject_reasons)
+        life.feed.advance_to(state.ran_until_ms)
+        for p in plan.markets:
+            life._populate(p, fund=False)
+        return life
+
     # --- setup -------------------------------------------------------------------------------------
 
     def _check_events(self, events: tuple[ScriptedEvent, ...]) -> None:
@@ -246,26 +293,29 @@ class MarketLife:
         assert plan.logit is not None
         return LogitWalk(plan.logit, self.seed, plan.spec.slug, self.start_ms)
 
-    def _populate(self, plan: MarketPlan) -> None:
+    def _populate(self, plan: MarketPlan, *, fund: bool = True) -> None:
         pop = self.scenario.population_of(plan)
         slug, cid = plan.spec.slug, plan.spec.condition_id
         # Liquidity first: with equal due times the scheduler runs earlier-added agents first.
         for i in range(pop.lps):
             name = f"{slug}/lp-{i}"
-            self.add_agent(LiquidityProvider(name, self.rng_for(name), pop.lp_params), cid)
+            self.add_agent(LiquidityProvider(name, self.rng_for(name), pop.lp_params), cid, fund=fund)
         for i in range(pop.informed):
             name = f"{slug}/informed-{i}"
-            self.add_agent(InformedTrader(name, self.rng_for(name), pop.informed_params), cid)
+            self.add_agent(InformedTrader(name, self.rng_for(name), pop.informed_params), cid, fund=fund)
         for i in range(pop.noise):
             name = f"{slug}/noise-{i}"
-            self.add_agent(NoiseTaker(name, self.rng_for(name), pop.noise_params), cid)
+            self.add_agent(NoiseTaker(name, self.rng_for(name), pop.noise_params), cid, fund=fund)
 
     def rng_for(self, name: str) -> random.Random:
         """The seeded random stream of one agent (a string seed is hashed stably by `random`)."""
         return random.Random(f"polyoms-life:agent:{name}:{self.seed}")
 
-    def add_agent(self, agent: Agent, condition_id: str) -> AgentSlot:
-        """Fund `agent` (its `funding()`) and schedule its first decision on market `condition_id`."""
+    def add_agent(self, agent: Agent, condition_id: str, *, fund: bool = True) -> AgentSlot:
+        """Fund `agent` (its `funding()`) and schedule its first decision on market `condition_id`.
+
+        `fund=False` (a resumed life): the account already holds what it was funded with; the agent
+        takes over the orders it has resting."""
         cid = condition_id.lower()
         if cid not in self.fair:
             raise ConfigError(f"market {condition_id} is not part of scenario {self.scenario.name!r}")
@@ -275,11 +325,14 @@ class MarketLife:
         spec = ex.market(cid)
         address = agent_address(agent.name)
         pusd, sets = agent.funding()
-        ex.fund(address, pusd, {spec.yes_token_id: sets, spec.no_token_id: sets} if sets else None)
+        if fund:
+            ex.fund(address, pusd, {spec.yes_token_id: sets, spec.no_token_id: sets} if sets else None)
         account = ex.account(address)
-        assert account is not None  # funding creates it
+        assert account is not None  # funding creates it (a resumed agent was funded before)
         slot = AgentSlot(agent, spec, self.fair[cid], address, agent_owner(agent.name), account)
         slot.funded_pusd, slot.funded_sets = pusd, sets
+        if not fund:
+            slot.orders = {o.order_id: o for o in ex.open_orders(slot.owner)}
         slot.action = lambda now: self._wake(slot, now)
         self.slots.append(slot)
         self._by_name[agent.name] = slot
@@ -333,6 +386,8 @@ class MarketLife:
         clock = self._virtual
         if clock is not None and t_ms > clock.now_ms():
             clock.set(t_ms)
+        if t_ms > self.ran_until_ms:
+            self.ran_until_ms = t_ms
         return n
 
     def run_for(self, ms: int) -> int:

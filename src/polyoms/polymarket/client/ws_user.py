@@ -292,6 +292,8 @@ class UserStream(StreamBase[_Socket]):
         self._backfill: asyncio.Task[None] | None = None
         self._next_reconcile_ms = 0
         self._state_changed = asyncio.Event()
+        self._live_pongs = 0
+        """The socket's PONG count when the stream last came LIVE (`confirmed` needs one more)."""
 
     # --- public ---------------------------------------------------------------------------------------------
 
@@ -311,6 +313,21 @@ class UserStream(StreamBase[_Socket]):
     def live(self) -> bool:
         """True only while the stream is known complete (LIVE): safe to take new risk on fills."""
         return self.state is UserStreamState.LIVE and self._sockets[0].live
+
+    @property
+    def confirmed(self) -> bool:
+        """LIVE, and the socket has answered a PING since it came live, lately (within one ping interval
+        plus the smaller of another one and half the way to `stale_after_s`): frames are flowing. A silently
+        stalled socket is LIVE after a reconnect's backfill until the watchdog drops it, and one the venue
+        keeps dropping flaps to LIVE after each backfill; neither is ever confirmed (the REST fallback,
+        oms/fallback.py, watches this)."""
+        sock = self._sockets[0]
+        if not self.live or sock.pongs <= self._live_pongs:
+            return False
+        cfg = self.config
+        ping = cfg.ping_interval_s
+        fresh_ms = int((ping + min(ping, (cfg.stale_after_s - ping) / 2)) * 1000)
+        return self.clock.now_ms() - sock.last_pong_ms <= fresh_ms
 
     def events(self) -> AsyncIterator[UserStreamEvent]:
         return self._events.subscribe()
@@ -518,6 +535,8 @@ class UserStream(StreamBase[_Socket]):
                 self.state = UserStreamState.LIVE
                 self.gap_reason = ""
                 sock.backoff.reset()
+                self._live_pongs = sock.pongs
+                sock.next_ping_ms = self.clock.now_ms()  # a PING at the next tick confirms the socket soon
                 self._state_changed.set()
                 self._events.emit(UserStreamLive(self.clock.now_ms(), trades, orders))
             return

@@ -8,7 +8,6 @@ nothing is counted twice (the order's fills equal the trade, the ledger equals t
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,15 @@ from polyoms.ops import schema as api
 from polyoms.ops.config import EngineConfig, Secrets
 from polyoms.ops.daemon import Daemon, DaemonThread
 from polyoms.polymarket.client.ws_common import BackoffPolicy
-from tests.ops.daemon_helpers import FAST_SETTLEMENT, KEY_DAEMON, Counterparty, first_market, fund, local_config
+from tests.ops.daemon_helpers import (
+    FAST_SETTLEMENT,
+    KEY_DAEMON,
+    Counterparty,
+    first_market,
+    fund,
+    local_config,
+    wait_until,
+)
 
 S = OrderState
 TUNING: dict[str, Any] = {
@@ -55,16 +62,7 @@ def faults(d: Daemon, **switches: Any) -> None:
 
 
 def until(thread: DaemonThread, predicate: Any, timeout_s: float = 20.0) -> bool:
-    async def poll() -> bool:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while loop.time() < deadline:
-            if predicate():
-                return True
-            await asyncio.sleep(0.05)
-        return bool(predicate())
-
-    return thread.call(poll, timeout=timeout_s + 5)
+    return wait_until(thread, predicate, timeout_s)
 
 
 def status(d: Daemon) -> api.StatusView:

@@ -264,8 +264,9 @@ def test_silent_slow_and_idle_connections_are_closed(
     assert answer.startswith(b"HTTP/1.1 408") and b'"error":"RequestTimeout"' in answer
     body.close()
     assert server.guard.totals["timed_out"] >= 2
-    lines = [r for r in caplog.records if r.name == GUARD_LOGGER]
-    assert len(lines) == 1, [r.getMessage() for r in lines]
+    # Only this guard's lines: the daemon's own guard may still be reporting an earlier test's flood.
+    lines = [r.getMessage() for r in caplog.records if r.name == GUARD_LOGGER and "after 0.5 s" in r.getMessage()]
+    assert len(lines) == 1, lines
 
 
 def test_accept_failures_are_summarized_not_logged_each(

@@ -65,8 +65,8 @@ from polyoms.core.units import MICRO, fmt_micro, parse_micro
 from polyoms.core.user_events import (
     TradeEvent,
 )
-from polyoms.oms.core import OmsState
 from polyoms.oms.journal import Journal
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import OrderIntent
 from polyoms.polymarket.protocol.user_messages import decode_user_frame
 

@@ -28,11 +28,11 @@ from polyoms.exchange.api.faults import FaultConfig, Faults
 from polyoms.exchange.api.service import SimService
 from polyoms.exchange.engine import Exchange
 from polyoms.exchange.settlement import SettlementConfig
-from polyoms.oms.core import OmsState
 from polyoms.oms.engine import Engine
 from polyoms.oms.fills import FillTier
 from polyoms.oms.journal import Journal, open_journal, recover
 from polyoms.oms.manager import OrderManager
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import OrderState
 from polyoms.ops.algo_specs import build_spec, on_restart_of
 from polyoms.polymarket.client.wallet import Wallet

@@ -21,9 +21,9 @@ from polyoms.core.enums import Side
 from polyoms.core.units import MICRO
 from polyoms.exchange.api.runner import ThreadedSim, build_service
 from polyoms.exchange.settlement import SettlementConfig
-from polyoms.oms.core import OmsState
 from polyoms.oms.engine import Engine
 from polyoms.oms.manager import OrderManager
+from polyoms.oms.oms_state import OmsState
 from polyoms.polymarket.client.ws_common import BackoffPolicy, ws_url
 from polyoms.polymarket.client.ws_user import UserStream, UserStreamConfig
 from polyoms.venues.polymarket import PolymarketVenue

@@ -137,9 +137,9 @@ async def main(
     from polyoms.core.clock import WallClock
     from polyoms.core.errors import PolyomsError
     from polyoms.core.units import MICRO
-    from polyoms.oms.core import OmsState
     from polyoms.oms.engine import Engine
     from polyoms.oms.journal import open_journal
+    from polyoms.oms.oms_state import OmsState
     from polyoms.polymarket.client import ClientConfig, ClientHub, Wallet
     from polyoms.polymarket.client.ws_common import BackoffPolicy, ws_url
     from polyoms.polymarket.client.ws_user import UserStream, UserStreamConfig

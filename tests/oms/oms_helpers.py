@@ -22,7 +22,7 @@ from polyoms.core.user_events import (
     TraderSide,
     TradeStatus,
 )
-from polyoms.oms.core import OmsState
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import OrderIntent
 from polyoms.polymarket.protocol.user_messages import decode_user_frame
 

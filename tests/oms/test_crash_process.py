@@ -66,13 +66,12 @@ from polyoms.exchange.markets import MarketSpec
 from polyoms.exchange.orders import CANCELED, MATCHED
 from polyoms.exchange.settlement import SettlementConfig
 from polyoms.exchange.trades import TRADE_CONFIRMED, TRADE_FAILED
-from polyoms.oms import inputs as K
-from polyoms.oms import reconcile
-from polyoms.oms.core import OmsState
+from polyoms.oms import inputs, reconcile
 from polyoms.oms.engine import Engine, recover_from
 from polyoms.oms.fills import FillTier
 from polyoms.oms.journal import Journal, recover
 from polyoms.oms.journal_writer import await_writer_exit
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import TERMINAL, OrderState
 from polyoms.polymarket.client import ClientConfig, ClientHub, Wallet
 from polyoms.polymarket.protocol.auth import POLY_ADDRESS
@@ -412,9 +411,11 @@ def test_sigkill_then_recover(venue: Venue, tmp_path: Path, seed: int) -> None:
     report(seed, p, life, st, posts)
     j = Journal(journal)
     try:
-        drift = [r for r in j.log(kind=K.O_DIFF) if r.payload["kind"] in (reconcile.CASH_DRIFT, reconcile.SHARES_DRIFT)]
+        drift = [
+            r for r in j.log(kind=inputs.O_DIFF) if r.payload["kind"] in (reconcile.CASH_DRIFT, reconcile.SHARES_DRIFT)
+        ]
         assert drift == [], drift
-        assert list(j.log(kind=K.O_ADOPT)) == []
+        assert list(j.log(kind=inputs.O_ADOPT)) == []
     finally:
         j.close()
 

@@ -25,13 +25,13 @@ from polyoms.exchange.api.runner import build_service
 from polyoms.exchange.api.service import SimService
 from polyoms.exchange.markets import MarketSpec
 from polyoms.exchange.settlement import SettlementConfig
-from polyoms.oms.core import OmsState
 from polyoms.oms.engine import Engine, RiskConfig
 from polyoms.oms.errors import DuplicateIntentError, RiskLimitError, TradingHaltedError
 from polyoms.oms.fills import FillTier
 from polyoms.oms.inputs import FillUpdate, Notification, OrderUpdate
 from polyoms.oms.journal import open_journal
 from polyoms.oms.manager import OrderManager
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.risk import MarketInfo, Quote, RiskLimits
 from polyoms.oms.state import OrderState
 from polyoms.polymarket.client import Wallet

@@ -16,10 +16,10 @@ import pytest
 from polyoms.core.clock import VirtualClock, WallClock
 from polyoms.core.units import MICRO
 from polyoms.exchange.api.runner import ThreadedSim, build_service
-from polyoms.oms.core import OmsState
 from polyoms.oms.engine import Engine
 from polyoms.oms.errors import TradingHaltedError
 from polyoms.oms.manager import OrderManager
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import OrderState
 from polyoms.polymarket.client import ClientHub, Timeouts, VirtualTimer
 from polyoms.venues.polymarket import PolymarketVenue

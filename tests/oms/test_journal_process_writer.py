@@ -21,10 +21,10 @@ import pytest
 from polyoms.core.clock import VirtualClock
 from polyoms.core.user_events import OrderEventType as E
 from polyoms.oms import journal as journal_module
-from polyoms.oms.core import OmsState
 from polyoms.oms.errors import JournalError
 from polyoms.oms.journal import Journal, _Batch, committed_rows, open_journal, recover
 from polyoms.oms.journal_writer import compressor, lock_path, write_batches
+from polyoms.oms.oms_state import OmsState
 
 from .history import bootstrap, fresh_state, play, replay_to
 from .oms_helpers import START_MS, intent, oid, order_event

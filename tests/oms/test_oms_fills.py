@@ -11,10 +11,10 @@ from polyoms.core.enums import OrderType, Side
 from polyoms.core.units import MICRO
 from polyoms.core.user_events import TradeEvent, TraderSide
 from polyoms.core.user_events import TradeStatus as T
-from polyoms.oms.core import OmsState
 from polyoms.oms.fills import FillTier, Role, fee_allowance, taker_fee
 from polyoms.oms.inputs import Anomaly, FillUpdate
 from polyoms.oms.ledger import Position
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import OrderIntent, OrderState
 from polyoms.polymarket.protocol.wire import OrderResponse
 

@@ -22,9 +22,9 @@ from polyoms.core.enums import Side
 from polyoms.core.units import MICRO
 from polyoms.core.user_events import OrderEventType as E
 from polyoms.core.user_events import TradeStatus as T
-from polyoms.oms.core import OmsState
 from polyoms.oms.errors import JournalError, JournalMismatchError
 from polyoms.oms.journal import Journal, committed_rows, open_journal, recover, verify_tables
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import OrderState, intent_from_signed
 from polyoms.polymarket.protocol.auth import ApiCreds, l2_headers
 from polyoms.polymarket.protocol.keys import Signer

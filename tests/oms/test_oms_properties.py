@@ -30,9 +30,9 @@ from polyoms.core.user_events import OrderEventType as E
 from polyoms.core.user_events import OrderStatus as OS
 from polyoms.core.user_events import TradeEvent, TraderSide
 from polyoms.core.user_events import TradeStatus as T
-from polyoms.oms.core import OmsState
 from polyoms.oms.errors import IllegalTransitionError
 from polyoms.oms.fills import TIER, FillTier
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import TERMINAL, OrderState
 from polyoms.polymarket.protocol.wire import OrderResponse
 

@@ -9,7 +9,7 @@ import pytest
 from polyoms.core.units import MICRO
 from polyoms.core.user_events import TraderSide
 from polyoms.core.user_events import TradeStatus as T
-from polyoms.oms.core import OmsState
+from polyoms.oms.oms_state import OmsState
 
 from .history import History, bootstrap, fresh_state
 from .oms_helpers import OTHER_OWNER, OTHER_WALLET, maker, oid, trade

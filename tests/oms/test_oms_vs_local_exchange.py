@@ -25,7 +25,7 @@ from polyoms.exchange.events import TradeEvent as XTradeEvent
 from polyoms.exchange.fees import FeeCurve
 from polyoms.exchange.markets import binary_market
 from polyoms.exchange.settlement import SettlementConfig
-from polyoms.oms.core import OmsState
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import TERMINAL, OrderIntent, OrderState
 from polyoms.polymarket.protocol.user_messages import decode_user_frame
 from polyoms.polymarket.protocol.wire import decode_order_response

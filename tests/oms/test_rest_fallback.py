@@ -12,7 +12,6 @@ from polyoms.core.enums import Side
 from polyoms.core.errors import ConfigError
 from polyoms.core.market_events import BookSnapshot
 from polyoms.core.units import MICRO
-from polyoms.oms.core import OmsState
 from polyoms.oms.errors import TradingHaltedError
 from polyoms.oms.fallback import (
     DEGRADED,
@@ -26,6 +25,7 @@ from polyoms.oms.fallback import (
     reduce_only_errors,
 )
 from polyoms.oms.manager import OrderManager
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.risk import Quote
 from polyoms.oms.state import OrderState as S
 from polyoms.ops.fallback import quotas_of

@@ -13,10 +13,10 @@ from polyoms.core.enums import Side
 from polyoms.core.market_events import BookSnapshot
 from polyoms.core.units import MICRO, TICK_SIZES
 from polyoms.core.user_events import TradeStatus
-from polyoms.oms.core import OmsState
 from polyoms.oms.fills import Fill, FillTier, Role
 from polyoms.oms.journal import open_journal
 from polyoms.oms.ledger import Position, WalletLedger, mid_mark
+from polyoms.oms.oms_state import OmsState
 from polyoms.ops import history as hist
 from polyoms.ops.desk import avg_price, buy_budget, buy_fee_bound, order_price
 from polyoms.polymarket.protocol.amounts import market_amounts

@@ -20,9 +20,9 @@ from polyoms.core.enums import Side
 from polyoms.core.errors import VenueUnavailableError
 from polyoms.core.units import MICRO
 from polyoms.exchange.api.runner import ThreadedSim, build_service
-from polyoms.oms.core import OmsState
 from polyoms.oms.engine import Engine
 from polyoms.oms.journal import open_journal
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import OrderState
 from polyoms.ops.metrics import InstrumentedVenue, Metrics, start_metrics_server
 from polyoms.polymarket.client import LimitsConfig, MarketStream, MarketStreamConfig, UserStream, UserStreamConfig

@@ -11,7 +11,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
 from polyoms.core.enums import OrderType, Side, SignatureType
-from polyoms.polymarket.protocol import constants as C
+from polyoms.polymarket.protocol import constants
 from polyoms.polymarket.protocol.auth import ApiCreds, hmac_signature, l1_headers, l1_signature, l2_headers
 from polyoms.polymarket.protocol.eip712 import (
     CLOB_AUTH_TYPEHASH,
@@ -52,16 +52,16 @@ def test_typehashes() -> None:
     assert h("0x52578c5c725a28a84fedc8c22aa47947822942f35b4dc350db028e45320e035c") == CLOB_AUTH_TYPEHASH
     assert h("0xbb86318a2138f5fa8ae32fbe8e659f8fcf13cc6ae4014a707893055433818589") == ORDER_TYPEHASH
     # and they are what an independent keccak gives for the type strings
-    assert keccak(text=C.ORDER_TYPE_STRING) == ORDER_TYPEHASH
-    assert keccak(text=C.CLOB_AUTH_TYPE_STRING) == CLOB_AUTH_TYPEHASH
+    assert keccak(text=constants.ORDER_TYPE_STRING) == ORDER_TYPEHASH
+    assert keccak(text=constants.CLOB_AUTH_TYPE_STRING) == CLOB_AUTH_TYPEHASH
 
 
 @pytest.mark.parametrize(
     ("chain_id", "contract", "expected"),
     [
-        (137, C.CTF_EXCHANGE_V2, "0x3264e159346253e26a64e00b69032db0e7d32f94628de3e6eecb50304d7af3d2"),
-        (137, C.NEG_RISK_CTF_EXCHANGE_V2, "0x9b858f53327b0bd13af8ec14cfb35234fb9eb7b0504d1a4e61f433840d30e81a"),
-        (80002, C.CTF_EXCHANGE_V2, "0xa440cbd865bc0c6243d7a8df9a8bf48a8827b0a4abbb61c30e96d305423af148"),
+        (137, constants.CTF_EXCHANGE_V2, "0x3264e159346253e26a64e00b69032db0e7d32f94628de3e6eecb50304d7af3d2"),
+        (137, constants.NEG_RISK_CTF_EXCHANGE_V2, "0x9b858f53327b0bd13af8ec14cfb35234fb9eb7b0504d1a4e61f433840d30e81a"),
+        (80002, constants.CTF_EXCHANGE_V2, "0xa440cbd865bc0c6243d7a8df9a8bf48a8827b0a4abbb61c30e96d305423af148"),
     ],
 )
 def test_exchange_domain_separators(chain_id: int, contract: str, expected: str) -> None:
@@ -101,19 +101,19 @@ def fixture_struct_hash(maker: str, signer: str, signature_type: int) -> bytes:
 
 EOA_VECTORS = [
     pytest.param(
-        exchange_domain_separator(137, C.CTF_EXCHANGE_V2),
+        exchange_domain_separator(137, constants.CTF_EXCHANGE_V2),
         "0x10124949f84e9f7438c88d02bfd546ceb27ed6eb1fdb0175137af535b6e2513d",
         "0x42c7b4857d51e344045fcfde17b37cf1290d784471ffe618c22aa56ea5ddcf0009015b87ffb299813f5597e86d4ad56f40d634558d915edb719e6fc71dbc0d891c",
         id="137-ctf-exchange-v2",
     ),
     pytest.param(
-        exchange_domain_separator(137, C.NEG_RISK_CTF_EXCHANGE_V2),
+        exchange_domain_separator(137, constants.NEG_RISK_CTF_EXCHANGE_V2),
         "0x9c2976657c4b229cc8e467a32ce9e3281ef40a70aee31cdc4619ebf51e4a7274",
         "0x79d82a92bd020329c6b9afad40b742c8cfaebdd992219b57e4282b6cfd53a66f2c97471d3297fa001f3eac2ead5f709c6e266893f19cef37633511420542a63b1b",
         id="137-neg-risk-exchange-v2",
     ),
     pytest.param(
-        exchange_domain_separator(80002, C.CTF_EXCHANGE_V2),
+        exchange_domain_separator(80002, constants.CTF_EXCHANGE_V2),
         "0x962c97b18bea292cc94b9479272aa74fb59a905e84a621a40eb339131e9fb6ba",
         "0x518472f1b081f6bd713d638bb11d1bf0720ed577e93c52eb00ec9f5f325f7d510c65cbfdfe9130de2602185f4a500863d777d8b838cb28abc75ecc1b5330315d1c",
         id="80002-ctf-exchange-v2",
@@ -188,7 +188,7 @@ def test_eoa_vector_typed_data_json_hashes_the_same_with_eth_account() -> None:
     msg = encode_typed_data(full_message=typed)
     eth_digest = keccak(b"\x19" + msg.version + msg.header + msg.body)
     assert eth_digest == h("0x10124949f84e9f7438c88d02bfd546ceb27ed6eb1fdb0175137af535b6e2513d")
-    assert msg.header == exchange_domain_separator(137, C.CTF_EXCHANGE_V2)
+    assert msg.header == exchange_domain_separator(137, constants.CTF_EXCHANGE_V2)
     assert msg.body == h(STRUCT_HASH)
 
 
@@ -203,7 +203,7 @@ WALLET = "0x1111111111111111111111111111111111111111"
 
 
 def test_poly_1271_official_vector_exact_signature() -> None:
-    domain = exchange_domain_separator(80002, C.CTF_EXCHANGE_V2)
+    domain = exchange_domain_separator(80002, constants.CTF_EXCHANGE_V2)
     contents = fixture_struct_hash(WALLET, WALLET, 3)
     assert contents == h("0xd23d42d3ad94e65d78258cecaf8dcbaddac0f73dc085040f2c12bb595dd83804")
     inner = Signer(KEY).sign_digest(poly_1271_digest(domain, contents, 80002, address_bytes(WALLET)))

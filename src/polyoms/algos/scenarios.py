@@ -39,9 +39,9 @@ from polyoms.exchange.api.service import SimService
 from polyoms.exchange.engine import Exchange
 from polyoms.exchange.markets import MarketSpec, binary_market, neg_risk_event
 from polyoms.exchange.settlement import NEVER, SettlementConfig
-from polyoms.oms.core import OmsState
 from polyoms.oms.engine import Engine
 from polyoms.oms.manager import OrderManager
+from polyoms.oms.oms_state import OmsState
 from polyoms.polymarket.client.wallet import Wallet
 from polyoms.polymarket.protocol.order import OrderBuilder
 from polyoms.venues.inprocess import InProcessVenue

@@ -4,10 +4,10 @@ No network I/O here. The engine (one asyncio task, the single writer) feeds an `
 venue's answers and user-channel events, flushes its journal per batch, and asks `risk` before it signs.
 """
 
-from polyoms.oms.core import OmsState
 from polyoms.oms.fills import Fill, FillTier, Role, fee_allowance, taker_fee
 from polyoms.oms.journal import Journal, open_journal, recover
 from polyoms.oms.ledger import Position, WalletLedger
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import TERMINAL, TRANSITIONS, OrderIntent, OrderRecord, OrderState, intent_from_signed
 
 __all__ = [

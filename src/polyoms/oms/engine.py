@@ -50,11 +50,11 @@ from polyoms.core.errors import PolyomsError
 from polyoms.core.units import fmt_micro
 from polyoms.core.user_events import OrderEvent, TradeEvent
 from polyoms.oms import fallback, reconcile
-from polyoms.oms.core import OmsState
 from polyoms.oms.errors import IllegalTransitionError, TradingHaltedError
 from polyoms.oms.fills import FillTier
 from polyoms.oms.inputs import FillUpdate, Notification, OrderUpdate
 from polyoms.oms.journal import recover
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.reconcile import RepairBatch, VenueOrder, VenueTruth
 from polyoms.oms.risk import MarketInfo, OrderRequest, Quote, RateLimiter, RiskFlags, RiskLimits, check_order
 from polyoms.oms.state import OrderState, intent_from_signed

@@ -33,8 +33,8 @@ from polyoms.core.enums import Side
 from polyoms.core.errors import ConfigError, PolyomsError
 from polyoms.core.market_events import BookSnapshot
 from polyoms.core.units import fmt_micro
-from polyoms.oms.core import OmsState
 from polyoms.oms.errors import TradingHaltedError
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.risk import Quote
 from polyoms.polymarket.client.ratelimit import ip_route
 

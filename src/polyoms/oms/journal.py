@@ -87,7 +87,7 @@ from polyoms.core.user_events import (
     OrderEvent,
     TradeEvent,
 )
-from polyoms.oms import inputs as K
+from polyoms.oms import inputs
 from polyoms.oms.errors import JournalError, JournalMismatchError
 from polyoms.oms.fills import Fill
 from polyoms.oms.journal_writer import (
@@ -105,7 +105,7 @@ from polyoms.oms.ledger import Position, WalletLedger
 from polyoms.oms.state import ORDER_SCALARS, OrderRecord
 
 if TYPE_CHECKING:
-    from polyoms.oms.core import OmsState
+    from polyoms.oms.oms_state import OmsState
 
 log = logging.getLogger(__name__)
 
@@ -724,22 +724,22 @@ def committed_rows(conn: sqlite3.Connection) -> Iterator[InputRow]:
     (readers see the last commit). Raises JournalError on an unreadable or missing batch."""
     decompress = zstandard.ZstdDecompressor().decompress
     expected = 1
-    for first, last, inputs, data in conn.execute(
+    for first, last, count, data in conn.execute(
         "SELECT first_seq, last_seq, inputs, data FROM log ORDER BY first_seq"
     ):
         try:
             rows = _segment_decoder.decode(decompress(data))
         except (zstandard.ZstdError, msgspec.DecodeError) as exc:
             raise JournalError(f"journal batch at seq {first} cannot be read: {exc}") from exc
-        if first != expected or len(rows) != inputs or not rows or rows[0][0] != first:
-            raise JournalMismatchError(f"journal batch at seq {first}: expected seq {expected}, {inputs} inputs")
+        if first != expected or len(rows) != count or not rows or rows[0][0] != first:
+            raise JournalMismatchError(f"journal batch at seq {first}: expected seq {expected}, {count} inputs")
         yield from rows
         expected = last + 1
 
 
 _DECODERS: dict[str, Any] = {
-    K.K_TRADE: msgspec.msgpack.Decoder(TradeEvent),
-    K.K_ORDER: msgspec.msgpack.Decoder(OrderEvent),
+    inputs.K_TRADE: msgspec.msgpack.Decoder(TradeEvent),
+    inputs.K_ORDER: msgspec.msgpack.Decoder(OrderEvent),
 }
 
 
@@ -749,7 +749,7 @@ def _decoder(kind: str) -> Any:
         from polyoms.oms import reconcile  # noqa: F401  (registers the reconcile input type)
 
         try:
-            dec = _DECODERS[kind] = msgspec.msgpack.Decoder(K.INPUT_TYPES[kind])
+            dec = _DECODERS[kind] = msgspec.msgpack.Decoder(inputs.INPUT_TYPES[kind])
         except KeyError:
             raise JournalError(f"journal holds an input of unknown kind {kind!r}") from None
     return dec
@@ -786,7 +786,7 @@ def recover(
     levels). `clock` times the inputs from now on (the wall clock by default; replayed inputs keep their
     journaled times). The engine then calls `state.after_restart()` and reconciles with the venue.
     """
-    from polyoms.oms.core import OmsState, replayer
+    from polyoms.oms.oms_state import OmsState, replayer
 
     j = Journal(path, **kwargs)
     state = OmsState(clock if clock is not None else WallClock())

@@ -37,14 +37,14 @@ import msgspec
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.units import Micro
 from polyoms.core.user_events import OrderEvent, OrderEventType, OrderStatus, TradeEvent, TradeStatus
-from polyoms.oms import inputs as K
+from polyoms.oms import inputs
 from polyoms.oms.errors import IllegalTransitionError
 from polyoms.oms.fills import STATUS_RANK, TIER, FillTier, legs_of
 from polyoms.oms.inputs import BalanceInput
 from polyoms.oms.state import OPEN, TERMINAL, OrderRecord, OrderState, gtd_expired
 
 if TYPE_CHECKING:
-    from polyoms.oms.core import OmsState
+    from polyoms.oms.oms_state import OmsState
 
 S = OrderState
 
@@ -172,7 +172,7 @@ class RepairBatch(msgspec.Struct, frozen=True):
         return not self.diffs
 
 
-K.INPUT_TYPES[K.K_RECONCILE] = RepairBatch
+inputs.INPUT_TYPES[inputs.K_RECONCILE] = RepairBatch
 
 
 def _order_event(v: VenueOrder) -> OrderEvent:
@@ -420,7 +420,7 @@ def validate(state: OmsState, batch: RepairBatch) -> None:
 def apply_batch(state: OmsState, batch: RepairBatch, ts: int, seq: int) -> None:
     actor = "reconcile"
     for d in batch.diffs:
-        state._output(K.O_DIFF, ts, seq, d, order_id=d.order_id or None, trade_id=d.trade_id or None)
+        state._output(inputs.O_DIFF, ts, seq, d, order_id=d.order_id or None, trade_id=d.trade_id or None)
     for a in batch.actions:
         if isinstance(a, ApplyTrade):
             state._apply_trade(a.event, ts, seq, actor)

@@ -40,7 +40,6 @@ from polyoms.core.errors import (
     PolyomsError,
 )
 from polyoms.core.units import MICRO, Micro, fmt_micro
-from polyoms.oms.core import OmsState
 from polyoms.oms.errors import (
     ConfirmationRequiredError,
     OrderRateLimitError,
@@ -49,6 +48,7 @@ from polyoms.oms.errors import (
     TradingHaltedError,
 )
 from polyoms.oms.fills import fee_allowance
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import OPEN
 
 CONFIRM_ABOVE_DEFAULT: Final = 1_000 * MICRO

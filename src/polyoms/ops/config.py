@@ -29,7 +29,7 @@ from polyoms.exchange.life.scenarios import SCENARIOS
 from polyoms.oms.journal import WRITERS
 from polyoms.oms.risk import RiskLimits
 from polyoms.polymarket.client.redact import register_secret
-from polyoms.polymarket.protocol import constants as C
+from polyoms.polymarket.protocol import constants
 from polyoms.polymarket.protocol.auth import ApiCreds
 from polyoms.polymarket.protocol.keys import Signer, to_checksum_address
 
@@ -99,7 +99,7 @@ class PolymarketConfig:
     data_url: str = "https://data-api.polymarket.com"
     ws_url: str = "wss://ws-subscriptions-clob.polymarket.com"
     """Base of the WebSocket channels (`/ws/market`, `/ws/user` are appended)."""
-    chain_id: int = C.POLYGON
+    chain_id: int = constants.POLYGON
     signature_type: SignatureType = SignatureType.EOA
     funder: str | None = None
     key_file: Path | None = None
@@ -128,7 +128,7 @@ class DaemonConfig:
 
     @property
     def chain_id(self) -> int:
-        return self.polymarket.chain_id if self.venue == "polymarket" else C.POLYGON
+        return self.polymarket.chain_id if self.venue == "polymarket" else constants.POLYGON
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -521,8 +521,8 @@ def _build(data: dict[str, Any], env: Mapping[str, str], source: str) -> tuple[D
 def _check(config: DaemonConfig) -> None:
     """Rules across settings."""
     pm = config.polymarket
-    if pm.chain_id not in C.EXCHANGES:
-        known = ", ".join(str(c) for c in C.EXCHANGES)
+    if pm.chain_id not in constants.EXCHANGES:
+        known = ", ".join(str(c) for c in constants.EXCHANGES)
         raise ConfigError(
             f"polymarket.chain_id {pm.chain_id} has no known exchange contracts (known: {known})",
             field="polymarket.chain_id",

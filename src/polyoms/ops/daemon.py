@@ -53,12 +53,12 @@ from polyoms.exchange.api.faults import REHEARSAL
 from polyoms.exchange.api.runner import SimServer, build_service
 from polyoms.exchange.api.service import SimService
 from polyoms.exchange.settlement import SettlementConfig
-from polyoms.oms.core import OmsState
 from polyoms.oms.engine import Engine, RiskConfig
 from polyoms.oms.fallback import FallbackConfig
 from polyoms.oms.journal import open_journal, recover
 from polyoms.oms.journal_writer import await_writer_exit
 from polyoms.oms.manager import OrderManager
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.risk import RateLimiter
 from polyoms.ops import extras
 from polyoms.ops.config import DaemonConfig, Secrets, read_key_file

@@ -26,7 +26,7 @@ from polyoms.core.units import fmt_micro
 from polyoms.ops.config import ENV_API_KEY, ENV_KEY_FILE, ENV_PRIVATE_KEY, DaemonConfig, Secrets, load_secrets
 from polyoms.polymarket.client import ClientConfig, ClientHub, Wallet
 from polyoms.polymarket.client.models import BalanceAllowance
-from polyoms.polymarket.protocol import constants as C
+from polyoms.polymarket.protocol import constants
 
 MAX_SKEW_S: Final = 5
 """L1/L2 timestamps are unix seconds; the venue's freshness window is UNCONFIRMED (doc §2.1), so more
@@ -34,9 +34,9 @@ than a few seconds of skew is worth fixing before it refuses a signature."""
 VENUE_CHECKS: Final = ("venue", "clock", "api_credentials", "signature_type", "balance", "allowance")
 COLLATERAL_ONRAMP: Final = "0x93070a847efEf7F70739046A929D47a521F5B8ee"
 SPENDERS: Final = {
-    C.CTF_EXCHANGE_V2: "CTF Exchange V2",
-    C.NEG_RISK_CTF_EXCHANGE_V2: "NegRisk CTF Exchange V2",
-    C.NEG_RISK_ADAPTER: "NegRisk Adapter",
+    constants.CTF_EXCHANGE_V2: "CTF Exchange V2",
+    constants.NEG_RISK_CTF_EXCHANGE_V2: "NegRisk CTF Exchange V2",
+    constants.NEG_RISK_ADAPTER: "NegRisk Adapter",
 }
 
 
@@ -252,7 +252,7 @@ def check_funds(f: Facts) -> list[Finding]:
                     Severity.ERROR,
                     f"pUSD allowance for the {name} ({spender}) is {fmt_micro(allowance)}: orders above it are "
                     "refused (not enough balance / allowance)",
-                    f"from {f.maker} call pUSD {C.PUSD} approve({spender}, 2^256-1) (a proxy or Safe: "
+                    f"from {f.maker} call pUSD {constants.PUSD} approve({spender}, 2^256-1) (a proxy or Safe: "
                     "polymarket.com 'Enable trading'), then GET /balance-allowance/update so the CLOB re-reads it",
                 )
             )

@@ -8,7 +8,7 @@ Per market (`market_pnl`): the ledger's positions of the market summed (realized
 average-cost computation, never redone here), with the volumes of its confirmed fills.
 
 Equity curve (`equity_curve` over a journal's rows): the journal is replayed into a private `OmsState`
-through the OMS's own replayer (`oms.core.replayer`, as recovery does), so cash and positions at every
+through the OMS's own replayer (`oms.oms_state.replayer`, as recovery does), so cash and positions at every
 step are exactly what the ledger held then. A point is taken after each journaled input that changed
 the confirmed pUSD, the confirmed positions or a mark — a balance (bootstrap, repair), a fill confirmed
 or voided, a new fill price — and only when equity, cash or realized PnL moved:
@@ -33,14 +33,14 @@ from typing import Any, Final
 from polyoms.core.clock import WallClock
 from polyoms.core.enums import Side
 from polyoms.core.units import MICRO, Micro
-from polyoms.oms import inputs as K
+from polyoms.oms import inputs
 from polyoms.oms.fills import Fill, FillTier
 from polyoms.oms.inputs import FillUpdate
 from polyoms.oms.ledger import Position, WalletLedger
 
 # Inputs that can move confirmed pUSD or shares (the rest only move orders, reservations, flags).
-_LEDGER_KINDS: Final = frozenset({K.K_TRADE, K.K_TRADE_REST, K.K_BALANCE, K.K_RECONCILE})
-_CAUSE: Final = {K.K_BALANCE: "balance", K.K_RECONCILE: "repair"}
+_LEDGER_KINDS: Final = frozenset({inputs.K_TRADE, inputs.K_TRADE_REST, inputs.K_BALANCE, inputs.K_RECONCILE})
+_CAUSE: Final = {inputs.K_BALANCE: "balance", inputs.K_RECONCILE: "repair"}
 
 # --- per market ------------------------------------------------------------------------------------
 
@@ -196,7 +196,7 @@ def equity_curve(
 ) -> EquityTracker:
     """Replay journal inputs (seq, ts_ms, kind, decoded payload), in sequence order, into a private
     `OmsState` and take `wallet`'s equity points (module doc)."""
-    from polyoms.oms.core import OmsState, replayer
+    from polyoms.oms.oms_state import OmsState, replayer
 
     state = OmsState(WallClock())
     apply = replayer(state)

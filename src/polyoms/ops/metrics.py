@@ -46,9 +46,9 @@ from prometheus_client.registry import Collector
 from polyoms.core.clock import Clock, WallClock
 from polyoms.core.units import MICRO
 from polyoms.core.user_events import TradeEvent
-from polyoms.oms.core import OmsState
 from polyoms.oms.engine import Engine
 from polyoms.oms.inputs import Anomaly, FillUpdate, Notification, OrderUpdate
+from polyoms.oms.oms_state import OmsState
 from polyoms.oms.reconcile import VenueOrder
 from polyoms.oms.state import OrderState
 from polyoms.polymarket.client.breaker import BreakerState

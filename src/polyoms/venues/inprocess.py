@@ -28,7 +28,7 @@ from polyoms.exchange.events import Event
 from polyoms.exchange.events import OrderEvent as XOrderEvent
 from polyoms.exchange.events import TradeEvent as XTradeEvent
 from polyoms.oms.reconcile import VenueOrder
-from polyoms.polymarket.client import models as M
+from polyoms.polymarket.client import models
 from polyoms.polymarket.protocol import user_messages
 from polyoms.polymarket.protocol.order import SignedOrder
 from polyoms.polymarket.protocol.wire import decode_order_response
@@ -122,17 +122,17 @@ class InProcessVenue:
         o = self.exchange.get_order(order_id)
         if o is None or o.owner != self.owner:
             return None
-        return from_open_order(M.parse_open_order(msgspec.json.decode(msgspec.json.encode(render.open_order(o)))))
+        return from_open_order(models.parse_open_order(msgspec.json.decode(msgspec.json.encode(render.open_order(o)))))
 
     async def open_orders(self) -> list[VenueOrder]:
         rows = [render.open_order(o) for o in self.exchange.open_orders(owner=self.owner)]
         data = msgspec.json.decode(msgspec.json.encode(rows))
-        return [from_open_order(M.parse_open_order(d)) for d in data]
+        return [from_open_order(models.parse_open_order(d)) for d in data]
 
     async def trades(self, after_s: int | None = None) -> list[TradeEvent]:
         rows = [render.trade(t, self.owner) for t in self.exchange.trades(owner=self.owner, after=after_s)]
         body = msgspec.json.encode({"limit": len(rows), "count": len(rows), "next_cursor": "LTE=", "data": rows})
-        return list(M.decode_trades_page(body).items)
+        return list(models.decode_trades_page(body).items)
 
     async def balances(self, token_ids: Sequence[str]) -> tuple[int, dict[str, int]]:
         b = self.exchange.balances(self._wallet)

@@ -40,7 +40,7 @@ from polyoms.exchange.api.service import INVALID_HEARTBEAT, Caller, SimService
 from polyoms.exchange.api.ws import WsHub
 from polyoms.exchange.api.ws import install as install_ws
 from polyoms.exchange.markets import markets_from_config
-from polyoms.polymarket.protocol import constants as C
+from polyoms.polymarket.protocol import constants
 from polyoms.polymarket.protocol.auth import POLY_TIMESTAMP, verify_l1, verify_l2
 from polyoms.polymarket.protocol.wire import (
     INVALID_ORDER_PAYLOAD,
@@ -504,7 +504,7 @@ async def balance_allowance(request: web.Request) -> web.Response:
         balance, allowance = held.balance, held.allowance
     else:
         raise InputError(f"invalid asset_type: {asset_type}", status=400)
-    spenders = (C.CTF_EXCHANGE_V2, C.NEG_RISK_CTF_EXCHANGE_V2, C.NEG_RISK_ADAPTER)
+    spenders = (constants.CTF_EXCHANGE_V2, constants.NEG_RISK_CTF_EXCHANGE_V2, constants.NEG_RISK_ADAPTER)
     allowance_text = MAX_UINT256 if allowance >= 2**256 - 1 else str(allowance)
     return json_response({"balance": str(balance), "allowances": dict.fromkeys(spenders, allowance_text)})
 

@@ -27,7 +27,7 @@ from polyoms.exchange.markets import MarketSpec, default_markets, markets_from_c
 from polyoms.exchange.persist import ServiceState, SnapshotError, restore_exchange, restore_service_state
 from polyoms.exchange.settlement import SettlementConfig
 from polyoms.net.http_guard import ConnectionGuard, GuardedServer, GuardLimits, default_max_connections
-from polyoms.polymarket.protocol import constants as C
+from polyoms.polymarket.protocol import constants
 
 T = TypeVar("T")
 
@@ -52,7 +52,7 @@ def build_service(
     seed: int = 0,
     auto_fund: Micro = 0,
     clock: Clock | None = None,
-    chain_id: int = C.POLYGON,
+    chain_id: int = constants.POLYGON,
     faults: FaultConfig | None = None,
     settlement: SettlementConfig | None = None,
     scenario: str | None = None,

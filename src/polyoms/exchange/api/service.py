@@ -33,7 +33,7 @@ from polyoms.exchange.engine import CancelResult, Exchange, SubmitResult
 from polyoms.exchange.events import Event, Listener
 from polyoms.exchange.life.market import MarketLife
 from polyoms.exchange.orders import EngineOrder
-from polyoms.polymarket.protocol import constants as C
+from polyoms.polymarket.protocol import constants
 from polyoms.polymarket.protocol.auth import ApiCreds
 from polyoms.polymarket.protocol.order import SignedOrder, recover_order_signer
 from polyoms.polymarket.protocol.wire import MAX_BATCH, OrderEnvelope, signed_order_from_wire
@@ -61,7 +61,7 @@ class Caller:
 class SimService:
     exchange: Exchange
     clock: Clock
-    chain_id: int = C.POLYGON
+    chain_id: int = constants.POLYGON
     seed: int = 0
     auto_fund: Micro = 0
     # What API credentials are derived from (keys.py): random per exchange unless restored from its
@@ -178,7 +178,7 @@ class SimService:
             # Proxy/Safe makers are not checked against the factories' CREATE2 addresses here.
             self.link_wallet(caller.address, int(order.signature_type), order.maker)
         if order.order_type is OrderType.GTD:
-            if order.expiration <= self.clock.now_ms() // 1000 + C.GTD_SECURITY_THRESHOLD_S:
+            if order.expiration <= self.clock.now_ms() // 1000 + constants.GTD_SECURITY_THRESHOLD_S:
                 raise InvalidExpirationError(msg.INVALID_EXPIRATION, status=400, order_id=order.order_id)
         elif order.order_type.is_marketable_only and order.post_only:
             raise InvalidOrderError(msg.INVALID_PAYLOAD, status=400)

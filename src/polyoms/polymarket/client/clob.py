@@ -33,7 +33,7 @@ from polyoms.core.errors import (
 from polyoms.core.market_events import BookSnapshot
 from polyoms.core.units import Micro, TickSize
 from polyoms.core.user_events import TradeEvent
-from polyoms.polymarket.client import models as M
+from polyoms.polymarket.client import models
 from polyoms.polymarket.client.errors import OrderOutcomeUnknownError
 from polyoms.polymarket.client.ratelimit import CANCELS, ORDERS
 from polyoms.polymarket.client.redact import get_logger, redact, register_secret
@@ -156,7 +156,7 @@ class ClobClient:
         """Unix seconds on the venue's clock."""
         value = await self._get("/time", "time")
         if isinstance(value, bool) or not isinstance(value, int | str):
-            raise M.malformed(f"time: expected an integer, got {value!r}"[:100])
+            raise models.malformed(f"time: expected an integer, got {value!r}"[:100])
         return int(value)
 
     async def sync_time(self) -> int:
@@ -165,33 +165,33 @@ class ClobClient:
         return self.time_offset_s
 
     async def get_version(self) -> int:
-        d = M.obj(await self._get("/version", "version"), "version")
-        version = M.integer(d, "version")
+        d = models.obj(await self._get("/version", "version"), "version")
+        version = models.integer(d, "version")
         if version is None:
-            raise M.malformed("version: missing `version`")
+            raise models.malformed("version: missing `version`")
         self.server_version = version
         return version
 
     # --- markets -------------------------------------------------------------------------------------
 
-    async def markets_page(self, cursor: str = M.FIRST_CURSOR) -> M.Page[M.Market]:
-        return M.decode_markets_page((await self._get_raw("/markets", {"next_cursor": cursor})).body)
+    async def markets_page(self, cursor: str = models.FIRST_CURSOR) -> models.Page[models.Market]:
+        return models.decode_markets_page((await self._get_raw("/markets", {"next_cursor": cursor})).body)
 
-    async def iter_markets(self) -> AsyncIterator[M.Market]:
+    async def iter_markets(self) -> AsyncIterator[models.Market]:
         async for market in _paginate(self.markets_page):
             yield market
 
-    async def all_markets(self) -> list[M.Market]:
+    async def all_markets(self) -> list[models.Market]:
         return [m async for m in self.iter_markets()]
 
-    async def market(self, condition_id: str) -> M.Market:
-        return M.decode_market((await self._get_raw(f"/markets/{condition_id}")).body)
+    async def market(self, condition_id: str) -> models.Market:
+        return models.decode_market((await self._get_raw(f"/markets/{condition_id}")).body)
 
-    async def clob_market(self, condition_id: str) -> M.ClobMarketInfo:
-        return M.decode_clob_market_info((await self._get_raw(f"/clob-markets/{condition_id}")).body)
+    async def clob_market(self, condition_id: str) -> models.ClobMarketInfo:
+        return models.decode_clob_market_info((await self._get_raw(f"/clob-markets/{condition_id}")).body)
 
-    async def market_by_token(self, token_id: str | int) -> M.TokenPair:
-        return M.parse_token_pair(await self._get(f"/markets-by-token/{token_id}", "markets-by-token"))
+    async def market_by_token(self, token_id: str | int) -> models.TokenPair:
+        return models.parse_token_pair(await self._get(f"/markets-by-token/{token_id}", "markets-by-token"))
 
     async def tick_size(self, token_id: str | int) -> TickSize:
         return rest.decode_tick_size((await self._get_raw("/tick-size", {"token_id": str(token_id)})).body)
@@ -201,8 +201,8 @@ class ClobClient:
 
     async def fee_rate_bps(self, token_id: str | int) -> int:
         """V1 legacy base fee (bps); V2 fees are the market's curve (`clob_market(...).fee`)."""
-        d = M.obj(await self._get("/fee-rate", "fee-rate", {"token_id": str(token_id)}), "fee-rate")
-        return M.integer(d, "base_fee", 0) or 0
+        d = models.obj(await self._get("/fee-rate", "fee-rate", {"token_id": str(token_id)}), "fee-rate")
+        return models.integer(d, "base_fee", 0) or 0
 
     # --- books and prices ------------------------------------------------------------------------------
 
@@ -229,11 +229,11 @@ class ClobClient:
 
     async def prices(self, requests: Iterable[tuple[str | int, Side | str]]) -> dict[str, dict[Side, Micro]]:
         payload = [{"token_id": str(t), "side": Side.parse(s).name} for t, s in requests]
-        d = M.obj(await self._post_read("/prices", payload, "prices"), "prices")
+        d = models.obj(await self._post_read("/prices", payload, "prices"), "prices")
         out: dict[str, dict[Side, Micro]] = {}
         for token, by_side in d.items():
-            sides = M.obj(by_side, "prices[token]")
-            out[str(token)] = {codec.side(k): M.price_value(sides, k) for k in sides}
+            sides = models.obj(by_side, "prices[token]")
+            out[str(token)] = {codec.side(k): models.price_value(sides, k) for k in sides}
         return out
 
     async def midpoint(self, token_id: str | int) -> Micro:
@@ -241,16 +241,16 @@ class ClobClient:
 
     async def midpoints(self, token_ids: Iterable[str | int]) -> dict[str, Micro]:
         payload = [{"token_id": t} for t in self._tokens(token_ids)]
-        d = M.obj(await self._post_read("/midpoints", payload, "midpoints"), "midpoints")
-        return {str(k): M.price_value(d, k) for k in d}
+        d = models.obj(await self._post_read("/midpoints", payload, "midpoints"), "midpoints")
+        return {str(k): models.price_value(d, k) for k in d}
 
     async def spread(self, token_id: str | int) -> Micro:
         return rest.decode_spread((await self._get_raw("/spread", {"token_id": str(token_id)})).body)
 
     async def spreads(self, token_ids: Iterable[str | int]) -> dict[str, Micro]:
         payload = [{"token_id": t} for t in self._tokens(token_ids)]
-        d = M.obj(await self._post_read("/spreads", payload, "spreads"), "spreads")
-        return {str(k): M.price_value(d, k) for k in d}
+        d = models.obj(await self._post_read("/spreads", payload, "spreads"), "spreads")
+        return {str(k): models.price_value(d, k) for k in d}
 
     async def last_trade_price(self, token_id: str | int) -> LastTradeInfo:
         """Last trade of a token; `side` (the taker's) is None when there was none."""
@@ -262,7 +262,7 @@ class ClobClient:
         chunks = [tokens[i : i + MAX_LAST_TRADES] for i in range(0, len(tokens), MAX_LAST_TRADES)]
 
         async def fetch(chunk: list[str]) -> list[Any]:
-            return M.arr(
+            return models.arr(
                 await self._post_read("/last-trades-prices", [{"token_id": t} for t in chunk], "last-trades-prices"),
                 "last-trades-prices",
             )
@@ -270,8 +270,10 @@ class ClobClient:
         out: dict[str, LastTradeInfo] = {}
         for part in await self._gather_chunks(chunks, fetch):
             for item in part:
-                d = M.obj(item, "last-trades-prices[]")
-                out[M.text(d, "token_id")] = LastTradeInfo(M.price_value(d, "price"), M.side_or_none(d.get("side")))
+                d = models.obj(item, "last-trades-prices[]")
+                out[models.text(d, "token_id")] = LastTradeInfo(
+                    models.price_value(d, "price"), models.side_or_none(d.get("side"))
+                )
         return out
 
     async def prices_history(
@@ -292,13 +294,13 @@ class ClobClient:
     # --- API keys (L1) ----------------------------------------------------------------------------------
 
     def _adopt_creds(self, data: Any, what: str) -> ApiCreds:
-        d = M.obj(data, what)
+        d = models.obj(data, what)
         # Register before anything else can print them (even a failed parse below).
         register_creds_texts(d.get("secret"), d.get("passphrase"))
         try:
-            creds = ApiCreds(M.text(d, "apiKey"), M.text(d, "secret"), M.text(d, "passphrase"))
+            creds = ApiCreds(models.text(d, "apiKey"), models.text(d, "secret"), models.text(d, "passphrase"))
         except PolyomsError:
-            raise M.malformed(f"{what}: the answer does not hold usable credentials") from None
+            raise models.malformed(f"{what}: the answer does not hold usable credentials") from None
         register_creds(creds)
         self.creds = creds
         if self.wallet is not None:
@@ -327,9 +329,9 @@ class ClobClient:
         d = await self._get("/auth/api-keys", "api-keys", auth=self._l2())
         keys = d.get("apiKeys", []) if isinstance(d, dict) else d
         out = []
-        for k in M.arr(keys, "api-keys"):
+        for k in models.arr(keys, "api-keys"):
             # The OpenAPI spec says key ids; the TS SDK's type says creds objects: accept both.
-            out.append(M.text(k, "apiKey") if isinstance(k, dict) else str(k))
+            out.append(models.text(k, "apiKey") if isinstance(k, dict) else str(k))
         return out
 
     async def delete_api_key(self) -> None:
@@ -337,8 +339,9 @@ class ClobClient:
         self.creds = None
 
     async def closed_only(self) -> bool:
-        return M.flag(
-            M.obj(await self._get("/auth/ban-status/closed-only", "closed-only", auth=self._l2()), ""), "closed_only"
+        return models.flag(
+            models.obj(await self._get("/auth/ban-status/closed-only", "closed-only", auth=self._l2()), ""),
+            "closed_only",
         )
 
     # --- orders (L2) -------------------------------------------------------------------------------------
@@ -374,7 +377,7 @@ class ClobClient:
                     order_id=o.order_id,
                 )
 
-    async def post_order(self, order: SignedOrder, *, defer_exec: bool = False) -> M.OrderPlacement:
+    async def post_order(self, order: SignedOrder, *, defer_exec: bool = False) -> models.OrderPlacement:
         """POST /order, exactly once. Raises the venue's typed rejection, or OrderOutcomeUnknownError.
 
         If the calling task is cancelled while the request is in flight, CancelledError propagates and
@@ -405,11 +408,13 @@ class ClobClient:
             raise error
         _check_id(answer.orderID, order.order_id, self.core.name)
         try:
-            return M.placement_from_response(answer, order.order_id)
+            return models.placement_from_response(answer, order.order_id)
         except MalformedMessageError:
             raise _unreadable(ids) from None
 
-    async def post_orders(self, orders: Sequence[SignedOrder], *, defer_exec: bool = False) -> list[M.BatchOutcome]:
+    async def post_orders(
+        self, orders: Sequence[SignedOrder], *, defer_exec: bool = False
+    ) -> list[models.BatchOutcome]:
         """POST /orders (at most 15), exactly once; one typed outcome per order, in request order."""
         if not orders:
             return []
@@ -432,35 +437,35 @@ class ClobClient:
             raise _unreadable(ids) from None
         if len(answers) != len(ids):
             raise _unreadable(ids, f"{len(answers)} answers for {len(ids)} orders")
-        out: list[M.BatchOutcome] = []
+        out: list[models.BatchOutcome] = []
         mismatch = False
         for order_id, answer in zip(ids, answers, strict=True):
             if answer.success:
                 _check_id(answer.orderID, order_id, self.core.name)
                 try:
-                    placement = M.placement_from_response(answer, order_id)
+                    placement = models.placement_from_response(answer, order_id)
                 except MalformedMessageError:
                     raise _unreadable(ids) from None
-                out.append(M.BatchOutcome(order_id, placement, None))
+                out.append(models.BatchOutcome(order_id, placement, None))
             else:
                 error = _item_error(answer.errorMsg, order_id)
                 mismatch = mismatch or isinstance(error, OrderVersionMismatchError)
-                out.append(M.BatchOutcome(order_id, None, error))
+                out.append(models.BatchOutcome(order_id, None, error))
         if mismatch:
             await self._version_mismatch(VenueError("order_version_mismatch"), ids)
         return out
 
-    async def cancel_order(self, order_id: str) -> M.CancelResult:
+    async def cancel_order(self, order_id: str) -> models.CancelResult:
         body = encode_json({"orderID": order_id})
         resp = await self.core.request(
             "DELETE", "/order", body=body, auth=self._l2(), idempotent=True, signer=(CANCELS, 1)
         )
-        return M.parse_cancel(resp.json("cancel"))
+        return models.parse_cancel(resp.json("cancel"))
 
-    async def cancel_orders(self, order_ids: Iterable[str]) -> M.CancelResult:
+    async def cancel_orders(self, order_ids: Iterable[str]) -> models.CancelResult:
         """DELETE /orders in chunks no bigger than the venue's 1000 nor this signer's cancel burst."""
         ids = list(dict.fromkeys(order_ids))
-        result = M.CancelResult((), {})
+        result = models.CancelResult((), {})
         if not ids:
             return result
         bucket = self.core.signer_buckets.get(CANCELS)
@@ -471,28 +476,28 @@ class ClobClient:
             resp = await self.core.request(
                 "DELETE", "/orders", body=encode_json(part), auth=auth, idempotent=True, signer=(CANCELS, len(part))
             )
-            result = result.merge(M.parse_cancel(resp.json("cancel")))
+            result = result.merge(models.parse_cancel(resp.json("cancel")))
         return result
 
-    async def _cancel_counted(self, path: str, body: bytes | None) -> M.CancelResult:
+    async def _cancel_counted(self, path: str, body: bytes | None) -> models.CancelResult:
         resp = await self.core.request("DELETE", path, body=body, auth=self._l2(), idempotent=True, signer=(CANCELS, 1))
-        result = M.parse_cancel(resp.json("cancel"))
+        result = models.parse_cancel(resp.json("cancel"))
         bucket = self.core.signer_buckets.get(CANCELS)
         if bucket is not None and self.core.ip_limiter.config.enabled and result.canceled:
             # The venue charges 1 + the number cancelled; the count is known only now.
             bucket.charge(self.core.clock.now_ms(), len(result.canceled))
         return result
 
-    async def cancel_all(self) -> M.CancelResult:
+    async def cancel_all(self) -> models.CancelResult:
         return await self._cancel_counted("/cancel-all", None)
 
     async def cancel_market_orders(
         self, *, market: str | None = None, asset_id: str | int | None = None
-    ) -> M.CancelResult:
+    ) -> models.CancelResult:
         body = encode_json({"market": market or "", "asset_id": str(asset_id) if asset_id is not None else ""})
         return await self._cancel_counted("/cancel-market-orders", body)
 
-    async def get_order(self, order_id: str) -> M.OpenOrder | None:
+    async def get_order(self, order_id: str) -> models.OpenOrder | None:
         """GET /data/order/{id}; None when the venue does not know the order (404 or an empty answer)."""
         try:
             resp = await self.core.request("GET", f"/data/order/{order_id}", auth=self._l2(), idempotent=True)
@@ -500,33 +505,33 @@ class ClobClient:
             return None
         if not resp.body.strip() or resp.body.strip() in (b"null", b"{}", b'""'):
             return None
-        return M.parse_open_order(resp.json("order"))
+        return models.parse_open_order(resp.json("order"))
 
     async def orders_page(
         self,
-        cursor: str = M.FIRST_CURSOR,
+        cursor: str = models.FIRST_CURSOR,
         *,
         order_id: str | None = None,
         market: str | None = None,
         asset_id: str | int | None = None,
-    ) -> M.Page[M.OpenOrder]:
+    ) -> models.Page[models.OpenOrder]:
         params = _params(next_cursor=cursor, id=order_id, market=market, asset_id=asset_id)
         data = await self._get("/data/orders", "orders", params, auth=self._l2())
-        return M.parse_page(data, M.parse_open_order, "orders")
+        return models.parse_page(data, models.parse_open_order, "orders")
 
     async def open_orders(
         self, *, order_id: str | None = None, market: str | None = None, asset_id: str | int | None = None
-    ) -> list[M.OpenOrder]:
+    ) -> list[models.OpenOrder]:
         """Every open order (all pages)."""
 
-        async def page(cursor: str) -> M.Page[M.OpenOrder]:
+        async def page(cursor: str) -> models.Page[models.OpenOrder]:
             return await self.orders_page(cursor, order_id=order_id, market=market, asset_id=asset_id)
 
         return [o async for o in _paginate(page)]
 
     async def trades_page(
         self,
-        cursor: str = M.FIRST_CURSOR,
+        cursor: str = models.FIRST_CURSOR,
         *,
         trade_id: str | None = None,
         maker_address: str | None = None,
@@ -534,7 +539,7 @@ class ClobClient:
         asset_id: str | int | None = None,
         before: int | None = None,
         after: int | None = None,
-    ) -> M.Page[TradeEvent]:
+    ) -> models.Page[TradeEvent]:
         params = _params(
             next_cursor=cursor,
             id=trade_id,
@@ -544,7 +549,7 @@ class ClobClient:
             before=before,
             after=after,
         )
-        return M.decode_trades_page((await self._get_raw("/data/trades", params, auth=self._l2())).body)
+        return models.decode_trades_page((await self._get_raw("/data/trades", params, auth=self._l2())).body)
 
     async def trades(
         self,
@@ -558,7 +563,7 @@ class ClobClient:
     ) -> list[TradeEvent]:
         """Every trade this key took part in, as taker or maker (all pages)."""
 
-        async def page(cursor: str) -> M.Page[TradeEvent]:
+        async def page(cursor: str) -> models.Page[TradeEvent]:
             return await self.trades_page(
                 cursor,
                 trade_id=trade_id,
@@ -580,10 +585,10 @@ class ClobClient:
 
     async def balance_allowance(
         self, asset_type: str = "COLLATERAL", *, token_id: str | int | None = None, signature_type: int | None = None
-    ) -> M.BalanceAllowance:
+    ) -> models.BalanceAllowance:
         """pUSD (COLLATERAL) or one outcome token (CONDITIONAL + token_id), in micro-units."""
         params = self._balance_params(asset_type, token_id, signature_type)
-        return M.parse_balance(await self._get("/balance-allowance", "balance-allowance", params, auth=self._l2()))
+        return models.parse_balance(await self._get("/balance-allowance", "balance-allowance", params, auth=self._l2()))
 
     async def update_balance_allowance(
         self, asset_type: str = "COLLATERAL", *, token_id: str | int | None = None, signature_type: int | None = None
@@ -608,13 +613,13 @@ class ClobClient:
             data = resp.json("heartbeat")
             d = data if isinstance(data, dict) else {}
             if resp.status < 300:
-                new_id = M.text(d, "heartbeat_id")
+                new_id = models.text(d, "heartbeat_id")
                 if not new_id:
-                    raise M.malformed("heartbeat: the answer has no heartbeat_id")
+                    raise models.malformed("heartbeat: the answer has no heartbeat_id")
                 self.heartbeat_id = new_id
                 return new_id
-            expected = M.text(d, "heartbeat_id")
-            message = M.text(d, "error") or M.text(d, "error_msg")
+            expected = models.text(d, "heartbeat_id")
+            message = models.text(d, "error") or models.text(d, "error_msg")
             if expected and INVALID_HEARTBEAT in message.lower() and expected != self.heartbeat_id:
                 log.warning("%s: heartbeat chain resumed with the venue's expected id", self.core.name)
                 self.heartbeat_id = expected
@@ -655,8 +660,8 @@ def _check_id(served: str, computed: str, who: str) -> None:
         log.error("%s: venue order id %s differs from the computed hash %s", who, served, computed)
 
 
-async def _paginate(fetch: Callable[[str], Awaitable[M.Page[T]]]) -> AsyncIterator[T]:
-    cursor = M.FIRST_CURSOR
+async def _paginate(fetch: Callable[[str], Awaitable[models.Page[T]]]) -> AsyncIterator[T]:
+    cursor = models.FIRST_CURSOR
     seen = {cursor}
     while True:
         page = await fetch(cursor)
@@ -665,6 +670,6 @@ async def _paginate(fetch: Callable[[str], Awaitable[M.Page[T]]]) -> AsyncIterat
         if page.last:
             return
         if page.next_cursor in seen:
-            raise M.malformed(f"pagination cursor {page.next_cursor!r} repeats", cursor=page.next_cursor)
+            raise models.malformed(f"pagination cursor {page.next_cursor!r} repeats", cursor=page.next_cursor)
         seen.add(page.next_cursor)
         cursor = page.next_cursor

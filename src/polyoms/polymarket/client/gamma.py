@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
-from polyoms.polymarket.client import models as M
+from polyoms.polymarket.client import models
 from polyoms.polymarket.client.rest import RestCore
 
 T = TypeVar("T")
@@ -55,41 +55,43 @@ class GammaClient:
     def __init__(self, core: RestCore) -> None:
         self.core = core
 
-    async def markets(self, *, limit: int = DEFAULT_PAGE, offset: int = 0, **filters: Filter) -> list[M.GammaMarket]:
+    async def markets(
+        self, *, limit: int = DEFAULT_PAGE, offset: int = 0, **filters: Filter
+    ) -> list[models.GammaMarket]:
         """GET /markets; filters as documented (slug, id, condition_ids, clob_token_ids, active, closed...)."""
         params = _query(filters, limit=limit, offset=offset)
-        return await _list(self.core, "/markets", params, M.decode_gamma_markets)
+        return await _list(self.core, "/markets", params, models.decode_gamma_markets)
 
     async def all_markets(
         self, *, page_size: int = DEFAULT_PAGE, max_items: int | None = None, **filters: Filter
-    ) -> list[M.GammaMarket]:
-        async def fetch(limit: int, offset: int) -> list[M.GammaMarket]:
+    ) -> list[models.GammaMarket]:
+        async def fetch(limit: int, offset: int) -> list[models.GammaMarket]:
             return await self.markets(limit=limit, offset=offset, **filters)
 
         return await _all(fetch, page_size, max_items)
 
-    async def market(self, market_id: str | int) -> M.GammaMarket:
+    async def market(self, market_id: str | int) -> models.GammaMarket:
         resp = await self.core.request("GET", f"/markets/{market_id}", idempotent=True)
-        return M.decode_gamma_market(resp.body)
+        return models.decode_gamma_market(resp.body)
 
-    async def market_by_slug(self, slug: str) -> M.GammaMarket | None:
+    async def market_by_slug(self, slug: str) -> models.GammaMarket | None:
         found = await self.markets(slug=slug, limit=1)
         return found[0] if found else None
 
-    async def events(self, *, limit: int = DEFAULT_PAGE, offset: int = 0, **filters: Filter) -> list[M.GammaEvent]:
+    async def events(self, *, limit: int = DEFAULT_PAGE, offset: int = 0, **filters: Filter) -> list[models.GammaEvent]:
         params = _query(filters, limit=limit, offset=offset)
-        return await _list(self.core, "/events", params, M.decode_gamma_events)
+        return await _list(self.core, "/events", params, models.decode_gamma_events)
 
-    async def event(self, event_id: str | int) -> M.GammaEvent:
+    async def event(self, event_id: str | int) -> models.GammaEvent:
         resp = await self.core.request("GET", f"/events/{event_id}", idempotent=True)
-        return M.decode_gamma_event(resp.body)
+        return models.decode_gamma_event(resp.body)
 
-    async def search(self, query: str, **filters: Filter) -> M.GammaSearch:
+    async def search(self, query: str, **filters: Filter) -> models.GammaSearch:
         resp = await self.core.request("GET", "/public-search", params=_query(filters, q=query), idempotent=True)
-        return M.decode_gamma_search(resp.body)
+        return models.decode_gamma_search(resp.body)
 
-    async def tags(self, *, limit: int = DEFAULT_PAGE, offset: int = 0) -> list[M.GammaTag]:
-        return await _list(self.core, "/tags", _query({}, limit=limit, offset=offset), M.decode_gamma_tags)
+    async def tags(self, *, limit: int = DEFAULT_PAGE, offset: int = 0) -> list[models.GammaTag]:
+        return await _list(self.core, "/tags", _query({}, limit=limit, offset=offset), models.decode_gamma_tags)
 
 
 class DataClient:
@@ -100,12 +102,14 @@ class DataClient:
 
     async def positions(
         self, user: str, *, limit: int = DEFAULT_PAGE, offset: int = 0, **filters: Filter
-    ) -> list[M.Position]:
+    ) -> list[models.Position]:
         params = _query(filters, user=user, limit=limit, offset=offset)
-        return await _list(self.core, "/positions", params, M.decode_positions)
+        return await _list(self.core, "/positions", params, models.decode_positions)
 
-    async def all_positions(self, user: str, *, page_size: int = DEFAULT_PAGE, **filters: Filter) -> list[M.Position]:
-        async def fetch(limit: int, offset: int) -> list[M.Position]:
+    async def all_positions(
+        self, user: str, *, page_size: int = DEFAULT_PAGE, **filters: Filter
+    ) -> list[models.Position]:
+        async def fetch(limit: int, offset: int) -> list[models.Position]:
             return await self.positions(user, limit=limit, offset=offset, **filters)
 
         return await _all(fetch, page_size, None)
@@ -118,12 +122,12 @@ class DataClient:
         limit: int = DEFAULT_PAGE,
         offset: int = 0,
         **filters: Filter,
-    ) -> list[M.DataTrade]:
+    ) -> list[models.DataTrade]:
         params = _query(filters, user=user, market=market, limit=limit, offset=offset)
-        return await _list(self.core, "/trades", params, M.decode_data_trades)
+        return await _list(self.core, "/trades", params, models.decode_data_trades)
 
     async def activity(
         self, user: str, *, limit: int = DEFAULT_PAGE, offset: int = 0, **filters: Filter
-    ) -> list[M.Activity]:
+    ) -> list[models.Activity]:
         params = _query(filters, user=user, limit=limit, offset=offset)
-        return await _list(self.core, "/activity", params, M.decode_activity)
+        return await _list(self.core, "/activity", params, models.decode_activity)

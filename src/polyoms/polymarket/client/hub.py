@@ -27,7 +27,7 @@ from polyoms.polymarket.client.rest import HttpPools, Observer, RestCore, Timeou
 from polyoms.polymarket.client.retry import RetryPolicy
 from polyoms.polymarket.client.timing import MonotonicClock, Sleep
 from polyoms.polymarket.client.wallet import Wallet
-from polyoms.polymarket.protocol import constants as C
+from polyoms.polymarket.protocol import constants
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,7 @@ class ClientConfig:
     clob_url: str = "https://clob.polymarket.com"
     gamma_url: str = "https://gamma-api.polymarket.com"
     data_url: str = "https://data-api.polymarket.com"
-    chain_id: int = C.POLYGON
+    chain_id: int = constants.POLYGON
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)

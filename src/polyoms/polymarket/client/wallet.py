@@ -13,7 +13,7 @@ from polyoms.core.clock import Clock
 from polyoms.core.enums import SignatureType
 from polyoms.core.errors import InvalidKeyError
 from polyoms.polymarket.client.redact import register_secret
-from polyoms.polymarket.protocol import constants as C
+from polyoms.polymarket.protocol import constants
 from polyoms.polymarket.protocol.auth import ApiCreds
 from polyoms.polymarket.protocol.keys import Signer, to_checksum_address
 from polyoms.polymarket.protocol.order import OrderBuilder
@@ -83,7 +83,11 @@ class Wallet:
         return replace(self, creds=creds)
 
     def order_builder(
-        self, *, chain_id: int = C.POLYGON, clock: Clock | None = None, builder_code: str = C.BYTES32_ZERO
+        self,
+        *,
+        chain_id: int = constants.POLYGON,
+        clock: Clock | None = None,
+        builder_code: str = constants.BYTES32_ZERO,
     ) -> OrderBuilder:
         return OrderBuilder(
             self.signer,

@@ -10,19 +10,19 @@ from functools import lru_cache
 from typing import Final
 
 from polyoms.core.errors import InvalidSignatureError
-from polyoms.polymarket.protocol import constants as C
+from polyoms.polymarket.protocol import constants
 from polyoms.polymarket.protocol.hashing import keccak256, keccak_text
 from polyoms.polymarket.protocol.keys import address_bytes
 
-ORDER_TYPEHASH: Final = keccak_text(C.ORDER_TYPE_STRING)
-DOMAIN_TYPEHASH: Final = keccak_text(C.DOMAIN_TYPE_STRING)
-DOMAIN_NO_CONTRACT_TYPEHASH: Final = keccak_text(C.DOMAIN_NO_CONTRACT_TYPE_STRING)
-TYPED_DATA_SIGN_TYPEHASH: Final = keccak_text(C.TYPED_DATA_SIGN_TYPE_STRING)
-CLOB_AUTH_TYPEHASH: Final = keccak_text(C.CLOB_AUTH_TYPE_STRING)
-_DEPOSIT_WALLET_NAME_HASH: Final = keccak_text(C.DEPOSIT_WALLET_DOMAIN_NAME)
-_DEPOSIT_WALLET_VERSION_HASH: Final = keccak_text(C.DEPOSIT_WALLET_DOMAIN_VERSION)
-_CLOB_AUTH_MESSAGE_HASH: Final = keccak_text(C.CLOB_AUTH_MESSAGE)
-_ORDER_TYPE_BYTES: Final = C.ORDER_TYPE_STRING.encode("ascii")
+ORDER_TYPEHASH: Final = keccak_text(constants.ORDER_TYPE_STRING)
+DOMAIN_TYPEHASH: Final = keccak_text(constants.DOMAIN_TYPE_STRING)
+DOMAIN_NO_CONTRACT_TYPEHASH: Final = keccak_text(constants.DOMAIN_NO_CONTRACT_TYPE_STRING)
+TYPED_DATA_SIGN_TYPEHASH: Final = keccak_text(constants.TYPED_DATA_SIGN_TYPE_STRING)
+CLOB_AUTH_TYPEHASH: Final = keccak_text(constants.CLOB_AUTH_TYPE_STRING)
+_DEPOSIT_WALLET_NAME_HASH: Final = keccak_text(constants.DEPOSIT_WALLET_DOMAIN_NAME)
+_DEPOSIT_WALLET_VERSION_HASH: Final = keccak_text(constants.DEPOSIT_WALLET_DOMAIN_VERSION)
+_CLOB_AUTH_MESSAGE_HASH: Final = keccak_text(constants.CLOB_AUTH_MESSAGE)
+_ORDER_TYPE_BYTES: Final = constants.ORDER_TYPE_STRING.encode("ascii")
 _ORDER_TYPE_SUFFIX: Final = _ORDER_TYPE_BYTES + len(_ORDER_TYPE_BYTES).to_bytes(2, "big")
 POLY_1271_SIGNATURE_LENGTH: Final = 65 + 32 + 32 + len(_ORDER_TYPE_SUFFIX)
 _PAD12: Final = bytes(12)
@@ -41,8 +41,8 @@ def _addr(raw20: bytes) -> bytes:
 def exchange_domain_separator(
     chain_id: int,
     verifying_contract: str,
-    name: str = C.EXCHANGE_DOMAIN_NAME,
-    version: str = C.EXCHANGE_DOMAIN_VERSION,
+    name: str = constants.EXCHANGE_DOMAIN_NAME,
+    version: str = constants.EXCHANGE_DOMAIN_VERSION,
 ) -> bytes:
     return keccak256(
         DOMAIN_TYPEHASH
@@ -122,8 +122,8 @@ def unwrap_poly_1271(signature: bytes) -> tuple[bytes, bytes, bytes]:
 def clob_auth_digest(chain_id: int, address: str, timestamp: str, nonce: int) -> bytes:
     domain = keccak256(
         DOMAIN_NO_CONTRACT_TYPEHASH
-        + keccak_text(C.CLOB_AUTH_DOMAIN_NAME)
-        + keccak_text(C.CLOB_AUTH_DOMAIN_VERSION)
+        + keccak_text(constants.CLOB_AUTH_DOMAIN_NAME)
+        + keccak_text(constants.CLOB_AUTH_DOMAIN_VERSION)
         + _u256(chain_id)
     )
     struct_hash = keccak256(

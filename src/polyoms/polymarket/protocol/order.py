@@ -38,7 +38,7 @@ from polyoms.core.units import (
     to_decimal,
     to_micro,
 )
-from polyoms.polymarket.protocol import constants as C
+from polyoms.polymarket.protocol import constants
 from polyoms.polymarket.protocol.amounts import limit_amounts, market_amounts, order_size_and_price
 from polyoms.polymarket.protocol.eip712 import (
     exchange_domain_separator,
@@ -53,7 +53,7 @@ from polyoms.polymarket.protocol.keys import Signer, address_bytes, recover_addr
 
 def exchange_address(chain_id: int, neg_risk: bool) -> str:
     try:
-        standard, negrisk = C.EXCHANGES[chain_id]
+        standard, negrisk = constants.EXCHANGES[chain_id]
     except KeyError:
         raise InvalidOrderError(f"no CLOB V2 exchange known for chain id {chain_id}", chain_id=chain_id) from None
     return negrisk if neg_risk else standard
@@ -90,7 +90,7 @@ class SignedOrder:
     order_type: OrderType = OrderType.GTC
     post_only: bool = False
     neg_risk: bool = False
-    chain_id: int = C.POLYGON
+    chain_id: int = constants.POLYGON
 
     @property
     def exchange(self) -> str:
@@ -134,10 +134,10 @@ class OrderBuilder:
         self,
         signer: Signer,
         *,
-        chain_id: int = C.POLYGON,
+        chain_id: int = constants.POLYGON,
         signature_type: SignatureType | int = SignatureType.EOA,
         funder: str | None = None,
-        builder_code: str = C.BYTES32_ZERO,
+        builder_code: str = constants.BYTES32_ZERO,
         clock: Clock | None = None,
     ) -> None:
         self.signer = signer
@@ -331,7 +331,7 @@ class OrderBuilder:
     ) -> SignedOrder:
         if salt is None:
             salt = secrets.randbits(53)
-        elif not 0 <= salt <= C.MAX_SALT:
+        elif not 0 <= salt <= constants.MAX_SALT:
             raise InvalidOrderError(f"salt must be within [0, 2^53 - 1], got {salt}")
         if not 0 <= timestamp_ms < 2**64:
             raise InvalidOrderError(f"timestamp must be unix milliseconds within [0, 2^64), got {timestamp_ms}")
@@ -373,7 +373,7 @@ class OrderBuilder:
             side=side,
             signature_type=self.signature_type,
             timestamp_ms=timestamp_ms,
-            metadata=C.BYTES32_ZERO,
+            metadata=constants.BYTES32_ZERO,
             builder=self.builder_code,
             expiration=expiration,
             signature="0x" + signature.hex(),
@@ -472,10 +472,10 @@ def _check_flags(order_type: OrderType, post_only: bool, expiration: int, timest
     if post_only and order_type.is_marketable_only:
         raise InvalidOrderTypeError(f"postOnly is only allowed with GTC or GTD, not {order_type.value}")
     if order_type is OrderType.GTD:
-        earliest = timestamp_ms // 1000 + C.GTD_SECURITY_THRESHOLD_S
+        earliest = timestamp_ms // 1000 + constants.GTD_SECURITY_THRESHOLD_S
         if expiration <= earliest:
             raise InvalidExpirationError(
-                f"invalid expiration: a GTD order must expire after now + {C.GTD_SECURITY_THRESHOLD_S} s "
+                f"invalid expiration: a GTD order must expire after now + {constants.GTD_SECURITY_THRESHOLD_S} s "
                 f"(expiration={expiration}, earliest={earliest + 1})",
                 expiration=expiration,
             )

@@ -14,7 +14,7 @@ import msgspec
 from polyoms.core.enums import OrderType, Side, SignatureType
 from polyoms.core.errors import InvalidOrderError, OrderVersionMismatchError
 from polyoms.core.units import Micro, to_micro
-from polyoms.polymarket.protocol import constants as C
+from polyoms.polymarket.protocol import constants
 from polyoms.polymarket.protocol.keys import to_checksum_address
 from polyoms.polymarket.protocol.order import SignedOrder, order_digest
 
@@ -183,8 +183,8 @@ def signed_order_from_wire(env: OrderEnvelope, *, chain_id: int, neg_risk: bool)
             side=side,
             signature_type=signature_type,
             timestamp_ms=_uint(w.timestamp, "timestamp", 64),
-            metadata=w.metadata or C.BYTES32_ZERO,
-            builder=w.builder or C.BYTES32_ZERO,
+            metadata=w.metadata or constants.BYTES32_ZERO,
+            builder=w.builder or constants.BYTES32_ZERO,
             expiration=_uint(w.expiration, "expiration", 64),
             signature=w.signature,
             order_id="",

@@ -32,7 +32,7 @@ from polyoms.core.clock import Clock
 from polyoms.core.enums import OrderType
 from polyoms.core.errors import PolyomsError
 from polyoms.core.user_events import OrderEvent, OrderEventType, TradeEvent
-from polyoms.oms import inputs as K
+from polyoms.oms import inputs
 from polyoms.oms.errors import DuplicateIntentError, IllegalTransitionError, JournalError, UnknownOrderError
 from polyoms.oms.fills import STATUS_RANK, TIER, Fill, FillTier, Identity, Leg, legs_of
 from polyoms.oms.inputs import (
@@ -229,7 +229,7 @@ class OmsState:
     def add_wallet(self, address: str, owners: Iterable[str] = ()) -> WalletLedger:
         cfg = WalletConfig(address.lower(), tuple(owners))
         ts = self.clock.now_ms()
-        seq = self._input(K.K_WALLET, ts, cfg)
+        seq = self._input(inputs.K_WALLET, ts, cfg)
         self._apply_wallet(cfg, ts, seq)
         return self.ledgers[cfg.address]
 
@@ -259,7 +259,7 @@ class OmsState:
         if inp.wallet not in self.ledgers:
             raise UnknownOrderError(f"unknown wallet {wallet}", wallet=wallet)
         ts = self.clock.now_ms()
-        seq = self._input(K.K_BALANCE, ts, inp)
+        seq = self._input(inputs.K_BALANCE, ts, inp)
         self._apply_balance(inp, ts, seq)
 
     def _apply_balance(self, inp: BalanceInput, ts: int, seq: int) -> None:
@@ -291,7 +291,7 @@ class OmsState:
         if self.halted:
             raise JournalError(f"OMS halted: {self.halted}", order_id=intent.order_id)
         ts = self.clock.now_ms()
-        seq = self._input(K.K_INTENT, ts, intent, order_id=intent.order_id)
+        seq = self._input(inputs.K_INTENT, ts, intent, order_id=intent.order_id)
         o = self._apply_intent(intent, ts, seq)
         j = self._journal
         if j is not None:
@@ -310,7 +310,7 @@ class OmsState:
         o.no = len(self.orders) + 1
         self.orders[o.order_id] = o
         self.order_wallet[o.order_id] = o.wallet
-        self._output(K.O_TRANSITION, ts, seq, o.history[-1], order_id=o.order_id)
+        self._output(inputs.O_TRANSITION, ts, seq, o.history[-1], order_id=o.order_id)
         self._reserve(o)
         self._dirty_order(o)
         return o
@@ -320,7 +320,7 @@ class OmsState:
         o = self.order(order_id)
         inp = AckInput(order_id, response, actor)
         ts = self.clock.now_ms()
-        seq = self._input(K.K_ACK, ts, inp, order_id=order_id)
+        seq = self._input(inputs.K_ACK, ts, inp, order_id=order_id)
         self._apply_ack(inp, ts, seq)
         return o
 
@@ -350,7 +350,7 @@ class OmsState:
         else:
             inp = RejectInput(order_id, "Rejected", str(error), None, actor)
         ts = self.clock.now_ms()
-        seq = self._input(K.K_REJECT, ts, inp, order_id=order_id)
+        seq = self._input(inputs.K_REJECT, ts, inp, order_id=order_id)
         self._apply_reject(inp, ts, seq)
         return o
 
@@ -363,7 +363,7 @@ class OmsState:
         o = self.order(order_id)
         inp = SendFailedInput(order_id, cause, actor)
         ts = self.clock.now_ms()
-        seq = self._input(K.K_SEND_FAILED, ts, inp, order_id=order_id)
+        seq = self._input(inputs.K_SEND_FAILED, ts, inp, order_id=order_id)
         self._apply_send_failed(inp, ts, seq)
         return o
 
@@ -392,7 +392,7 @@ class OmsState:
                 )
         inp = CancelRequestInput(ids, actor, reason)
         ts = self.clock.now_ms()
-        seq = self._input(K.K_CANCEL_REQUEST, ts, inp)
+        seq = self._input(inputs.K_CANCEL_REQUEST, ts, inp)
         self._apply_cancel_request(inp, ts, seq)
 
     def _apply_cancel_request(self, inp: CancelRequestInput, ts: int, seq: int) -> None:
@@ -401,7 +401,7 @@ class OmsState:
             if o.state in OPEN and not o.pending_cancel:
                 o.pending_cancel = True
                 note(o, CANCEL_REQUESTED, ts, inp.reason or "cancel requested", inp.actor, seq)
-                self._output(K.O_NOTE, ts, seq, o.history[-1], order_id=oid)
+                self._output(inputs.O_NOTE, ts, seq, o.history[-1], order_id=oid)
                 self._dirty_order(o)
 
     def on_cancel_answer(
@@ -412,7 +412,7 @@ class OmsState:
         reconciliation will tell."""
         inp = CancelAnswerInput(tuple(canceled), dict(not_canceled or {}), actor)
         ts = self.clock.now_ms()
-        seq = self._input(K.K_CANCEL_ANSWER, ts, inp)
+        seq = self._input(inputs.K_CANCEL_ANSWER, ts, inp)
         self._apply_cancel_answer(inp, ts, seq)
 
     def _apply_cancel_answer(self, inp: CancelAnswerInput, ts: int, seq: int) -> None:
@@ -429,14 +429,14 @@ class OmsState:
             if o.pending_cancel:
                 o.pending_cancel = False
                 note(o, CANCEL_CLEARED, ts, f"not canceled: {why}", inp.actor, seq)
-                self._output(K.O_NOTE, ts, seq, o.history[-1], order_id=oid)
+                self._output(inputs.O_NOTE, ts, seq, o.history[-1], order_id=oid)
                 self._dirty_order(o)
 
     # --- user channel -----------------------------------------------------------------------------
 
     def on_order_event(self, ev: OrderEvent, actor: str = VENUE_WS) -> OrderRecord | None:
         ts = self.clock.now_ms()
-        seq = self._input(K.K_ORDER, ts, ev, order_id=ev.id)
+        seq = self._input(inputs.K_ORDER, ts, ev, order_id=ev.id)
         return self._apply_order_event(ev, ts, seq, actor)
 
     def _apply_order_event(self, ev: OrderEvent, ts: int, seq: int, actor: str) -> OrderRecord | None:
@@ -463,14 +463,14 @@ class OmsState:
 
     def on_trade_event(self, ev: TradeEvent, actor: str = VENUE_WS) -> list[Fill]:
         ts = self.clock.now_ms()
-        seq = self._input(K.K_TRADE, ts, ev, order_id=ev.taker_order_id, trade_id=ev.id)
+        seq = self._input(inputs.K_TRADE, ts, ev, order_id=ev.taker_order_id, trade_id=ev.id)
         return self._apply_trade(ev, ts, seq, actor)
 
     def on_rest_trade(self, ev: TradeEvent, source: str = "/data/trades") -> list[Fill]:
         """A trade from the venue's trade history (reconciliation): same rules as the user channel."""
         ts = self.clock.now_ms()
         inp = TradeInput(ev, source)
-        seq = self._input(K.K_TRADE_REST, ts, inp, order_id=ev.taker_order_id, trade_id=ev.id)
+        seq = self._input(inputs.K_TRADE_REST, ts, inp, order_id=ev.taker_order_id, trade_id=ev.id)
         return self._apply_trade(ev, ts, seq, f"venue:{source}", attribute=True)
 
     def _apply_trade(self, ev: TradeEvent, ts: int, seq: int, actor: str, *, attribute: bool = False) -> list[Fill]:
@@ -541,14 +541,14 @@ class OmsState:
         if tier is _VOIDED:
             # First seen as FAILED: it never counted, so there is nothing to restore.
             o.voided += leg.size
-            self._output(K.O_VOID, ts, seq, f, order_id=o.order_id, trade_id=ev.id)
+            self._output(inputs.O_VOID, ts, seq, f, order_id=o.order_id, trade_id=ev.id)
             self.notifications.append(FillUpdate("voided", o.actor, tier, f))
         else:
             self.ledgers[o.wallet].add_fill(f)
             o.filled += leg.size
             o.filled_cash += leg.cash
             o.fees += leg.fee
-            self._output(K.O_FILL, ts, seq, f, order_id=o.order_id, trade_id=ev.id)
+            self._output(inputs.O_FILL, ts, seq, f, order_id=o.order_id, trade_id=ev.id)
             self.notifications.append(FillUpdate("new", o.actor, tier, f))
             if o.size or o.origin == "local":
                 target = fill_target(o)
@@ -589,7 +589,7 @@ class OmsState:
                 return  # e.g. MATCHED re-delivered after MINED
             f.status = status
             f.updated_ms = ts
-            self._output(K.O_FILL_STATUS, ts, seq, (status,), order_id=f.order_id, trade_id=f.trade_id)
+            self._output(inputs.O_FILL_STATUS, ts, seq, (status,), order_id=f.order_id, trade_id=f.trade_id)
             self.notifications.append(FillUpdate("status", o.actor, tier, f))
             self._dirty_fill(f)
             return
@@ -599,7 +599,7 @@ class OmsState:
         f.updated_ms = ts
         if tier is _CONFIRMED:
             lg.confirm(f)
-            self._output(K.O_CONFIRM, ts, seq, (status,), order_id=f.order_id, trade_id=f.trade_id)
+            self._output(inputs.O_CONFIRM, ts, seq, (status,), order_id=f.order_id, trade_id=f.trade_id)
             self.notifications.append(FillUpdate("confirmed", o.actor, tier, f))
         else:
             lg.void(f)
@@ -607,7 +607,7 @@ class OmsState:
             o.filled_cash -= f.cash
             o.fees -= f.fee
             o.voided += f.size
-            self._output(K.O_VOID, ts, seq, (status, ev.err_msg), order_id=f.order_id, trade_id=f.trade_id)
+            self._output(inputs.O_VOID, ts, seq, (status, ev.err_msg), order_id=f.order_id, trade_id=f.trade_id)
             self.notifications.append(FillUpdate("voided", o.actor, tier, f))
             self._reserve(o)
             self._dirty_order(o)
@@ -622,7 +622,7 @@ class OmsState:
         self._check(o, to, evidence)
         inp = ResolveInput(order_id, to, evidence, actor)
         ts = self.clock.now_ms()
-        seq = self._input(K.K_RESOLVE, ts, inp, order_id=order_id)
+        seq = self._input(inputs.K_RESOLVE, ts, inp, order_id=order_id)
         self._apply_resolve(inp, ts, seq)
         return o
 
@@ -633,7 +633,7 @@ class OmsState:
         """After recover(): SUBMITTING orders may or may not have reached the venue → UNKNOWN."""
         inp = RestartInput(reason)
         ts = self.clock.now_ms()
-        seq = self._input(K.K_RESTART, ts, inp)
+        seq = self._input(inputs.K_RESTART, ts, inp)
         return self._apply_restart(inp, ts, seq)
 
     def _apply_restart(self, inp: RestartInput, ts: int, seq: int) -> list[str]:
@@ -648,7 +648,7 @@ class OmsState:
 
         reconcile.validate(self, batch)
         ts = self.clock.now_ms()
-        seq = self._input(K.K_RECONCILE, ts, batch)
+        seq = self._input(inputs.K_RECONCILE, ts, batch)
         reconcile.apply_batch(self, batch, ts, seq)
 
     # --- internals --------------------------------------------------------------------------------
@@ -675,7 +675,7 @@ class OmsState:
             moved = False
         else:
             transition(o, to, ts, reason, actor, seq)
-            self._output(K.O_TRANSITION, ts, seq, o.history[-1], order_id=o.order_id)
+            self._output(inputs.O_TRANSITION, ts, seq, o.history[-1], order_id=o.order_id)
             self.notifications.append(OrderUpdate(o.order_id, o.actor, frm, to, reason))
             if frm is S.UNKNOWN:
                 self.unknown.discard(o.order_id)
@@ -706,7 +706,7 @@ class OmsState:
         self.anomaly_count += 1
         a = Anomaly(kind, detail, order_id, trade_id)
         self.notifications.append(a)
-        self._output(K.O_ANOMALY, ts, seq, a, order_id=order_id or None, trade_id=trade_id or None)
+        self._output(inputs.O_ANOMALY, ts, seq, a, order_id=order_id or None, trade_id=trade_id or None)
 
     def _wallet_of(self, owner: str, order_owner: str, address: str) -> str | None:
         """The wallet of an order event (they are all ours: the channel is scoped to our API key)."""
@@ -729,7 +729,7 @@ class OmsState:
         self.order_wallet[o.order_id] = o.wallet
         if o.state is S.UNKNOWN:
             self.unknown.add(o.order_id)
-        self._output(K.O_ADOPT, ts, seq, o.history[-1], order_id=o.order_id)
+        self._output(inputs.O_ADOPT, ts, seq, o.history[-1], order_id=o.order_id)
         self.notifications.append(OrderUpdate(o.order_id, o.actor, None, o.state, o.history[-1].reason))
         self._reserve(o)
         self._dirty_order(o)
@@ -802,22 +802,22 @@ def replayer(state: OmsState) -> Callable[[str, Any, int, int], None]:
     from polyoms.oms import reconcile
 
     table: dict[str, Callable[[Any, int, int], object]] = {
-        K.K_WALLET: state._apply_wallet,
-        K.K_INTENT: state._apply_intent,
-        K.K_ACK: state._apply_ack,
-        K.K_REJECT: state._apply_reject,
-        K.K_SEND_FAILED: state._apply_send_failed,
-        K.K_CANCEL_REQUEST: state._apply_cancel_request,
-        K.K_CANCEL_ANSWER: state._apply_cancel_answer,
-        K.K_ORDER: lambda ev, ts, seq: state._apply_order_event(ev, ts, seq, VENUE_WS),
-        K.K_TRADE: lambda ev, ts, seq: state._apply_trade(ev, ts, seq, VENUE_WS),
-        K.K_TRADE_REST: lambda inp, ts, seq: state._apply_trade(
+        inputs.K_WALLET: state._apply_wallet,
+        inputs.K_INTENT: state._apply_intent,
+        inputs.K_ACK: state._apply_ack,
+        inputs.K_REJECT: state._apply_reject,
+        inputs.K_SEND_FAILED: state._apply_send_failed,
+        inputs.K_CANCEL_REQUEST: state._apply_cancel_request,
+        inputs.K_CANCEL_ANSWER: state._apply_cancel_answer,
+        inputs.K_ORDER: lambda ev, ts, seq: state._apply_order_event(ev, ts, seq, VENUE_WS),
+        inputs.K_TRADE: lambda ev, ts, seq: state._apply_trade(ev, ts, seq, VENUE_WS),
+        inputs.K_TRADE_REST: lambda inp, ts, seq: state._apply_trade(
             inp.event, ts, seq, f"venue:{inp.source}", attribute=True
         ),
-        K.K_RESOLVE: state._apply_resolve,
-        K.K_BALANCE: state._apply_balance,
-        K.K_RESTART: state._apply_restart,
-        K.K_RECONCILE: lambda batch, ts, seq: reconcile.apply_batch(state, batch, ts, seq),
+        inputs.K_RESOLVE: state._apply_resolve,
+        inputs.K_BALANCE: state._apply_balance,
+        inputs.K_RESTART: state._apply_restart,
+        inputs.K_RECONCILE: lambda batch, ts, seq: reconcile.apply_batch(state, batch, ts, seq),
     }
 
     def apply(kind: str, payload: Any, ts: int, seq: int) -> None:

@@ -1,0 +1,295 @@
+"""The Venue port: what the OMS asks of a venue, and the venue-neutral types it speaks.
+
+Everything here is the domain's vocabulary; an adapter (`polyoms.venues.*`) translates its venue's wire
+types to and from it, signs what must be signed, and maps its statuses to these enums in one place.
+
+Contract
+* `prepare(request, instrument)`: build (and for Polymarket sign) one order; returns a `PreparedOrder`
+  whose `key` is the venue's exactly-once key (Polymarket: the order hash, which is also the venue's id;
+  a venue with client order ids: the client id). The OMS journals the intent under that key before
+  `submit` sends anything, and never sends a key twice.
+* `submit(orders)`: at most `MAX_BATCH` prepared orders, each sent at most once (never retried here).
+  One `SubmitOutcome` per order in request order: an `Ack`, a typed refusal, or `unknown` (timeout, 5xx,
+  unreadable answer: the order may or may not rest; the OMS resolves it from evidence).
+* cancels answer with the venue's `canceled` / `not_canceled` keys.
+* queries return the venue's truth as reports (`OrderReport`, `TradeEvent`), keyed by our keys.
+* user events (`OrderEvent` / `TradeEvent`, `core.user_events`) go to the sink set with `set_user_sink`.
+* `settlement` says whether a fill is provisional until settled (on chain) or final at once.
+* `heartbeat()` keeps the venue's dead-man switch alive (a no-op where there is none); raises on failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+from typing import Any, Final, Protocol
+
+import msgspec
+
+from polyoms.core.enums import OrderType, Side
+from polyoms.core.errors import InvalidPriceError, PolyomsError
+from polyoms.core.units import MICRO, Micro, TickSize, fmt_micro
+from polyoms.core.user_events import OrderEvent, OrderStatus, TradeEvent
+
+MAX_BATCH: Final = 15
+"""Most orders one `submit` takes (Polymarket's POST /orders limit; adapters split nothing)."""
+
+UserEvent = OrderEvent | TradeEvent
+UserSink = Callable[[UserEvent], None]
+
+
+# --- instruments -----------------------------------------------------------------------------------
+
+
+class PriceBand(msgspec.Struct, frozen=True):
+    """Prices `start` .. `end` (inclusive, micro-units) in steps of `step`."""
+
+    start: Micro
+    end: Micro
+    step: Micro
+
+
+class PriceGrid(msgspec.Struct, frozen=True):
+    """The prices a venue accepts, as bands: one band for Polymarket's uniform ticks (0.1 … 0.0001),
+    several for a venue whose tick changes with the price (Kalshi's `price_ranges`)."""
+
+    bands: tuple[PriceBand, ...]
+
+    @classmethod
+    def uniform(cls, tick: TickSize) -> PriceGrid:
+        return cls((PriceBand(tick.micro, MICRO - tick.micro, tick.micro),))
+
+    @property
+    def min_price(self) -> Micro:
+        return self.bands[0].start
+
+    @property
+    def max_price(self) -> Micro:
+        return self.bands[-1].end
+
+    def on_grid(self, price: Micro) -> bool:
+        return any(b.start <= price <= b.end and (price - b.start) % b.step == 0 for b in self.bands)
+
+    def step_at(self, price: Micro) -> Micro:
+        """The tick around `price` (the finer one on a band boundary)."""
+        steps = [b.step for b in self.bands if b.start <= price <= b.end]
+        return min(steps) if steps else self.bands[0 if price < self.min_price else -1].step
+
+    def round_down(self, price: Micro) -> Micro:
+        for b in reversed(self.bands):
+            if price >= b.start:
+                return min(b.end, price - (price - b.start) % b.step)
+        return self.min_price
+
+    def round_up(self, price: Micro) -> Micro:
+        for b in self.bands:
+            if price <= b.end:
+                if price <= b.start:
+                    return b.start
+                return price + (-(price - b.start)) % b.step
+        return self.max_price
+
+    def check(self, price: Micro, **ctx: Any) -> None:
+        """InvalidPriceError unless `price` is on the grid."""
+        if not self.on_grid(price):
+            bands = ", ".join(f"{fmt_micro(b.start)}..{fmt_micro(b.end)} by {fmt_micro(b.step)}" for b in self.bands)
+            raise InvalidPriceError(
+                f"price {fmt_micro(price)} is not on the market's price grid ({bands})",
+                price=fmt_micro(price),
+                **ctx,
+            )
+
+
+class Instrument(msgspec.Struct, frozen=True, kw_only=True):
+    """One tradable outcome token and the rules orders for it must follow.
+
+    `lot`: the quantity step (shares, micro-units); `min_size`: the smallest resting order; `min_notional`:
+    the smallest marketable BUY (pUSD). `neg_risk` selects Polymarket's neg-risk exchange (False
+    elsewhere). `tick` is the uniform grid's tick where there is one (Polymarket), else None."""
+
+    venue: str
+    token_id: str
+    grid: PriceGrid
+    market: str = ""
+    outcome: str = ""
+    complement: str = ""
+    tick: TickSize | None = None
+    lot: Micro = 10_000
+    min_size: Micro = 5 * MICRO
+    min_notional: Micro = MICRO
+    neg_risk: bool = False
+    fee_rate_bps: int | None = None
+    """None: not known (the OMS then reserves the venue's fee cap)."""
+
+
+# --- orders ----------------------------------------------------------------------------------------
+
+
+class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """What a caller asks for, before the venue's rounding, signing or keys.
+
+    Limit orders and SELLs count `size` in shares; a dollar-sized market BUY (`amount` > 0, size 0) spends
+    `amount` pUSD at prices up to `price`. `expiration` (unix seconds) is for GTD orders.
+    `timestamp_ms` / `nonce` pin what an adapter would otherwise take from the clock or randomness
+    (deterministic replays and tests)."""
+
+    token_id: str
+    side: Side
+    price: Micro
+    size: Micro = 0
+    amount: Micro = 0
+    order_type: OrderType = OrderType.GTC
+    expiration: int = 0
+    post_only: bool = False
+    timestamp_ms: int | None = None
+    nonce: int | None = None
+
+    @property
+    def notional(self) -> bool:
+        return self.amount > 0 and self.side is Side.BUY
+
+
+class PreparedOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """An order built for one venue, ready to send: what the OMS journals, and the adapter's payload.
+
+    `key` is the exactly-once key (module doc). `size`/`price` as the venue will report them; `maker_amount`
+    is what the order gives (pUSD for a BUY, shares for a SELL) and bounds what it reserves;
+    `taker_amount` what it asks for. `expires_s`: when the venue actually ends a GTD order (its
+    `expiration` less any security lead), 0 for none. `payload` is opaque to everyone but the adapter."""
+
+    key: str
+    token_id: str
+    side: Side
+    order_type: OrderType
+    price: Micro
+    size: Micro
+    maker_amount: Micro
+    taker_amount: Micro
+    notional: bool = False
+    expiration: int = 0
+    expires_s: int = 0
+    post_only: bool = False
+    payload: Any = None
+
+
+# --- answers and reports -----------------------------------------------------------------------------
+
+
+class Ack(msgspec.Struct, frozen=True):
+    """The venue's answer accepting one order. `status` is the domain reading of the venue's word
+    (None when the adapter did not know it: `raw_status` keeps it for the anomaly); `trade_ids` the
+    trades the answer says it matched; `venue_id` the venue's own id (= the key on Polymarket)."""
+
+    status: OrderStatus | None
+    venue_id: str = ""
+    trade_ids: tuple[str, ...] = ()
+    raw_status: str = ""
+
+
+class SubmitOutcome(msgspec.Struct, frozen=True):
+    """What became of one order of a submission: exactly one of `ack`, `error`, `unknown`."""
+
+    order_id: str
+    ack: Ack | None = None
+    error: PolyomsError | None = None
+    unknown: str = ""
+    """Non-empty (the cause) when the venue may or may not have the order."""
+
+
+class CancelAnswer(msgspec.Struct, frozen=True):
+    canceled: tuple[str, ...] = ()
+    not_canceled: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class ReportStatus(StrEnum):
+    """An order's status in a venue's order report, in domain terms (each adapter maps its words here)."""
+
+    LIVE = "LIVE"
+    DELAYED = "DELAYED"
+    MATCHED = "MATCHED"
+    UNMATCHED = "UNMATCHED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    """The venue refused or voided the order (Polymarket: INVALID)."""
+
+
+class OrderReport(msgspec.Struct, frozen=True):
+    """One order as the venue reports it when asked (open orders, one order by key). Sizes in shares."""
+
+    id: str
+    status: ReportStatus
+    market: str
+    asset_id: str
+    side: Side
+    price: Micro
+    original_size: Micro
+    size_matched: Micro
+    order_type: OrderType | None = None
+    expiration: int = 0
+    owner: str = ""
+    maker_address: str = ""
+    created_at: int | None = None
+
+
+class VenueTruth(msgspec.Struct, frozen=True):
+    """What the venue says, fetched by the engine through the port. None: not fetched.
+
+    `trades_since_s`: the trades list holds every trade of ours with match_time ≥ this (unix seconds).
+    `order_status`: orders looked up one by one (UNKNOWN ones). `cash` / `shares`: per wallet."""
+
+    as_of_ms: int
+    open_orders: tuple[OrderReport, ...] | None = None
+    trades: tuple[TradeEvent, ...] = ()
+    trades_since_s: int | None = None
+    order_status: dict[str, OrderReport] = msgspec.field(default_factory=dict)
+    cash: dict[str, int] = msgspec.field(default_factory=dict)
+    shares: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+
+
+class Settlement(StrEnum):
+    """How a venue's fills become final."""
+
+    ON_CHAIN = "on_chain"
+    """MATCHED/MINED are provisional, CONFIRMED final, FAILED voided (Polymarket)."""
+    IMMEDIATE = "immediate"
+    """A fill is final when reported (the adapter reports it CONFIRMED)."""
+
+
+class Venue(Protocol):
+    """The port (module doc). `wallet` is the account the OMS ledgers; `owner` the API key's id."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def wallet(self) -> str: ...
+
+    @property
+    def owner(self) -> str: ...
+
+    @property
+    def settlement(self) -> Settlement: ...
+
+    def prepare(self, request: OrderRequest, instrument: Instrument) -> PreparedOrder: ...
+
+    def set_user_sink(self, sink: UserSink | None) -> None: ...
+
+    async def submit(self, orders: Sequence[PreparedOrder]) -> list[SubmitOutcome]: ...
+
+    async def cancel(self, order_ids: Sequence[str]) -> CancelAnswer: ...
+
+    async def cancel_all(self) -> CancelAnswer: ...
+
+    async def get_order(self, order_id: str) -> OrderReport | None: ...
+
+    async def open_orders(self) -> list[OrderReport]: ...
+
+    async def trades(self, after_s: int | None = None) -> list[TradeEvent]: ...
+
+    async def balances(self, token_ids: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """(cash, shares per token) of `wallet`, in micro-units."""
+        ...
+
+    async def heartbeat(self) -> str: ...
+
+    async def close(self) -> None: ...

@@ -24,6 +24,7 @@ $(DEV_STAMP): $(RUN_STAMP)
 # The extension is optional for an install (no compiler: pure Python), required here: a C build error
 # must not pass silently (tests/book/test_speedups.py).
 test: $(DEV_STAMP)
+	$(BIN)/lint-imports
 	POLYOMS_REQUIRE_SPEEDUPS=1 $(BIN)/python -m pytest
 
 # The main job: the showcase on the embedded local exchange (make demo ARGS="--quick --faults").
@@ -41,6 +42,7 @@ docs: $(RUN_STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 BENCH_STAMP := $(VENV)/.installed-bench
 

@@ -18,15 +18,15 @@ from hypothesis import strategies as st
 from polyoms.algos import pricing as px
 from polyoms.algos.adaptive import AdaptivePricing
 from polyoms.algos.base import CENT, Action, AlgoConfigError, BookTop, Instrument, ParentState
+from polyoms.algos.catalog import build_spec
 from polyoms.algos.iceberg import IcebergSpec, IcebergState
 from polyoms.algos.parents import ParentStatus
-from polyoms.algos.scenarios import ALPHA, Event, ScenarioRun, World, m, new_world, run_scenario, take, yes_of
 from polyoms.algos.urgency import Urgency, UrgencyParams
+from polyoms.backtest.scenarios import ALPHA, Event, ScenarioRun, World, m, new_world, run_scenario, take, yes_of
 from polyoms.core.enums import Side
 from polyoms.core.errors import InputError
 from polyoms.core.units import MICRO, TICK_SIZES
 from polyoms.oms.state import OrderRecord, OrderState
-from polyoms.ops.algo_specs import build_spec
 
 from .paper import Paper
 

@@ -8,9 +8,9 @@ import asyncio
 import pytest
 
 from polyoms.algos import orders
-from polyoms.algos.base import Action, Instrument, ParentState
-from polyoms.algos.scenarios import ALPHA, CUP, m, new_world
+from polyoms.algos.base import Action, Instrument, ParentState, Place
 from polyoms.algos.single import OrderSpec
+from polyoms.backtest.scenarios import ALPHA, CUP, m, new_world
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import (
     BelowMinimumSizeError,
@@ -20,9 +20,11 @@ from polyoms.core.errors import (
     InvalidSizeError,
 )
 from polyoms.core.units import MICRO, TICK_SIZES
+from polyoms.core.venue import PreparedOrder
 from polyoms.oms.state import OrderState
 from polyoms.polymarket.client.wallet import Wallet
 from polyoms.polymarket.protocol.constants import GTD_SECURITY_THRESHOLD_S
+from polyoms.venues import polymarket_orders
 
 T01 = TICK_SIZES["0.01"]
 NOW = 1_777_000_000_000
@@ -65,21 +67,31 @@ def test_market_buys_spend_pusd_bounded_by_min_and_max_shares() -> None:
 def test_signing_gtd_dead_man_and_market_units() -> None:
     builder = Wallet.from_key(KEY).order_builder()
     inst = Instrument(TOKEN, T01, "0xm", "999")
-    assert orders.gtd_expiration(NOW, 30) == NOW // 1000 + GTD_SECURITY_THRESHOLD_S + 30
+
+    def sign(place: Place, instrument: Instrument = inst) -> PreparedOrder:
+        return polymarket_orders.sign(builder, orders.request_of(place, NOW), instrument)
+
+    assert orders.gtd_expiration(NOW, 30) == NOW // 1000 + 30
     with pytest.raises(InvalidExpirationError):
         orders.gtd_expiration(NOW, 0)
-    gtd = orders.build(
-        orders.limit("a", TOKEN, Side.BUY, m("0.45"), m(10), tick=T01, lifetime_s=30), builder, inst, NOW
-    )
-    assert gtd.order_type is OrderType.GTD and gtd.expiration == NOW // 1000 + 90 and gtd.timestamp_ms == NOW
-    assert gtd.size_and_price == (10 * MICRO, 450_000)
-    mkt = orders.build(orders.market_buy("b", TOKEN, m(10), m("0.50"), tick=T01), builder, inst, NOW)
+    gtd = sign(orders.limit("a", TOKEN, Side.BUY, m("0.45"), m(10), tick=T01, lifetime_s=30))
+    signed = polymarket_orders.signed_payload(gtd)
+    # The venue ends a GTD order one security threshold before what was signed: the adapter adds it.
+    assert gtd.order_type is OrderType.GTD and gtd.expiration == NOW // 1000 + 30
+    assert signed.expiration == NOW // 1000 + GTD_SECURITY_THRESHOLD_S + 30 and signed.timestamp_ms == NOW
+    assert (gtd.size, gtd.price) == (10 * MICRO, 450_000)
+    mkt = sign(orders.market_buy("b", TOKEN, m(10), m("0.50"), tick=T01))
     assert (mkt.maker_amount, mkt.taker_amount, mkt.order_type) == (10 * MICRO, 20 * MICRO, OrderType.FOK)
-    neg = orders.build(orders.limit("a", TOKEN, Side.BUY, m("0.45"), m(10), tick=T01), builder,
-                       Instrument(TOKEN, T01, "0xm", "999", neg_risk=True), NOW)  # fmt: skip
-    assert neg.neg_risk and neg.exchange != gtd.exchange  # signed for the neg-risk exchange
+    assert mkt.notional
+    neg = polymarket_orders.signed_payload(
+        sign(
+            orders.limit("a", TOKEN, Side.BUY, m("0.45"), m(10), tick=T01),
+            Instrument(TOKEN, T01, "0xm", "999", neg_risk=True),
+        )
+    )
+    assert neg.neg_risk and neg.exchange != signed.exchange  # signed for the neg-risk exchange
     with pytest.raises(BelowMinimumSizeError):  # the market's minimum applies to resting orders
-        orders.build(orders.limit("a", TOKEN, Side.BUY, m("0.45"), m(4), tick=T01), builder, inst, NOW)
+        sign(orders.limit("a", TOKEN, Side.BUY, m("0.45"), m(4), tick=T01))
 
 
 def test_single_orders_through_the_parent_manager() -> None:

@@ -15,11 +15,12 @@ import pytest
 
 from polyoms.algos.base import AlgoConfigError, ParentState
 from polyoms.algos.books import ExchangeBooks
+from polyoms.algos.catalog import build_spec, on_restart_of
 from polyoms.algos.iceberg import IcebergSpec
 from polyoms.algos.multileg import LegSpec, MultiLegSpec
 from polyoms.algos.parents import ParentManager, ParentStatus, decode_spec, encode_spec
-from polyoms.algos.scenarios import ALPHA, BETA, CASH, SHARES, Event, World, _key, m, scenario_markets
 from polyoms.algos.single import OrderSpec
+from polyoms.backtest.scenarios import ALPHA, BETA, CASH, SHARES, Event, World, _key, m, scenario_markets
 from polyoms.core.clock import VirtualClock
 from polyoms.core.enums import Side
 from polyoms.core.errors import InputError
@@ -30,11 +31,11 @@ from polyoms.exchange.engine import Exchange
 from polyoms.exchange.settlement import SettlementConfig
 from polyoms.oms.engine import Engine
 from polyoms.oms.fills import FillTier
-from polyoms.oms.journal import Journal, open_journal, recover
+from polyoms.oms.journal import Journal, open_journal
+from polyoms.oms.journal_recovery import recover
 from polyoms.oms.manager import OrderManager
 from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import OrderState
-from polyoms.ops.algo_specs import build_spec, on_restart_of
 from polyoms.polymarket.client.wallet import Wallet
 from polyoms.venues.inprocess import InProcessVenue
 
@@ -53,8 +54,7 @@ def _world(
     markets = {mk.slug: mk for mk in scenario_markets()}
     engine = Engine(state, venue, markets={t: mk.condition_id for mk in markets.values() for t in mk.token_ids})
     engine.start()
-    us = Wallet.from_key(_key("us"), name="us")
-    manager = OrderManager(engine, us.order_builder(clock=clock), actor="test")
+    manager = OrderManager(engine, actor="test")
     parents = ParentManager(
         manager,
         clock=clock,
@@ -81,7 +81,7 @@ async def journaled_world(path: Path, on_restart: str = "interrupt") -> World:
     tokens = [t for mk in markets for t in mk.token_ids]
     service.fund(us.address, CASH, dict.fromkeys(tokens, SHARES))
     service.fund(them.address, 1_000 * CASH, dict.fromkeys(tokens, 1_000 * SHARES))
-    venue = InProcessVenue(service, us.address, seed=1)
+    venue = InProcessVenue(service, us.address, builder=us.order_builder(clock=clock), seed=1)
     other = InProcessVenue(service, them.address, seed=2)
     state = OmsState(clock)
     open_journal(path, state)
@@ -361,5 +361,49 @@ def test_ids_continue_past_the_journal_even_without_recover(tmp_path: Path) -> N
             assert [r.no for r in j.parents()] == [1, 2, 3, 4]
         finally:
             j.close()
+
+    asyncio.run(body())
+
+
+def test_a_parent_journaled_under_an_older_name_recovers_under_the_registered_one(tmp_path: Path) -> None:
+    """Journals written before the catalog hold kind "microprice" (ids "microprice-<n>"): such a parent
+    recovers and resumes as a micro-price parent under its own id; new ids use the registered name."""
+    from polyoms.algos.base import Action
+    from polyoms.algos.microprice import MicroPriceSpec
+    from polyoms.oms.journal import ParentRecord
+
+    path = tmp_path / "journal.sqlite"
+
+    async def body() -> None:
+        w = await journaled_world(path)
+        spec = MicroPriceSpec(w.yes(ALPHA), Side.BUY, m("0.50"), m(10))
+        old = ParentRecord(
+            parent_id="microprice-1",
+            no=1,
+            family="algo",
+            kind="microprice",
+            spec=encode_spec(spec),
+            on_restart="resume",
+            started_ms=w.clock.now_ms(),
+        )
+        journal = w.engine.state.journal
+        assert journal is not None
+        await w.engine.call(lambda _s: journal.commit_parent(old))
+        w = await crash_and_restart(w, path, "interrupt")
+        try:
+            assert await w.parents.recover() == ["microprice-1"]
+            await w.parents.settle()
+            st = w.parents.status("microprice-1")
+            assert (st.kind, st.state, st.restarts) == ("micro-price", P.WORKING, 1)
+            assert any(d.action is Action.RESUME for d in st.decisions)  # started again through the catalog
+            nxt = await w.parents.start(MicroPriceSpec(w.yes(BETA), Side.BUY, m("0.40"), m(10)))
+            assert nxt == "micro-price-2"
+            recs = {r.parent_id: r for r in w.engine.state.journal.parents()}  # type: ignore[union-attr]
+            assert recs["microprice-1"].kind == "micro-price"  # written again under the registered name
+            for pid in (old.parent_id, nxt):
+                await w.parents.cancel(pid)
+            await w.wait(10_000)
+        finally:
+            await w.close()
 
     asyncio.run(body())

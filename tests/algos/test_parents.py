@@ -13,9 +13,9 @@ from polyoms.algos.base import AlgoConfigError, Obs, ParentState
 from polyoms.algos.books import ExchangeBooks
 from polyoms.algos.iceberg import IcebergSpec
 from polyoms.algos.parents import HOLD_MS, ParentManager, UnknownParentError
-from polyoms.algos.scenarios import ALPHA, BETA, World, m, new_world
 from polyoms.algos.single import OrderSpec
 from polyoms.algos.urgency import Urgency
+from polyoms.backtest.scenarios import ALPHA, BETA, World, m, new_world
 from polyoms.core.enums import Side
 from polyoms.core.errors import InputError
 from polyoms.core.units import MICRO

@@ -14,7 +14,7 @@ SCENARIOS = ["--scenario", "adaptive/undercut", "--scenario", "multileg/one-leg-
 def test_report_writes_measured_numbers_reproducibly(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "docs" / "algos.md"
-    result = runner.invoke(app, ["report", "algos", "--seed", "3", "--out", str(out), *SCENARIOS])
+    result = runner.invoke(app, ["report", "algos", "--seed", "3", "--no-latency", "--out", str(out), *SCENARIOS])
     assert result.exit_code == 0, result.output
     text = out.read_text()
     assert "`polyoms report algos --seed 3`" in text
@@ -34,7 +34,16 @@ def test_report_writes_measured_numbers_reproducibly(tmp_path: Path) -> None:
     ]
     assert rows[1].split(" | ")[2] == "UNWOUND" and rows[1].endswith("| +0.25 |")
     assert "RAISE_BID @0.47" in text and "UNWIND @0.55 x20: buy the complement" in text
-    again = tmp_path / "again.md"
+    assert "None: every order, cancel and event reaches the other side at once." in text
+
+
+def test_report_with_latency_says_what_it_changed_reproducibly(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out, again = tmp_path / "algos.md", tmp_path / "again.md"
+    assert runner.invoke(app, ["report", "algos", "--seed", "3", "--out", str(out), *SCENARIOS]).exit_code == 0
+    text = out.read_text()
+    assert "**Entry** (an order or a cancel reaching the exchange): median 35 ms, 20–60 ms, lognormal σ 0.3" in text
+    assert "without latency: " in text and "the last fill moved by +" in text
     assert runner.invoke(app, ["report", "algos", "--seed", "3", "--out", str(again), *SCENARIOS]).exit_code == 0
     assert again.read_text() == text
 

@@ -1,5 +1,5 @@
 """Every algorithm against the local exchange in process on a virtual clock, in the scripted scenarios of
-`polyoms.algos.scenarios` (the ones the report measures): prices paid, limits never breached, exposure
+`polyoms.backtest.scenarios` (the ones the report measures): prices paid, limits never breached, exposure
 after unwinding, decision logs — and, after each run, the OMS ledger equal to the exchange's balances."""
 
 from __future__ import annotations
@@ -14,8 +14,19 @@ import pytest
 
 from polyoms.algos.base import Action, ParentState
 from polyoms.algos.parents import ParentStatus
-from polyoms.algos.scenarios import ALPHA, BETA, CUP, CUP_OUTCOMES, KELLY, SCENARIOS, ScenarioRun, m, run_scenario
 from polyoms.algos.sizing import kelly_shares
+from polyoms.backtest.scenarios import (
+    ALPHA,
+    BACKTEST_LATENCY,
+    BETA,
+    CUP,
+    CUP_OUTCOMES,
+    KELLY,
+    SCENARIOS,
+    ScenarioRun,
+    m,
+    run_scenario,
+)
 from polyoms.core.enums import Side
 from polyoms.core.units import MICRO
 from polyoms.oms.fills import Fill, FillTier
@@ -297,6 +308,19 @@ def test_a_seed_replays_the_same_run(name: str) -> None:
         return [f"{d.ts_ms - run.status().started_ms} {d}" for s in run.statuses for d in s.decisions]
 
     assert scenario(name, log, seed=5) == scenario(name, log, seed=5)
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_with_latency_every_scenario_ends_and_the_ledger_agrees(name: str) -> None:
+    async def body() -> list[str]:
+        run = await run_scenario(name, 2, BACKTEST_LATENCY)
+        try:
+            assert all(s.done for s in run.statuses) and run.world.problems() == []
+            return [f"{d.ts_ms} {d}" for s in run.statuses for d in s.decisions]
+        finally:
+            await run.world.close()
+
+    assert asyncio.run(body()) == asyncio.run(body())  # the latency draws replay with the seed
 
 
 def test_every_scenario_is_covered() -> None:

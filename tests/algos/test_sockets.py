@@ -15,7 +15,7 @@ from polyoms.algos.books import RestBooks
 from polyoms.algos.iceberg import IcebergSpec
 from polyoms.algos.multileg import LegMode, MultiLegSpec
 from polyoms.algos.parents import ParentManager
-from polyoms.algos.scenarios import m
+from polyoms.backtest.scenarios import m
 from polyoms.core.clock import WallClock
 from polyoms.core.enums import Side
 from polyoms.core.units import MICRO
@@ -26,7 +26,7 @@ from polyoms.oms.manager import OrderManager
 from polyoms.oms.oms_state import OmsState
 from polyoms.polymarket.client.ws_common import BackoffPolicy, ws_url
 from polyoms.polymarket.client.ws_user import UserStream, UserStreamConfig
-from polyoms.venues.polymarket import PolymarketVenue
+from polyoms.venues.polymarket import PolymarketVenue, follow_health
 from tests.client.conftest import KEY_A, KEY_B, fund, hub_for, keyed
 
 FAST_SETTLEMENT = SettlementConfig(mined_delay_ms=50, confirmed_delay_ms=100, retry_delay_ms=50)
@@ -66,8 +66,8 @@ def test_iceberg_and_basket_over_real_sockets(sim: ThreadedSim) -> None:
             )
             stream = UserStream(hub.clob(us), config=config)
             venue.follow(stream)
-            engine.follow_user_stream(stream)
-            manager = OrderManager(engine, us.order_builder(), actor="e2e")
+            follow_health(stream, engine.stream_gapped, engine.stream_recovered)
+            manager = OrderManager(engine, actor="e2e")
             pm = ParentManager(manager, clock=WallClock(), book_source=RestBooks(hub.clob(us)), timer_interval_s=0.05)
             seller = hub.clob(them)
             tb = them.order_builder()

@@ -30,6 +30,7 @@ from polyoms.exchange.life.scenarios import scenario
 from polyoms.exchange.orders import EngineOrder
 from polyoms.exchange.settlement import SettlementConfig
 from polyoms.polymarket.client import RetryPolicy, VirtualTimer
+from polyoms.polymarket.client.book_trust import UntrustReason
 from polyoms.polymarket.client.ws_common import BackoffPolicy, StreamConnected, StreamDisconnected, ws_url
 from polyoms.polymarket.client.ws_market import (
     BookTrusted,
@@ -38,7 +39,6 @@ from polyoms.polymarket.client.ws_market import (
     MarketStream,
     MarketStreamConfig,
     MarketStreamEvent,
-    UntrustReason,
 )
 from polyoms.polymarket.protocol.hashing import keccak256
 from polyoms.polymarket.protocol.messages import decode_market_frame

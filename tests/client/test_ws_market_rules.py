@@ -20,6 +20,7 @@ from polyoms.core.enums import Side
 from polyoms.core.errors import ConfigError
 from polyoms.core.market_events import BookSnapshot
 from polyoms.core.units import MICRO, Micro, fmt_micro, tick_size
+from polyoms.polymarket.client.book_trust import UntrustReason
 from polyoms.polymarket.client.ws_common import BackoffPolicy, StreamClosedError, StreamDisconnected
 from polyoms.polymarket.client.ws_market import (
     BookTrusted,
@@ -27,9 +28,8 @@ from polyoms.polymarket.client.ws_market import (
     MarketStream,
     MarketStreamConfig,
     MarketStreamEvent,
-    UntrustReason,
-    mirror_hash,
 )
+from polyoms.polymarket.protocol.book_hash import mirror_hash
 from polyoms.polymarket.protocol.messages import book_summary, decode_book
 
 MARKET = "0x" + "ab" * 32

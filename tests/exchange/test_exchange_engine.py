@@ -18,9 +18,10 @@ from polyoms.core.errors import (
 )
 from polyoms.exchange import messages as msg
 from polyoms.exchange.engine import EngineOrder, Exchange
-from polyoms.exchange.events import CANCELLATION, PLACEMENT, UPDATE, OrderEvent, TradeEvent
+from polyoms.exchange.events import CANCELLATION, PLACEMENT, UPDATE, ExchangeOrderEvent, ExchangeTradeEvent
 from polyoms.exchange.markets import default_markets
 from polyoms.exchange.matching import GTD_SECURITY_THRESHOLD_S
+from polyoms.polymarket.protocol import errors as venue_errors
 
 YES, NO = PLAIN.yes_token_id, PLAIN.no_token_id
 NOW_S = START_MS // 1000
@@ -63,7 +64,7 @@ def test_unknown_token_and_market_not_ready(h: Harness) -> None:
         h.buy(u, "42", "0.5", "10")
     with pytest.raises(NotFoundError) as err:
         h.ex.book("42")
-    assert err.value.message == msg.NO_ORDERBOOK
+    assert err.value.message == venue_errors.NO_ORDERBOOK
     h.ex.set_market_flags(PLAIN.condition_id, accepting_orders=False)
     with pytest.raises(MarketNotReadyError) as err2:
         h.buy(u, YES, "0.5", "10")
@@ -246,7 +247,10 @@ def test_event_stream(h: Harness) -> None:
     oa = h.buy(a, NO, "0.40", "20").order_id
     r = h.buy(b, YES, "0.60", "5")
     h.ex.cancel(oa, a.owner)
-    kinds = [(e.kind, e.order.order_id, e.size_matched) if isinstance(e, OrderEvent) else "TRADE" for e in h.log.events]
+    kinds = [
+        (e.kind, e.order.order_id, e.size_matched) if isinstance(e, ExchangeOrderEvent) else "TRADE"
+        for e in h.log.events
+    ]
     assert kinds == [
         (PLACEMENT, oa, 0),
         (UPDATE, oa, m("5")),
@@ -255,7 +259,7 @@ def test_event_stream(h: Harness) -> None:
         (CANCELLATION, oa, m("5")),
     ]
     (te,) = h.log.trade_events()
-    assert isinstance(te, TradeEvent) and te.trade.trade_id == r.trade_ids[0]
+    assert isinstance(te, ExchangeTradeEvent) and te.trade.trade_id == r.trade_ids[0]
     upd = h.log.order_events(oa)[1]
     assert upd.trade_ids == r.trade_ids and upd.status == "LIVE"
     assert h.log.order_events(r.order_id)[0].status == "MATCHED"

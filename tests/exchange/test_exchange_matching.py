@@ -16,10 +16,10 @@ from polyoms.core.errors import (
     InvalidPriceError,
     PostOnlyWouldCrossError,
 )
-from polyoms.exchange import messages as msg
 from polyoms.exchange.audit import audit
 from polyoms.exchange.engine import EngineOrder
 from polyoms.exchange.trades import MatchType
+from polyoms.polymarket.protocol import errors as venue_errors
 
 YES, NO = PLAIN.yes_token_id, PLAIN.no_token_id
 
@@ -175,7 +175,7 @@ def test_fok_buy_that_cannot_fill_changes_nothing(h: Harness, amount: str, worst
         h.market_buy(b, YES, amount, worst)
     assert (
         err.value.message
-        == msg.FOK_NOT_FILLED
+        == venue_errors.FOK_NOT_FILLED
         == "order couldn't be fully filled. FOK orders are fully filled or killed."
     )
     assert snapshot(h) == before
@@ -224,7 +224,7 @@ def test_fak_with_nothing_to_match(h: Harness) -> None:
     b = h.user("100")
     with pytest.raises(FakNoMatchError) as err:
         h.market_buy(b, YES, "5", "0.50", ot=OrderType.FAK)
-    assert err.value.message == msg.FAK_NO_MATCH
+    assert err.value.message == venue_errors.FAK_NO_MATCH
     _two_asks(h)
     with pytest.raises(FakNoMatchError):
         h.market_buy(b, YES, "5", "0.49", ot=OrderType.FAK)
@@ -303,13 +303,13 @@ def test_marketable_buy_minimum(h: Harness) -> None:
 
 def test_bad_amounts_and_expiration_on_market_orders(h: Harness) -> None:
     b = h.user("100")
-    with pytest.raises(InvalidOrderError, match=msg.INVALID_PAYLOAD):
+    with pytest.raises(InvalidOrderError, match=venue_errors.INVALID_ORDER_PAYLOAD):
         h.ex.submit(EngineOrder(h.next_id(), b.address, b.owner, YES, Side.BUY, 0, 10))
     with pytest.raises(InvalidPriceError):  # worst price >= 1
         h.ex.submit(EngineOrder(h.next_id(), b.address, b.owner, YES, Side.BUY, m("5"), m("5"), OrderType.FOK))
-    with pytest.raises(InvalidOrderError, match=msg.INVALID_EXPIRATION):
+    with pytest.raises(InvalidOrderError, match=venue_errors.INVALID_EXPIRATION):
         h.buy(b, YES, "0.50", "10", ot=OrderType.FAK, expiration=1_900_000_000)
-    with pytest.raises(InvalidOrderError, match=msg.INVALID_EXPIRATION):
+    with pytest.raises(InvalidOrderError, match=venue_errors.INVALID_EXPIRATION):
         h.buy(b, YES, "0.50", "10", expiration=1_900_000_000)  # GTC carries no expiration
 
 

@@ -8,7 +8,7 @@ from exchange_helpers import FEE4, NEG_RISK, PLAIN, START_MS, Harness, m
 
 from polyoms.core.errors import InputError, MarketNotReadyError
 from polyoms.exchange import messages as msg
-from polyoms.exchange.events import CANCELLATION, MarketResolvedEvent, OrderEvent, TradeEvent
+from polyoms.exchange.events import CANCELLATION, ExchangeOrderEvent, ExchangeTradeEvent, MarketResolvedEvent
 from polyoms.exchange.orders import CANCELED, CANCELED_MARKET_RESOLVED, LIVE
 from polyoms.exchange.settlement import SettlementConfig
 from polyoms.exchange.trades import TRADE_CONFIRMED, TRADE_FAILED, TRADE_MINED, TRADE_RETRYING
@@ -57,7 +57,7 @@ def test_resolution_cancels_closes_burns_and_redeems(h: Harness) -> None:
     assert h.ex.resolution(CID) == res
     # Events: the cancellations, then the resolution.
     *cancels, resolved = h.log.events
-    assert [(e.kind, e.reason) for e in cancels if isinstance(e, OrderEvent)] == [
+    assert [(e.kind, e.reason) for e in cancels if isinstance(e, ExchangeOrderEvent)] == [
         (CANCELLATION, msg.REASON_MARKET_RESOLVED)
     ] * 2
     assert isinstance(resolved, MarketResolvedEvent)
@@ -107,7 +107,7 @@ def test_a_trade_drawn_to_fail_is_reversed_before_redemption() -> None:
     (t,) = h.buy(a, YES, "0.60", "20").trades
     res = h.ex.resolve(CID, YES)
     assert t.status == TRADE_FAILED
-    assert [e.status for e in h.log.events if isinstance(e, TradeEvent)][1:] == [TRADE_RETRYING, TRADE_FAILED]
+    assert [e.status for e in h.log.events if isinstance(e, ExchangeTradeEvent)][1:] == [TRADE_RETRYING, TRADE_FAILED]
     assert res.payouts == {c.address: m("10")}  # only the funded shares: the minted ones never existed
     assert res.burned == {YES: m("10"), NO: 0}
     assert (h.pusd(a), h.pusd(b), h.pusd(c)) == (m("100"), m("100"), m("10"))

@@ -13,7 +13,7 @@ from polyoms.core.errors import ConfigError, InsufficientBalanceError
 from polyoms.core.units import MICRO
 from polyoms.exchange import messages as msg
 from polyoms.exchange.audit import audit
-from polyoms.exchange.events import OrderEvent, TradeEvent
+from polyoms.exchange.events import ExchangeOrderEvent, ExchangeTradeEvent
 from polyoms.exchange.settlement import SettlementConfig, transaction_hash
 from polyoms.exchange.trades import (
     TRADE_CONFIRMED,
@@ -102,7 +102,7 @@ def test_operations_and_the_old_expire_hook_catch_settlement_up(h: Harness) -> N
     u = h.user("10")
     r = h.buy(u, NO, "0.10", "10")
     kinds = [(type(e).__name__, getattr(e, "status", "")) for e in h.log.events[-2:]]
-    assert kinds == [("TradeEvent", TRADE_MINED), ("OrderEvent", "LIVE")]
+    assert kinds == [("ExchangeTradeEvent", TRADE_MINED), ("ExchangeOrderEvent", "LIVE")]
     # A cancel does too.
     h.clock.advance(CONFIRM_MS)
     h.ex.cancel(r.order_id, u.owner)
@@ -334,7 +334,7 @@ def test_a_listener_calling_back_into_the_exchange_sees_each_status_once_in_orde
 
     def listener(e: object) -> None:
         h.log(e)  # type: ignore[arg-type]
-        if isinstance(e, TradeEvent):
+        if isinstance(e, ExchangeTradeEvent):
             seen.append((e.trade.trade_id, e.status))
         h.ex.advance()  # re-entrant: may take due steps in the middle of an operation
         h.ex.trades()
@@ -347,7 +347,7 @@ def test_a_listener_calling_back_into_the_exchange_sees_each_status_once_in_orde
     assert len(trades) == 2
     for t in trades:
         assert [st for tid, st in seen if tid == t.trade_id] == [TRADE_MATCHED, TRADE_MINED, TRADE_CONFIRMED]
-    assert isinstance(h.log.events[-1], OrderEvent | TradeEvent)
+    assert isinstance(h.log.events[-1], ExchangeOrderEvent | ExchangeTradeEvent)
     h.check()
 
 

@@ -10,7 +10,7 @@ from polyoms.core.enums import Side
 from polyoms.core.errors import InputError, InvalidPriceError, InvalidTickSizeError, NotFoundError
 from polyoms.core.units import TICK_SIZES
 from polyoms.exchange import messages as msg
-from polyoms.exchange.events import CANCELLATION, OrderEvent, TickSizeChangeEvent
+from polyoms.exchange.events import CANCELLATION, ExchangeOrderEvent, TickSizeChangeEvent
 from polyoms.exchange.orders import CANCELED, LIVE
 
 YES, NO = PLAIN.yes_token_id, PLAIN.no_token_id
@@ -38,7 +38,7 @@ def test_a_coarser_tick_cancels_off_grid_orders_and_keeps_the_queue(h: Harness) 
     assert [o.order_id for o in h.ex.open_orders()] == kept
     # Events: the cancellations (at the old tick), then the tick change, for both tokens.
     *cancels, change = h.log.events
-    assert [(e.kind, e.order.order_id, e.reason) for e in cancels if isinstance(e, OrderEvent)] == [
+    assert [(e.kind, e.order.order_id, e.reason) for e in cancels if isinstance(e, ExchangeOrderEvent)] == [
         (CANCELLATION, oid, msg.REASON_TICK_SIZE) for oid in canceled
     ]
     assert len(cancels) == 3

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from polyoms.core.clock import VirtualClock
@@ -55,7 +56,7 @@ def _token(sim: ThreadedSim) -> str:
 
 def _good_envelope(raw: RawClient, token: str, **overrides: Any) -> dict[str, Any]:
     order = raw.builder.limit(token, "BUY", "0.40", "10", tick="0.01")
-    env = order_envelope(order, raw.creds.api_key)
+    env: dict[str, Any] = msgspec.to_builtins(order_envelope(order, raw.creds.api_key))
     env["order"].update(overrides)
     return env
 

@@ -46,7 +46,7 @@ from polyoms.polymarket.protocol.user_messages import (
     encode_trades_page,
     encode_user_event,
     encode_user_frame,
-    trade_wire,
+    trade_item,
 )
 
 from .fixtures import fixture_files, read
@@ -241,7 +241,7 @@ def test_user_frame_round_trip(events: list[OrderEvent | TradeEvent]) -> None:
 @settings(max_examples=100, deadline=None)
 def test_data_trade_round_trip(trade: TradeEvent) -> None:
     as_item = msgspec.structs.replace(trade, timestamp_ms=None, trade_owner="")  # /data/trades has neither
-    assert decode_trade(msgspec.json.encode(trade_wire(as_item, event=False))) == as_item
+    assert decode_trade(msgspec.json.encode(trade_item(as_item))) == as_item
     page = TradesPage((as_item,), "LTE=", 100, 1)
     assert decode_trades_page(encode_trades_page(page)) == page
 

@@ -143,7 +143,8 @@ async def main(
     from polyoms.polymarket.client import ClientConfig, ClientHub, Wallet
     from polyoms.polymarket.client.ws_common import BackoffPolicy, ws_url
     from polyoms.polymarket.client.ws_user import UserStream, UserStreamConfig
-    from polyoms.venues.polymarket import PolymarketVenue
+    from polyoms.venues.polymarket import PolymarketVenue, follow_health
+    from polyoms.venues.polymarket_orders import prepared
 
     p = plan(seed)
     rng = random.Random(seed ^ 0xC0FFEE)
@@ -195,7 +196,7 @@ async def main(
             ),
         )
         venue.follow(stream)
-        engine.follow_user_stream(stream)
+        follow_health(stream, engine.stream_gapped, engine.stream_recovered)
         builder, them_client, them_builder = us.order_builder(), hub.clob(them), them.order_builder()
         async with engine, stream:
             while not (stream.live and not engine.admission_errors()):
@@ -227,7 +228,7 @@ async def main(
                 kind = action[0]
                 if kind == "submit":
                     orders = [
-                        builder.limit(tokens[t], s, price, size, tick="0.01", order_type=ot)
+                        prepared(builder.limit(tokens[t], s, price, size, tick="0.01", order_type=ot))
                         for t, s, price, size, ot in action[1]
                     ]
                     ours += await submit_admitted(engine, orders)

@@ -19,10 +19,10 @@ from polyoms.core.user_events import OrderEventType as E
 from polyoms.core.user_events import OrderStatus as OS
 from polyoms.core.user_events import TradeEvent, TraderSide
 from polyoms.core.user_events import TradeStatus as T
+from polyoms.core.venue import Ack
 from polyoms.oms.errors import IllegalTransitionError
 from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import TERMINAL, OrderState
-from polyoms.polymarket.protocol.wire import OrderResponse
 
 from .oms_helpers import NO, OWNER, START_MS, WALLET, YES, intent, maker, order_event, trade
 
@@ -103,7 +103,7 @@ class History:
     def _ack(self, state: OmsState) -> None:
         i = self._pick()
         status = self.rng.choice(("live", "live", "matched", "delayed", "unmatched"))
-        state.on_ack(i, OrderResponse(orderID=i, status=status))
+        state.on_ack(i, Ack(OS.parse(status), i, (), status))
 
     def _timeout(self, state: OmsState) -> None:
         state.on_send_failed(self._pick(), "timeout")

@@ -66,10 +66,11 @@ from polyoms.exchange.markets import MarketSpec
 from polyoms.exchange.orders import CANCELED, MATCHED
 from polyoms.exchange.settlement import SettlementConfig
 from polyoms.exchange.trades import TRADE_CONFIRMED, TRADE_FAILED
-from polyoms.oms import inputs, reconcile
+from polyoms.oms import inputs, repairs
 from polyoms.oms.engine import Engine, recover_from
 from polyoms.oms.fills import FillTier
-from polyoms.oms.journal import Journal, recover
+from polyoms.oms.journal import Journal
+from polyoms.oms.journal_recovery import recover
 from polyoms.oms.journal_writer import await_writer_exit
 from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import TERMINAL, OrderState
@@ -77,6 +78,7 @@ from polyoms.polymarket.client import ClientConfig, ClientHub, Wallet
 from polyoms.polymarket.protocol.auth import POLY_ADDRESS
 from polyoms.polymarket.protocol.wire import decode_envelope, decode_envelopes, signed_order_from_wire
 from polyoms.venues.polymarket import PolymarketVenue
+from polyoms.venues.polymarket_orders import prepared
 from tests.oms import crash_worker
 from tests.oms.crash_worker import CASH, SHARES
 from tests.oms.test_engine_inprocess import rig
@@ -255,7 +257,7 @@ def all_settled(service: SimService) -> bool:
     return all(t.status in (TRADE_CONFIRMED, TRADE_FAILED) for t in service.exchange.all_trades)
 
 
-async def restart(v: Venue, seed: int, journal: Path) -> tuple[Engine, list[reconcile.RepairBatch]]:
+async def restart(v: Venue, seed: int, journal: Path) -> tuple[Engine, list[repairs.RepairBatch]]:
     """The OMS restarted from its journal: recover, resolve, trade a little, cancel everything, settle,
     reconcile."""
     cfg = ClientConfig(clob_url=v.sim.url, gamma_url="http://127.0.0.1:9", data_url="http://127.0.0.1:9")
@@ -275,7 +277,7 @@ async def restart(v: Venue, seed: int, journal: Path) -> tuple[Engine, list[reco
             rng = random.Random(seed ^ 0xAF)
             builder = wallet.order_builder()
             orders = [
-                builder.limit(v.tokens[t], side, price, size, tick="0.01", order_type=ot)
+                prepared(builder.limit(v.tokens[t], side, price, size, tick="0.01", order_type=ot))
                 for t, side, price, size, ot in (crash_worker.random_order(rng) for _ in range(rng.randint(1, 3)))
             ]
             await engine.submit(orders, fee_rate_bps=0)
@@ -396,7 +398,7 @@ def test_sigkill_then_recover(venue: Venue, tmp_path: Path, seed: int) -> None:
         pos = lg.positions[t]
         assert (pos.confirmed, pos.prov_in, pos.prov_out, pos.reserved) == (bal.token(t).balance, 0, 0, 0), t
     assert st.check_invariants() == []
-    assert not [d for b in batches for d in b.diffs if d.kind in (reconcile.CASH_DRIFT, reconcile.SHARES_DRIFT)]
+    assert not [d for b in batches for d in b.diffs if d.kind in (repairs.CASH_DRIFT, repairs.SHARES_DRIFT)]
 
     # The journal replays (verified against its own tables) to the final state; no drift, no adoption.
     again = recover(journal, WallClock(), attach=False)
@@ -412,7 +414,7 @@ def test_sigkill_then_recover(venue: Venue, tmp_path: Path, seed: int) -> None:
     j = Journal(journal)
     try:
         drift = [
-            r for r in j.log(kind=inputs.O_DIFF) if r.payload["kind"] in (reconcile.CASH_DRIFT, reconcile.SHARES_DRIFT)
+            r for r in j.log(kind=inputs.O_DIFF) if r.payload["kind"] in (repairs.CASH_DRIFT, repairs.SHARES_DRIFT)
         ]
         assert drift == [], drift
         assert list(j.log(kind=inputs.O_ADOPT)) == []
@@ -429,7 +431,8 @@ def test_matched_then_failed_while_down_is_not_cancelled(tmp_path: Path) -> None
     async def body() -> None:
         engine = r.new_engine()
         engine.start()
-        (oid,) = await engine.submit([r.builder.limit(r.yes, "SELL", "0.50", "10", tick="0.01")], fee_rate_bps=0)
+        sell = prepared(r.builder.limit(r.yes, "SELL", "0.50", "10", tick="0.01"))
+        (oid,) = await engine.submit([sell], fee_rate_bps=0)
         await engine.drain()
         await engine.crash()
         await r.theirs(Side.BUY, "0.50", "10")

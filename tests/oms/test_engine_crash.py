@@ -26,10 +26,11 @@ from pathlib import Path
 import pytest
 
 from polyoms.core.enums import Side
-from polyoms.oms import reconcile
+from polyoms.oms import repairs
 from polyoms.oms.engine import Engine, recover_from
 from polyoms.oms.errors import TradingHaltedError
 from polyoms.oms.state import TERMINAL, OrderState
+from polyoms.venues.polymarket_orders import prepared
 from tests.oms.test_engine_inprocess import Rig, assert_ledger_matches_exchange, rig
 
 S = OrderState
@@ -49,7 +50,7 @@ async def workload(r: Rig, engine: Engine, rng: random.Random, steps: int) -> No
                 side = rng.choice(("BUY", "SELL"))
                 token = rng.choice((r.yes, r.no))
                 price = f"0.{rng.randint(40, 60)}"
-                orders.append(r.builder.limit(token, side, price, str(rng.randint(5, 12)), tick="0.01"))
+                orders.append(prepared(r.builder.limit(token, side, price, str(rng.randint(5, 12)), tick="0.01")))
             with contextlib.suppress(TradingHaltedError):
                 await engine.submit(orders, fee_rate_bps=0)
         elif action < 0.6:
@@ -99,7 +100,7 @@ def test_crash_anywhere_then_recover(tmp_path: Path, seed: int) -> None:
 
             r.venue.submit = hang  # type: ignore[assignment,method-assign]
             unsent = r.builder.limit(r.no, "BUY", "0.45", "5", tick="0.01")
-            await engine.submit([unsent], fee_rate_bps=0)
+            await engine.submit([prepared(unsent)], fee_rate_bps=0)
         else:
             unsent = None
         await engine.crash()
@@ -113,7 +114,7 @@ def test_crash_anywhere_then_recover(tmp_path: Path, seed: int) -> None:
         await workload(r, engine, rng, rng.randint(0, 15))
         await settle_all(r, engine)
         batches = await engine.reconcile()
-        drift = [d for b in batches for d in b.diffs if d.kind in (reconcile.CASH_DRIFT, reconcile.SHARES_DRIFT)]
+        drift = [d for b in batches for d in b.diffs if d.kind in (repairs.CASH_DRIFT, repairs.SHARES_DRIFT)]
         assert drift == []
         await engine.stop()
 

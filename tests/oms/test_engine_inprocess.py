@@ -20,6 +20,7 @@ from polyoms.core.enums import Side
 from polyoms.core.errors import VenueUnavailableError
 from polyoms.core.units import MICRO
 from polyoms.core.user_events import TradeStatus
+from polyoms.core.venue import UserEvent
 from polyoms.exchange.api.faults import FaultConfig
 from polyoms.exchange.api.runner import build_service
 from polyoms.exchange.api.service import SimService
@@ -36,8 +37,8 @@ from polyoms.oms.risk import MarketInfo, Quote, RiskLimits
 from polyoms.oms.state import OrderState
 from polyoms.polymarket.client import Wallet
 from polyoms.polymarket.protocol.order import OrderBuilder
-from polyoms.venues.base import UserEvent
 from polyoms.venues.inprocess import InProcessVenue
+from polyoms.venues.polymarket_orders import prepared
 
 S = OrderState
 KEY_US = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
@@ -85,8 +86,8 @@ class Rig:
 
     async def theirs(self, side: Side, price: str, size: str, token: str | None = None) -> None:
         order = self.them_builder.limit(token or self.yes, side, price, size, tick=self.market.tick)
-        (out,) = await self.them.submit([order])
-        assert out.response is not None, out
+        (out,) = await self.them.submit([prepared(order)])
+        assert out.ack is not None, out
 
 
 def rig(tmp_path: Path, *, seed: int = 1, failure_rate: float = 0.0, lose: float = 0.0) -> Rig:
@@ -97,9 +98,10 @@ def rig(tmp_path: Path, *, seed: int = 1, failure_rate: float = 0.0, lose: float
     us, them = Wallet.from_key(KEY_US, name="us"), Wallet.from_key(KEY_THEM, name="them")
     service.fund(us.address, CASH, {market.yes_token_id: SHARES, market.no_token_id: SHARES})
     service.fund(them.address, 100 * CASH, {t: 100 * SHARES for t in market.token_ids})
-    venue = InProcessVenue(service, us.address, seed=seed, lose_answer_rate=lose)
+    builder = us.order_builder()
+    venue = InProcessVenue(service, us.address, builder=builder, seed=seed, lose_answer_rate=lose)
     other = InProcessVenue(service, them.address, seed=seed + 1)
-    return Rig(clock, service, market, us, us.order_builder(), venue, other, them.order_builder(), tmp_path / "j.db")
+    return Rig(clock, service, market, us, builder, venue, other, them.order_builder(), tmp_path / "j.db")
 
 
 def drain_queue(q: asyncio.Queue[Notification]) -> list[Notification]:
@@ -132,7 +134,7 @@ def test_submit_rest_fill_confirm_and_cancel(tmp_path: Path) -> None:
 
     async def body() -> None:
         engine = r.new_engine()
-        mgr = OrderManager(engine, r.builder, actor="algo-1")
+        mgr = OrderManager(engine, actor="algo-1")
         async with engine:
             events = mgr.subscribe()
             a = await mgr.submit_limit(r.yes, "BUY", "0.40", "20", tick="0.01", market=r.market.condition_id)
@@ -174,7 +176,7 @@ def test_batch_submission_has_per_order_outcomes(tmp_path: Path) -> None:
         async with engine:
             good = [r.builder.limit(r.yes, "BUY", f"0.{10 + i}", "5", tick="0.01") for i in range(16)]
             too_big = r.builder.limit(r.no, "SELL", "0.90", "5000", tick="0.01")  # more shares than we have
-            ids = await engine.submit([*good, too_big])
+            ids = await engine.submit([prepared(o) for o in (*good, too_big)])
             await engine.drain()
             states = [engine.state.order(i).state for i in ids]
             assert states[:16] == [S.LIVE] * 16 and states[16] is S.REJECTED
@@ -189,7 +191,7 @@ def test_settlement_failed_after_matched_restores_ledger_and_notifies(tmp_path: 
 
     async def body() -> None:
         engine = r.new_engine()
-        mgr = OrderManager(engine, r.builder, actor="algo-7")
+        mgr = OrderManager(engine, actor="algo-7")
         async with engine:
             events = mgr.subscribe()
             await r.theirs(Side.SELL, "0.50", "10")
@@ -247,7 +249,7 @@ def test_duplicated_and_reordered_user_events(tmp_path: Path, seed: int) -> None
             for i in range(12):
                 side = Side.BUY if i % 2 else Side.SELL
                 price = "0.45" if side is Side.BUY else "0.55"
-                await engine.submit([r.builder.limit(r.yes, side, price, "10", tick="0.01")])
+                await engine.submit([prepared(r.builder.limit(r.yes, side, price, "10", tick="0.01"))])
                 await engine.drain()
                 await r.theirs(Side.SELL if side is Side.BUY else Side.BUY, price, "6")
                 r.step(1_000)
@@ -274,7 +276,7 @@ def test_lost_answer_makes_unknown_and_evidence_resolves_it(tmp_path: Path) -> N
 
     async def body() -> None:
         engine = r.new_engine(unknown_grace_ms=5_000)
-        mgr = OrderManager(engine, r.builder)
+        mgr = OrderManager(engine)
         async with engine:
             r.venue.set_user_sink(None)  # no user stream either: only queries can tell
             oid = await mgr.submit_limit(r.yes, "BUY", "0.40", "10", tick="0.01")
@@ -303,7 +305,7 @@ def test_unknown_order_that_never_arrived_is_rejected_after_the_grace(tmp_path: 
                 raise VenueUnavailableError("connection reset")  # untyped by the adapter: unknown
 
             r.venue.submit = lost  # type: ignore[method-assign]
-            await engine.submit([order])
+            await engine.submit([prepared(order)])
             await engine.drain()
             assert engine.state.order(order.order_id).state is S.UNKNOWN
             assert await engine.resolve_unknown() == [order.order_id]  # too young to conclude
@@ -320,7 +322,7 @@ def test_heartbeat_loss_closes_admission_until_resynced(tmp_path: Path) -> None:
 
     async def body() -> None:
         engine = r.new_engine()
-        mgr = OrderManager(engine, r.builder)
+        mgr = OrderManager(engine)
         async with engine:
             assert await engine.heartbeat_once()
             oid = await mgr.submit_limit(r.yes, "BUY", "0.40", "10", tick="0.01")
@@ -360,7 +362,7 @@ def test_post_only_window_refuses_takers_with_typed_errors(tmp_path: Path) -> No
             r.service.faults.restart(r.clock.now_ms())
             taker = r.builder.limit(r.yes, "BUY", "0.40", "10", tick="0.01")
             maker = r.builder.limit(r.yes, "BUY", "0.39", "10", tick="0.01", post_only=True)
-            await engine.submit([taker, maker])
+            await engine.submit([prepared(taker), prepared(maker)])
             await engine.drain()
             assert engine.state.order(taker.order_id).state is S.REJECTED
             assert type(engine.errors[taker.order_id]).__name__ == "PostOnlyModeError"
@@ -377,10 +379,10 @@ def test_the_same_order_is_never_sent_twice(tmp_path: Path) -> None:
         engine = r.new_engine()
         async with engine:
             order = r.builder.limit(r.yes, "BUY", "0.40", "10", tick="0.01")
-            await engine.submit([order])
+            await engine.submit([prepared(order)])
             await engine.drain()
             with pytest.raises(DuplicateIntentError):
-                await engine.submit([order])  # a caller "retrying" after a timeout
+                await engine.submit([prepared(order)])  # a caller "retrying" after a timeout
             await engine.drain()
             assert r.venue.posts == {order.order_id: 1}
 
@@ -398,7 +400,7 @@ def test_manager_event_stream_and_risk_refusals(tmp_path: Path) -> None:
 
     async def body() -> None:
         engine = r.new_engine(risk=risk)
-        mgr = OrderManager(engine, r.builder, actor="algo-3")
+        mgr = OrderManager(engine, actor="algo-3")
         books: list[object] = []
         engine.market_handlers.append(books.append)
         async with engine:
@@ -444,7 +446,7 @@ def test_maintenance_timer_resolves_unknown_orders_within_bounded_time(tmp_path:
         async with engine:
             r.venue.set_user_sink(None)
             order = r.builder.limit(r.yes, "BUY", "0.40", "10", tick="0.01")
-            await engine.submit([order])
+            await engine.submit([prepared(order)])
             await engine.drain()
             assert engine.state.unknown == {order.order_id}
             timer = asyncio.create_task(
@@ -476,7 +478,7 @@ def test_heartbeat_task_and_stream_gap(tmp_path: Path) -> None:
             with pytest.raises(asyncio.CancelledError):
                 await engine.run_heartbeats(5.0, sleep=virtual_sleep)
             assert beats == [5.0] * 4 and r.service.heartbeats.active(r.venue.caller.address.lower())
-            oid = (await engine.submit([r.builder.limit(r.yes, "BUY", "0.40", "10", tick="0.01")]))[0]
+            (oid,) = await engine.submit([prepared(r.builder.limit(r.yes, "BUY", "0.40", "10", tick="0.01"))])
             await engine.drain()
             engine.stream_gapped("socket closed")
             r.venue.set_user_sink(None)  # what happens now is not heard

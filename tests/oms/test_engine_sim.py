@@ -23,6 +23,7 @@ from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import OrderState
 from polyoms.polymarket.client import ClientHub, Timeouts, VirtualTimer
 from polyoms.venues.polymarket import PolymarketVenue
+from polyoms.venues.polymarket_orders import prepared
 from tests.client.conftest import KEY_A, KEY_B, faults, fund, hub_for, keyed, market
 
 S = OrderState
@@ -55,7 +56,7 @@ def test_post_times_out_but_the_order_was_processed(sim: ThreadedSim, then_fille
             engine, venue = await engine_for(sim, hub)
             them = await keyed(hub, KEY_B, "them")
             fund(sim, them.address, "100", {m.yes_token_id: "100"})
-            mgr = OrderManager(engine, venue.client.wallet.order_builder())  # type: ignore[union-attr]
+            mgr = OrderManager(engine)
             async with engine:
                 faults(sim, http_latency_ms=400)  # processed at once, answered too late
                 oid = await mgr.submit_limit(m.yes_token_id, "BUY", "0.41", "10", tick=m.tick.text)
@@ -99,13 +100,13 @@ def test_restart_window_refuses_orders_with_typed_errors() -> None:
                 async with engine:
                     faults(vsim, restart=True, restart_window_s=90, post_only_window_s=120)
                     during = b.limit(m.yes_token_id, "BUY", "0.30", "10", tick=m.tick)
-                    await engine.submit([during])
+                    await engine.submit([prepared(during)])
                     await engine.drain()
                     clock.advance(91_000)
                     taker = b.limit(m.yes_token_id, "BUY", "0.31", "10", tick=m.tick)
                     maker = b.limit(m.yes_token_id, "BUY", "0.32", "10", tick=m.tick, post_only=True)
-                    await engine.submit([taker])
-                    await engine.submit([maker])
+                    await engine.submit([prepared(taker)])
+                    await engine.submit([prepared(maker)])
                     await engine.drain()
                     st = engine.state
                     assert st.order(during.order_id).state is S.REJECTED
@@ -132,7 +133,7 @@ def test_polled_user_events_move_the_order_and_the_ledger(sim: ThreadedSim) -> N
             b = venue.client.wallet.order_builder()  # type: ignore[union-attr]
             async with engine:
                 order = b.limit(m.yes_token_id, "BUY", "0.45", "20", tick=m.tick)
-                (oid,) = await engine.submit([order])
+                (oid,) = await engine.submit([prepared(order)])
                 await engine.drain()
                 assert engine.state.order(oid).state is S.LIVE
                 sell = them.order_builder().limit(m.yes_token_id, "SELL", "0.45", "8", tick=m.tick)

@@ -18,7 +18,8 @@ from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import OrderState
 from polyoms.polymarket.client.ws_common import BackoffPolicy, ws_url
 from polyoms.polymarket.client.ws_user import UserStream, UserStreamConfig
-from polyoms.venues.polymarket import PolymarketVenue
+from polyoms.venues.polymarket import PolymarketVenue, follow_health
+from polyoms.venues.polymarket_orders import prepared
 from tests.client.conftest import KEY_A, KEY_B, faults, fund, hub_for, keyed, market
 
 FAST_SETTLEMENT = SettlementConfig(mined_delay_ms=50, confirmed_delay_ms=100, retry_delay_ms=50)
@@ -55,7 +56,7 @@ def test_ws_disconnects_in_the_middle_of_fills(sim: ThreadedSim) -> None:
             )
             stream = UserStream(hub.clob(us), config=config)
             venue.follow(stream)
-            engine.follow_user_stream(stream)
+            follow_health(stream, engine.stream_gapped, engine.stream_recovered)
             builder = us.order_builder()
 
             async def admitted(timeout_s: float = 10.0) -> bool:
@@ -71,7 +72,7 @@ def test_ws_disconnects_in_the_middle_of_fills(sim: ThreadedSim) -> None:
             async with engine, stream:
                 assert await admitted()
                 bids = [builder.limit(token, "BUY", f"0.{40 + i}", "20", tick=m.tick) for i in range(5)]
-                await engine.submit(bids)
+                await engine.submit([prepared(b) for b in bids])
                 await engine.drain()
                 assert all(state.order(b.order_id).state is OrderState.LIVE for b in bids)
                 faults(sim, ws_disconnect_rate=0.25, seed=3)

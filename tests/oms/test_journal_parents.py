@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from polyoms.oms.errors import JournalError
-from polyoms.oms.journal import SCHEMA_VERSION, Journal, ParentRecord, open_journal, recover
+from polyoms.oms.journal import SCHEMA_VERSION, Journal, ParentRecord, open_journal
+from polyoms.oms.journal_recovery import recover
 from polyoms.oms.journal_writer import compressor, write_batches
 
 from .history import bootstrap, fresh_state

@@ -20,10 +20,11 @@ import pytest
 
 from polyoms.core.clock import VirtualClock
 from polyoms.core.user_events import OrderEventType as E
-from polyoms.oms import journal as journal_module
+from polyoms.oms import journal_process
 from polyoms.oms.errors import JournalError
-from polyoms.oms.journal import Journal, _Batch, committed_rows, open_journal, recover
-from polyoms.oms.journal_writer import compressor, lock_path, write_batches
+from polyoms.oms.journal import Journal, open_journal
+from polyoms.oms.journal_recovery import committed_rows, recover
+from polyoms.oms.journal_writer import Batch, compressor, lock_path, write_batches
 from polyoms.oms.oms_state import OmsState
 
 from .history import bootstrap, fresh_state, play, replay_to
@@ -76,7 +77,7 @@ def test_a_failed_write_halts_and_keeps_the_journal_a_prefix(tmp_path: Path) -> 
     committed = j.last_seq()
     assert j._process is not None
     # A batch the database refuses (its log key already exists): the writer reports it and stops.
-    j._process.send(_Batch((1, 1, 1, b"\x90"), [], [], [], [], "NORMAL"))
+    j._process.send(Batch((1, 1, 1, b"\x90"), [], [], [], [], "NORMAL"))
     state.on_order_event(order_event(oid(), E.PLACEMENT))
     with contextlib.suppress(JournalError):  # raised here if the writer's answer is already back
         state.flush()
@@ -203,7 +204,7 @@ def test_a_killed_oms_leaves_a_journal_its_writer_finishes(seed: int, tmp_path: 
 def test_a_group_commit_is_the_same_journal_as_one_commit_per_batch(seed: int, tmp_path: Path) -> None:
     """write_batches (what the writer process does with batches it finds waiting): several batches in
     one transaction, a record touched by several keeping the last one's row."""
-    held: list[_Batch] = []
+    held: list[Batch] = []
     path = tmp_path / "grouped.sqlite"
     state = fresh_state()
     j = open_journal(path, state)
@@ -234,7 +235,7 @@ def test_the_writer_process_gets_no_secret(tmp_path: Path, monkeypatch: pytest.M
 def test_a_small_ring_wraps_and_pipes_big_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Messages start over at the ring's start, and one too big for it goes through the pipe: the
     journal is the same as ever."""
-    monkeypatch.setattr(journal_module, "_RING_BYTES", 48 * 1024)
+    monkeypatch.setattr(journal_process, "_RING_BYTES", 48 * 1024)
     path = tmp_path / "j.sqlite"
     state, j = _journaled(path)
     assert j._process is not None and j._process.ring_bytes == 48 * 1024
@@ -249,13 +250,13 @@ def test_a_small_ring_wraps_and_pipes_big_batches(tmp_path: Path, monkeypatch: p
 def test_the_oms_waits_for_ring_space_when_the_writer_is_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(journal_module, "_RING_BYTES", 64 * 1024)
+    monkeypatch.setattr(journal_process, "_RING_BYTES", 64 * 1024)
     _, j = _journaled(tmp_path / "j.sqlite")
     process = j._process
     assert process is not None
     # 10 KB batches sent back to back: the writer commits each in far more time than a send takes.
     for k in range(80):
-        process.send(_Batch(None, [], [], [(f"w{k}", k, 0, bytes(10_000))], [], "NORMAL"))
+        process.send(Batch(None, [], [], [(f"w{k}", k, 0, bytes(10_000))], [], "NORMAL"))
     process.sync()
     assert process.waits > 0 and not process.error
     assert j.conn.execute("SELECT count(*) FROM ledgers WHERE wallet LIKE 'w%'").fetchone() == (80,)

@@ -16,7 +16,7 @@ from polyoms.oms.inputs import Anomaly, FillUpdate
 from polyoms.oms.ledger import Position
 from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import OrderIntent, OrderState
-from polyoms.polymarket.protocol.wire import OrderResponse
+from polyoms.venues import polymarket_orders
 
 from .oms_helpers import (
     OTHER_OWNER,
@@ -52,7 +52,7 @@ def resting(state: OmsState, order_id: str, side: Side, token: str, price: int, 
     state.submit(
         OrderIntent(order_id, wallet, MARKET_ID, token, side, OrderType.GTC, price, size, maker_amt, taker_amt, "mm-1")
     )
-    state.on_ack(order_id, OrderResponse(orderID=order_id, status="live"))
+    state.on_ack(order_id, polymarket_orders.ack(order_id, "live"))
 
 
 # --- recorded messages ---------------------------------------------------------------------------
@@ -179,7 +179,7 @@ def test_ghost_fill_matched_then_failed_is_voided_and_the_owner_told() -> None:
     state = new_state(cash=100 * MICRO)
     i = oid()
     o = state.submit(intent(i, size=10 * MICRO, price=500_000, actor="algo-ghost"))
-    state.on_ack(i, OrderResponse(orderID=i, status="live"))
+    state.on_ack(i, polymarket_orders.ack(i, "live"))
     lg = state.ledger(WALLET)
     before = (lg.cash, lg.available, lg.reserved)
     state.on_trade_event(_maker_trade(i, "tg", T.MATCHED))
@@ -321,13 +321,19 @@ def test_two_wallets_each_get_their_own_leg() -> None:
 
 def test_intent_from_a_signed_market_buy() -> None:
     from polyoms.core.units import tick_size
-    from polyoms.oms.state import intent_from_signed
+    from polyoms.oms.state import intent_from_prepared
     from polyoms.polymarket.protocol.keys import Signer
     from polyoms.polymarket.protocol.order import OrderBuilder
 
     builder = OrderBuilder(Signer("0x" + "11" * 32))
     order = builder.market_micro(123, Side.BUY, 100 * MICRO, 560_000, tick=tick_size("0.01"), salt=1, timestamp_ms=1)
-    it = intent_from_signed(order, wallet=builder.funder, market="0xm", actor="algo", notional=True, fee_rate_bps=400)
+    it = intent_from_prepared(
+        polymarket_orders.prepared(order, notional=True),
+        wallet=builder.funder,
+        market="0xm",
+        actor="algo",
+        fee_rate_bps=400,
+    )
     assert (it.order_id, it.token_id, it.notional, it.order_type) == (order.order_id, "123", True, OrderType.FOK)
     assert it.maker_amount == 100 * MICRO and it.size == order.taker_amount == 178_571_400
     # The price the signed amounts imply, rounded up (the shares were rounded down when signing).
@@ -338,7 +344,7 @@ def test_intent_from_a_signed_market_buy() -> None:
     o = state.submit(it)
     assert o.reserved_cash == 100 * MICRO + 4 * MICRO  # budget + cash × r
     limit = builder.limit_micro(123, Side.SELL, 560_000, 21_040_000, tick=tick_size("0.01"), salt=2, timestamp_ms=1)
-    it2 = intent_from_signed(limit, wallet=builder.funder, market="0xm", actor="algo")
+    it2 = intent_from_prepared(polymarket_orders.prepared(limit), wallet=builder.funder, market="0xm", actor="algo")
     assert (it2.side, it2.size, it2.price, it2.maker_amount, it2.notional) == (
         Side.SELL,
         21_040_000,

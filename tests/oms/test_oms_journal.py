@@ -23,13 +23,15 @@ from polyoms.core.units import MICRO
 from polyoms.core.user_events import OrderEventType as E
 from polyoms.core.user_events import TradeStatus as T
 from polyoms.oms.errors import JournalError, JournalMismatchError
-from polyoms.oms.journal import Journal, committed_rows, open_journal, recover, verify_tables
+from polyoms.oms.journal import Journal, open_journal
+from polyoms.oms.journal_recovery import committed_rows, recover, verify_tables
 from polyoms.oms.oms_state import OmsState
-from polyoms.oms.state import OrderState, intent_from_signed
+from polyoms.oms.state import OrderState, intent_from_prepared
 from polyoms.polymarket.protocol.auth import ApiCreds, l2_headers
 from polyoms.polymarket.protocol.keys import Signer
 from polyoms.polymarket.protocol.order import OrderBuilder
-from polyoms.polymarket.protocol.wire import OrderResponse, post_order_body
+from polyoms.polymarket.protocol.wire import post_order_body
+from polyoms.venues import polymarket_orders
 
 from .history import History, bootstrap, fresh_state, play, replay_to
 from .oms_helpers import OWNER, START_MS, intent, new_state, oid, order_event, trade
@@ -96,7 +98,7 @@ def test_log_lists_inputs_and_effects_in_sequence(tmp_path: Path) -> None:
     state, j = _journaled(tmp_path / "j.sqlite")
     i = oid()
     state.submit(intent(i))
-    state.on_ack(i, OrderResponse(orderID=i, status="live"))
+    state.on_ack(i, polymarket_orders.ack(i, "live"))
     state.on_trade_event(trade("t1", i, T.MATCHED, size=3 * MICRO))
     state.on_trade_event(trade("t1", i, T.FAILED, size=3 * MICRO))
     state.flush()
@@ -371,8 +373,10 @@ def test_no_secret_ever_reaches_the_journal(tmp_path: Path) -> None:
         body = post_order_body(order, creds.api_key)
         headers = l2_headers(signer.address, creds, START_MS // 1000, "POST", "/order", body)
         assert headers["POLY_PASSPHRASE"] == PASSPHRASE  # the sender holds them; the OMS never sees them
-        state.submit(intent_from_signed(order, wallet=signer.address, market="0xm", actor="algo"))
-        state.on_ack(order.order_id, OrderResponse(orderID=order.order_id, status="live"))
+        state.submit(
+            intent_from_prepared(polymarket_orders.prepared(order), wallet=signer.address, market="0xm", actor="algo")
+        )
+        state.on_ack(order.order_id, polymarket_orders.ack(order.order_id, "live"))
         state.on_trade_event(trade(f"t{k}", order.order_id, T.MATCHED, size=MICRO, token=str(10**70 + k),
                                    taker_address=signer.address))  # fmt: skip
     state.flush()

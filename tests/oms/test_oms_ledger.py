@@ -14,7 +14,7 @@ from polyoms.core.user_events import TraderSide
 from polyoms.core.user_events import TradeStatus as T
 from polyoms.oms.ledger import Position, div_round
 from polyoms.oms.state import OrderState
-from polyoms.polymarket.protocol.wire import OrderResponse
+from polyoms.venues import polymarket_orders
 
 from .oms_helpers import WALLET, intent, maker, new_state, oid, trade
 
@@ -121,7 +121,7 @@ def test_dollar_buy_reserves_its_budget() -> None:
     o = state.submit(intent(oid(), order_type=OrderType.FAK, price=800_000, notional=40 * MICRO, fee_rate_bps=700))
     # cash × r = 2.80 is above what the contract lets through (5 % = 2.00): the cap bounds it.
     assert o.reserved_cash == 40 * MICRO + 2 * MICRO
-    state.on_ack(o.order_id, OrderResponse(orderID=o.order_id, status="delayed"))
+    state.on_ack(o.order_id, polymarket_orders.ack(o.order_id, "delayed"))
     assert o.state is S.LIVE and o.reserved_cash == 42 * MICRO
     small = state.submit(intent(oid(), order_type=OrderType.FOK, price=800_000, notional=10 * MICRO, fee_rate_bps=300))
     assert small.reserved_cash == 10 * MICRO + 300_000

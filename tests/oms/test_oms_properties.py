@@ -34,7 +34,7 @@ from polyoms.oms.errors import IllegalTransitionError
 from polyoms.oms.fills import TIER, FillTier
 from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import TERMINAL, OrderState
-from polyoms.polymarket.protocol.wire import OrderResponse
+from polyoms.venues import polymarket_orders
 
 from .oms_helpers import NO, OWNER, START_MS, WALLET, YES, intent, maker, oid, order_event, trade
 
@@ -111,10 +111,12 @@ class OmsMachine(RuleBasedStateMachine):
         i = self._order(k)
         assert i is not None
         self.clock.advance(1)
-        resp = OrderResponse(success=False, errorMsg="not enough balance") if status == "error" else None
         before = self.state.snapshot()
         try:
-            self.state.on_ack(i, resp or OrderResponse(orderID=i, status=status, tradeIDs=[f"t{self.n}"]))
+            if status == "error":
+                self.state.on_reject(i, "not enough balance")
+            else:
+                self.state.on_ack(i, polymarket_orders.ack(i, status, (f"t{self.n}",)))
         except IllegalTransitionError:
             after = self.state.snapshot()
             after["seq"] -= 1

@@ -11,12 +11,14 @@ from polyoms.core.enums import OrderType, Side
 from polyoms.core.units import MICRO
 from polyoms.core.user_events import TradeEvent, TraderSide
 from polyoms.core.user_events import TradeStatus as T
+from polyoms.core.venue import OrderReport, VenueTruth
 from polyoms.oms import reconcile as recon
-from polyoms.oms.journal import open_journal, recover
+from polyoms.oms import repairs
+from polyoms.oms.journal import open_journal
+from polyoms.oms.journal_recovery import recover
 from polyoms.oms.oms_state import OmsState
-from polyoms.oms.reconcile import VenueOrder, VenueTruth
 from polyoms.oms.state import OrderState
-from polyoms.polymarket.protocol.wire import OrderResponse
+from polyoms.venues import polymarket_orders
 
 from .oms_helpers import MARKET, OWNER, START_MS, WALLET, YES, intent, maker, new_state, oid, trade
 
@@ -24,13 +26,16 @@ S = OrderState
 LATER = START_MS + 120_000
 
 
-def venue_order(order_id: str, *, matched: int = 0, size: int = 10 * MICRO, status: str = "LIVE") -> VenueOrder:
-    return VenueOrder(order_id, status, MARKET, YES, Side.BUY, 500_000, size, matched, OrderType.GTC, owner=OWNER)
+def venue_order(order_id: str, *, matched: int = 0, size: int = 10 * MICRO, status: str = "LIVE") -> OrderReport:
+    return OrderReport(
+        order_id, polymarket_orders.report_status(status), MARKET, YES, Side.BUY, 500_000, size, matched,
+        OrderType.GTC, owner=OWNER,
+    )  # fmt: skip
 
 
 def live(state: OmsState, order_id: str, **kw: object) -> None:
     state.submit(intent(order_id, **kw))  # type: ignore[arg-type]
-    state.on_ack(order_id, OrderResponse(orderID=order_id, status="live"))
+    state.on_ack(order_id, polymarket_orders.ack(order_id, "live"))
 
 
 def maker_fill(order_id: str, trade_id: str, status: T, size: int) -> TradeEvent:
@@ -40,18 +45,18 @@ def maker_fill(order_id: str, trade_id: str, status: T, size: int) -> TradeEvent
     )  # fmt: skip
 
 
-def reconcile(state: OmsState, truth: VenueTruth, **kw: object) -> recon.RepairBatch:
+def reconcile(state: OmsState, truth: VenueTruth, **kw: object) -> repairs.RepairBatch:
     before = state.snapshot()
     batch = recon.diff(state, truth, **kw)  # type: ignore[arg-type]
     assert state.snapshot() == before  # pure
     state.apply_reconciliation(batch)
     assert state.check_invariants() == []
     again = recon.diff(state, truth, **kw)  # type: ignore[arg-type]
-    assert [d.kind for d in again.diffs if d.kind != recon.TERMINAL_BUT_OPEN] == [], again.diffs  # idempotent
+    assert [d.kind for d in again.diffs if d.kind != repairs.TERMINAL_BUT_OPEN] == [], again.diffs  # idempotent
     return batch
 
 
-def kinds(batch: recon.RepairBatch) -> list[str]:
+def kinds(batch: repairs.RepairBatch) -> list[str]:
     return sorted(d.kind for d in batch.diffs)
 
 
@@ -70,7 +75,7 @@ def test_live_order_gone_at_the_venue_is_resolved_by_its_trades() -> None:
         live(state, i)
     trades = (maker_fill(filled, "tA", T.CONFIRMED, 10 * MICRO), maker_fill(partial, "tB", T.MINED, 4 * MICRO))
     batch = reconcile(state, VenueTruth(LATER, open_orders=(), trades=trades, trades_since_s=START_MS // 1000))
-    assert kinds(batch) == [recon.MISSED_TRADE, recon.MISSED_TRADE, *[recon.ORDER_MISSING_AT_VENUE] * 3]
+    assert kinds(batch) == [repairs.MISSED_TRADE, repairs.MISSED_TRADE, *[repairs.ORDER_MISSING_AT_VENUE] * 3]
     assert state.orders[filled].state is S.FILLED and state.orders[filled].filled == 10 * MICRO
     assert state.orders[cancelled].state is S.CANCELLED
     assert state.orders[partial].state is S.CANCELLED and state.orders[partial].filled == 4 * MICRO
@@ -115,8 +120,8 @@ def test_unknown_orders_by_evidence_and_grace() -> None:
     state2.submit(intent(j))
     state2.on_send_failed(j, "timeout")
     b2 = recon.diff(state2, VenueTruth(LATER, open_orders=(), trades_since_s=START_MS // 1000 + 5))
-    assert kinds(b2) == [recon.ORDER_UNRESOLVED] and b2.actions == ()
-    assert recon.ORDER_MISSING_AT_VENUE in kinds(batch)
+    assert kinds(b2) == [repairs.ORDER_UNRESOLVED] and b2.actions == ()
+    assert repairs.ORDER_MISSING_AT_VENUE in kinds(batch)
 
 
 def test_venue_order_we_do_not_know_is_adopted_and_one_we_closed_is_cancelled_at_the_venue() -> None:
@@ -127,7 +132,7 @@ def test_venue_order_we_do_not_know_is_adopted_and_one_we_closed_is_cancelled_at
     stranger = oid()
     truth = VenueTruth(LATER, open_orders=(venue_order(stranger, matched=2 * MICRO), venue_order(ours)))
     batch = reconcile(state, truth)
-    assert kinds(batch) == [recon.ORDER_UNKNOWN_LOCALLY, recon.TERMINAL_BUT_OPEN]
+    assert kinds(batch) == [repairs.ORDER_UNKNOWN_LOCALLY, repairs.TERMINAL_BUT_OPEN]
     o = state.orders[stranger]
     assert o.origin == "external" and o.state is S.PARTIALLY_FILLED and o.venue_matched == 2 * MICRO
     assert state.orders[ours].state is S.CANCELLED  # terminal stays terminal ...
@@ -142,7 +147,7 @@ def test_orders_behind_the_venue_catch_up() -> None:
     live(state, behind)
     truth = VenueTruth(LATER, open_orders=(venue_order(sent), venue_order(behind, matched=3 * MICRO)))
     batch = reconcile(state, truth)
-    assert kinds(batch) == [recon.ORDER_BEHIND, recon.ORDER_BEHIND]
+    assert kinds(batch) == [repairs.ORDER_BEHIND, repairs.ORDER_BEHIND]
     assert state.orders[sent].state is S.LIVE and sent not in state.unknown
     assert state.orders[behind].state is S.PARTIALLY_FILLED and state.orders[behind].reserved_cash == 3_500_000
 
@@ -162,7 +167,7 @@ def test_trade_status_behind_is_brought_forward_and_a_ghost_voided() -> None:
         trades_since_s=0,
     )
     batch = reconcile(state, truth)
-    assert kinds(batch) == [recon.TRADE_BEHIND, recon.TRADE_BEHIND]
+    assert kinds(batch) == [repairs.TRADE_BEHIND, repairs.TRADE_BEHIND]
     assert state.fills[("tA", a)].status is T.CONFIRMED and state.fills[("tB", b)].status is T.FAILED
     lg = state.ledger(WALLET)
     assert lg.prov_out == 0 and lg.positions[YES].confirmed == 2 * MICRO and lg.positions[YES].total == 2 * MICRO
@@ -183,7 +188,7 @@ def test_cash_and_share_drift_repaired_toward_the_venue() -> None:
         shares={WALLET: {YES: 12 * MICRO}},  # 10 + the mined 2: no drift
     )
     batch = reconcile(state, truth)
-    assert kinds(batch) == [recon.CASH_DRIFT]
+    assert kinds(batch) == [repairs.CASH_DRIFT]
     [d] = batch.diffs
     assert (d.local, d.venue) == (99 * MICRO, 98_750_000)
     lg = state.ledger(WALLET)
@@ -196,7 +201,7 @@ def test_cash_and_share_drift_repaired_toward_the_venue() -> None:
     assert recon.diff(state, inside).clean
     outside = VenueTruth(LATER, cash={WALLET: 98_750_000 - 3 * MICRO})
     drift = recon.diff(state, outside)
-    assert kinds(drift) == [recon.CASH_DRIFT] and drift.actions == ()  # not repaired while fills are in flight
+    assert kinds(drift) == [repairs.CASH_DRIFT] and drift.actions == ()  # not repaired while fills are in flight
 
 
 def test_balances_wait_for_the_trades_of_the_same_batch() -> None:
@@ -205,7 +210,7 @@ def test_balances_wait_for_the_trades_of_the_same_batch() -> None:
     live(state, a)
     truth = VenueTruth(LATER, trades=(maker_fill(a, "t1", T.CONFIRMED, 2 * MICRO),), cash={WALLET: 99 * MICRO})
     batch = recon.diff(state, truth)
-    assert kinds(batch) == [recon.BALANCE_DEFERRED, recon.MISSED_TRADE]
+    assert kinds(batch) == [repairs.BALANCE_DEFERRED, repairs.MISSED_TRADE]
     state.apply_reconciliation(batch)
     assert recon.diff(state, truth).clean  # and the balance agrees once the trade is in
 
@@ -214,10 +219,10 @@ def test_acknowledged_trades_the_venue_never_had_release_the_hold() -> None:
     state = new_state(cash=100 * MICRO)
     i = oid()
     o = state.submit(intent(i, order_type=OrderType.FOK))
-    state.on_ack(i, OrderResponse(orderID=i, status="matched", tradeIDs=["ghost"]))
+    state.on_ack(i, polymarket_orders.ack(i, "matched", ("ghost",)))
     assert o.awaiting_fills and o.reserved_cash == 5 * MICRO
     batch = reconcile(state, VenueTruth(LATER, trades=(), trades_since_s=START_MS // 1000 - 1))
-    assert kinds(batch) == [recon.HOLD_RELEASED]
+    assert kinds(batch) == [repairs.HOLD_RELEASED]
     assert not o.awaiting_fills and o.reserved_cash == 0 and o.state is S.FILLED
 
 
@@ -239,14 +244,14 @@ def test_reconciliation_is_journaled_and_recovered(tmp_path: Path) -> None:
     state.flush()
     diffs = [r.payload for r in j.log(kind="diff")]
     assert [d["kind"] for d in diffs] == [
-        recon.MISSED_TRADE,
-        recon.ORDER_MISSING_AT_VENUE,
-        recon.BALANCE_DEFERRED,
-        recon.CASH_DRIFT,
+        repairs.MISSED_TRADE,
+        repairs.ORDER_MISSING_AT_VENUE,
+        repairs.BALANCE_DEFERRED,
+        repairs.CASH_DRIFT,
     ]
     j.close()
     again = recover(tmp_path / "j.sqlite", VirtualClock(START_MS), attach=False)
     assert again.snapshot() == state.snapshot()
     assert again.ledger(WALLET).cash == 50 * MICRO
-    decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(batch), type=recon.RepairBatch)
+    decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(batch), type=repairs.RepairBatch)
     assert decoded == batch

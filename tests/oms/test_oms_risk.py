@@ -27,7 +27,7 @@ from polyoms.oms.errors import (
 )
 from polyoms.oms.risk import (
     MarketInfo,
-    OrderRequest,
+    OrderCheck,
     Quote,
     RateLimiter,
     RiskFlags,
@@ -44,14 +44,14 @@ QUOTE = Quote(480_000, 520_000)
 NOW = 1_777_000_000_000
 
 
-def req(**kw: Any) -> OrderRequest:
+def req(**kw: Any) -> OrderCheck:
     base: dict[str, Any] = dict(
         wallet=WALLET, market=MARKET, token_id=YES, side=Side.BUY, price=500_000, size=10 * MICRO
     )
-    return OrderRequest(**{**base, **kw})
+    return OrderCheck(**{**base, **kw})
 
 
-def check(r: OrderRequest, state: Any = None, **kw: Any) -> list[Any]:
+def check(r: OrderCheck, state: Any = None, **kw: Any) -> list[Any]:
     args: dict[str, Any] = dict(
         state=state or new_state(cash=10_000 * MICRO),
         markets=MARKETS,

@@ -24,7 +24,8 @@ from polyoms.oms.state import (
     record_from_intent,
     transition,
 )
-from polyoms.polymarket.protocol.wire import OrderResponse
+from polyoms.polymarket.protocol.constants import GTD_SECURITY_THRESHOLD_S
+from polyoms.venues import polymarket_orders
 
 from .oms_helpers import START_MS, WALLET, intent, maker, new_state, oid, order_event, trade
 
@@ -33,7 +34,7 @@ S = OrderState
 
 def live(state, order_id, **kw):  # type: ignore[no-untyped-def]
     state.submit(intent(order_id, **kw))
-    state.on_ack(order_id, OrderResponse(orderID=order_id, status="live"))
+    state.on_ack(order_id, polymarket_orders.ack(order_id, "live"))
     return state.orders[order_id]
 
 
@@ -84,7 +85,7 @@ def test_limit_order_life_with_audit_trail() -> None:
     o = state.submit(intent(o_id, actor="mm-1"))
     assert o.state is S.SUBMITTING and o.reserved_cash == 5 * MICRO
     clock.advance(10)
-    state.on_ack(o_id, OrderResponse(orderID=o_id, status="live"))
+    state.on_ack(o_id, polymarket_orders.ack(o_id, "live"))
     clock.advance(10)
     state.on_order_event(order_event(o_id, E.PLACEMENT))  # already LIVE: nothing to record
     clock.advance(10)
@@ -125,7 +126,7 @@ def test_placement_after_a_fill_and_ack_after_the_stream_are_absorbed() -> None:
     # The user stream is faster than the HTTP answer: the order matched before its ack came back.
     state.on_order_event(order_event(o_id, E.UPDATE, matched=3 * MICRO))
     state.on_order_event(order_event(o_id, E.PLACEMENT))
-    state.on_ack(o_id, OrderResponse(orderID=o_id, status="live"))
+    state.on_ack(o_id, polymarket_orders.ack(o_id, "live"))
     state.on_send_failed(o_id, "read timeout")  # a late timeout after all that: no UNKNOWN
     assert o.state is S.PARTIALLY_FILLED
     assert [h.to_state for h in o.history] == [S.SUBMITTING, S.PARTIALLY_FILLED]
@@ -138,7 +139,7 @@ def test_terminal_states_stay_terminal() -> None:
     state.on_order_event(order_event(o.order_id, E.CANCELLATION, matched=2 * MICRO, status=OS.CANCELED))
     assert o.state is S.CANCELLED and o.reserved_cash == 0
     state.on_order_event(order_event(o.order_id, E.UPDATE, matched=5 * MICRO))
-    state.on_ack(o.order_id, OrderResponse(orderID=o.order_id, status="live"))
+    state.on_ack(o.order_id, polymarket_orders.ack(o.order_id, "live"))
     state.on_order_event(order_event(o.order_id, E.UPDATE, matched=10 * MICRO, status=OS.MATCHED))
     assert o.state is S.CANCELLED and o.reserved_cash == 0
     assert o.history[-1].to_state is S.CANCELLED and len(o.history) == 3
@@ -225,7 +226,7 @@ def test_fok_dollar_buy_is_finished_by_status_and_keeps_its_money_until_the_fill
     # $50 market BUY, worst price 0.6, taker fee 4 % max: reserves 50 + 2 (cash × r).
     o = state.submit(intent(i, order_type=OrderType.FOK, price=600_000, notional=50 * MICRO, fee_rate_bps=400))
     assert o.reserved_cash == 52 * MICRO
-    state.on_ack(i, OrderResponse(orderID=i, status="matched", makingAmount="49.99", tradeIDs=["t-a", "t-b"]))
+    state.on_ack(i, polymarket_orders.ack(i, "matched", ("t-a", "t-b")))
     assert o.state is S.FILLED and o.awaiting_fills
     assert o.reserved_cash == 52 * MICRO  # answered, but no fill yet: still locked
     # Two trades at better prices than the worst; no share count adds up to anything in particular.
@@ -252,7 +253,7 @@ def test_fok_trade_before_its_ack_finishes_it_and_the_ack_changes_nothing() -> N
     o = state.submit(intent(i, order_type=OrderType.FOK, size=7 * MICRO))
     state.on_trade_event(trade("t-1", i, T.MATCHED, size=7 * MICRO))
     assert o.state is S.FILLED and o.reserved_cash == 0
-    state.on_ack(i, OrderResponse(orderID=i, status="matched", tradeIDs=["t-1"]))
+    state.on_ack(i, polymarket_orders.ack(i, "matched", ("t-1",)))
     assert o.state is S.FILLED and not o.awaiting_fills and o.reserved_cash == 0
 
 
@@ -264,7 +265,7 @@ def test_fak_partial_fill_is_filled_and_unmatched_fok_is_cancelled() -> None:
     state.on_order_event(order_event(fak, E.CANCELLATION, matched=4 * MICRO, status=OS.CANCELED))
     assert o1.state is S.FILLED and o1.filled == 4 * MICRO and o1.reserved_cash == 0
     o2 = state.submit(intent(fok, order_type=OrderType.FOK))
-    state.on_ack(fok, OrderResponse(orderID=fok, status="unmatched"))
+    state.on_ack(fok, polymarket_orders.ack(fok, "unmatched"))
     assert o2.state is S.CANCELLED and o2.reserved_cash == 0
 
 
@@ -290,16 +291,17 @@ def test_cancel_flow_and_refusals() -> None:
 def test_gtd_cancellation_after_expiration_is_expired() -> None:
     state = new_state()
     exp = START_MS // 1000 + 120
-    o = live(state, oid(), order_type=OrderType.GTD, expiration=exp)
+    # The venue ends a GTD order 60 s (the security threshold) before what was signed: the intent holds that.
+    ends = exp - GTD_SECURITY_THRESHOLD_S
+    o = live(state, oid(), order_type=OrderType.GTD, expiration=ends)
     state.on_order_event(
         order_event(o.order_id, E.CANCELLATION, status=OS.CANCELED, order_type=OrderType.GTD, ts_ms=(exp + 1) * 1000)
     )
     assert o.state is S.EXPIRED
-    # The venue ends a GTD order 60 s (the security threshold) before its expiration: that is its expiry.
-    dead_man = live(state, oid(), order_type=OrderType.GTD, expiration=exp)
+    dead_man = live(state, oid(), order_type=OrderType.GTD, expiration=ends)
     state.on_order_event(order_event(dead_man.order_id, E.CANCELLATION, status=OS.CANCELED, ts_ms=(exp - 60) * 1000))
     assert dead_man.state is S.EXPIRED
-    early = live(state, oid(), order_type=OrderType.GTD, expiration=exp)
+    early = live(state, oid(), order_type=OrderType.GTD, expiration=ends)
     state.on_order_event(order_event(early.order_id, E.CANCELLATION, status=OS.CANCELED, ts_ms=(exp - 61) * 1000))
     assert early.state is S.CANCELLED
 

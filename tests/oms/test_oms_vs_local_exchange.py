@@ -20,8 +20,7 @@ from polyoms.core.errors import OrderError
 from polyoms.core.units import MICRO
 from polyoms.exchange.api import render, ws_render
 from polyoms.exchange.engine import EngineOrder, Exchange
-from polyoms.exchange.events import OrderEvent as XOrderEvent
-from polyoms.exchange.events import TradeEvent as XTradeEvent
+from polyoms.exchange.events import ExchangeOrderEvent, ExchangeTradeEvent
 from polyoms.exchange.fees import FeeCurve
 from polyoms.exchange.markets import binary_market
 from polyoms.exchange.settlement import SettlementConfig
@@ -29,6 +28,7 @@ from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import TERMINAL, OrderIntent, OrderState
 from polyoms.polymarket.protocol.user_messages import decode_user_frame
 from polyoms.polymarket.protocol.wire import decode_order_response
+from polyoms.venues import polymarket_orders
 
 S = OrderState
 US = "0x00000000000000000000000000000000000000a1"
@@ -50,11 +50,11 @@ class Wire:
 
     def __call__(self, ev: object) -> None:
         now = self.oms.clock.now_ms()
-        if isinstance(ev, XOrderEvent):
+        if isinstance(ev, ExchangeOrderEvent):
             if ev.order.owner != KEY:
                 return
             msg = ws_render.order_event(ev.kind, ev.order, ev.status, ev.size_matched, ev.trade_ids, now)
-        elif isinstance(ev, XTradeEvent):
+        elif isinstance(ev, ExchangeTradeEvent):
             t = ev.trade
             if t.owner == KEY:
                 side = "TAKER"
@@ -128,7 +128,8 @@ def test_oms_matches_the_exchange_after_settlement(seed: int) -> None:
         except OrderError as err:
             oms.on_reject(order_id, err)
             return
-        oms.on_ack(order_id, decode_order_response(msgspec.json.encode(render.order_response(result))))
+        answer = decode_order_response(msgspec.json.encode(render.order_response(result)))
+        oms.on_ack(order_id, polymarket_orders.ack(answer.orderID, answer.status, tuple(answer.tradeIDs or ())))
 
     def theirs(token: str, side: Side, price: int, size: int) -> None:
         addr, owner = rng.choice(THEM)

@@ -28,7 +28,7 @@ from polyoms.oms.manager import OrderManager
 from polyoms.oms.oms_state import OmsState
 from polyoms.oms.risk import Quote
 from polyoms.oms.state import OrderState as S
-from polyoms.ops.fallback import quotas_of
+from polyoms.ops.fallback import poll_cost, quotas_of
 from polyoms.polymarket.client.ratelimit import IpLimiter, LimitsConfig
 from tests.oms.test_engine_inprocess import rig
 
@@ -68,15 +68,15 @@ def test_poll_interval_follows_the_clients_limits() -> None:
     quotas = quotas_of(IpLimiter(LimitsConfig()))
     assert quotas["clob:ledger"] == [(720, 10_000)]
     # 2 / (0.1 × 72 per s) = 0.28 s: the floor wins.
-    assert poll_interval_s(quotas, budget_share=0.1, min_interval_s=0.5) == 0.5
+    assert poll_interval_s(quotas, poll_cost(), budget_share=0.1, min_interval_s=0.5) == 0.5
     # A tight override: 20 per 10 s on /data/trades; a tenth of it is 0.2 per s → one poll per 5 s.
     tight = quotas_of(IpLimiter(LimitsConfig(margin=1.0, overrides={"clob:/data/trades": ((20, 10.0),)})))
-    assert poll_interval_s(tight, budget_share=0.1, min_interval_s=0.5) == pytest.approx(5.0)
+    assert poll_interval_s(tight, poll_cost(), budget_share=0.1, min_interval_s=0.5) == pytest.approx(5.0)
     # Books: one POST /books per 500 tokens against its quota (400 per 10 s at the default margin).
-    assert poll_interval_s(quotas, books=1_000, budget_share=0.01, min_interval_s=0.1) == pytest.approx(5.0)
+    assert poll_interval_s(quotas, poll_cost(1_000), budget_share=0.01, min_interval_s=0.1) == pytest.approx(5.0)
     # Limits disabled: only the floor.
     assert quotas_of(IpLimiter(LimitsConfig(enabled=False))) == {}
-    assert poll_interval_s({}, min_interval_s=0.7) == 0.7
+    assert poll_interval_s({}, poll_cost(), min_interval_s=0.7) == 0.7
     # The REST view may be 4 intervals old, at least min_view_age_s.
     assert FallbackConfig(1).max_view_age_ms(0.5) == 5_000
     assert FallbackConfig(1).max_view_age_ms(5.0) == 20_000
@@ -125,7 +125,7 @@ def test_engine_degraded_admission_ages_with_the_rest_view(tmp_path: Path) -> No
 
     async def body() -> None:
         engine = r.new_engine()
-        mgr = OrderManager(engine, r.builder, actor="t")
+        mgr = OrderManager(engine, actor="t")
         market = r.market.condition_id
         async with engine:
             engine.stream_gapped("socket lost: test")

@@ -15,7 +15,7 @@ import pytest
 
 from polyoms.exchange.settlement import SettlementConfig
 from polyoms.oms.risk import RiskLimits
-from polyoms.ops.config import DaemonConfig, EngineConfig, LocalConfig, Secrets
+from polyoms.ops.config import DaemonConfig, EngineConfig, LocalConfig, Secrets, VenueConfig
 from polyoms.ops.daemon import Daemon, DaemonThread
 from polyoms.polymarket.client import ClientConfig, ClientHub, Wallet
 from polyoms.polymarket.protocol.order import SignedOrder
@@ -31,7 +31,7 @@ FAST_SETTLEMENT = SettlementConfig(mined_delay_ms=20, confirmed_delay_ms=50, ret
 def local_config(state_dir: Path, **changes: Any) -> DaemonConfig:
     """The embedded exchange without background flow, no spread guard (its books start empty)."""
     cfg = DaemonConfig(
-        venue="local",
+        venue=VenueConfig("local"),
         state_dir=state_dir,
         engine=EngineConfig(heartbeat_s=1.0, reconcile_every_s=30.0, maintenance_s=0.2),
         risk=RiskLimits(max_spread=None),

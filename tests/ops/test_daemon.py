@@ -25,7 +25,7 @@ from polyoms.core.units import MICRO
 from polyoms.exchange.api.runner import ThreadedSim, build_service
 from polyoms.oms.state import OrderState
 from polyoms.ops import schema as api
-from polyoms.ops.config import PolymarketConfig, Secrets, load_config
+from polyoms.ops.config import PolymarketConfig, Secrets, VenueConfig, load_config
 from polyoms.ops.daemon import TOKEN_FILE, URL_FILE, Daemon, DaemonError, DaemonThread, read_endpoint
 from polyoms.polymarket.client import Wallet
 from polyoms.polymarket.client.ws_common import ws_url
@@ -73,7 +73,7 @@ def test_a_fill_travels_from_the_exchange_to_the_ledger(running: tuple[DaemonThr
     _, yes, _ = first_market(d)
 
     async def bid() -> str:
-        acc = await desk.add_order(api.OrderRequest(token_id=yes, side="BUY", price="0.40", size="25"))
+        acc = await desk.add_order(api.OrderBody(token_id=yes, side="BUY", price="0.40", size="25"))
         assert acc.order_id is not None
         return acc.order_id
 
@@ -104,7 +104,7 @@ def test_a_fill_travels_from_the_exchange_to_the_ledger(running: tuple[DaemonThr
     assert them.post("BUY", yes, "0.35", "20") == "live"
 
     async def sell() -> api.OrderAccepted:
-        return await desk.add_order(api.OrderRequest(token_id=yes, side="SELL", kind="market", size="5"))
+        return await desk.add_order(api.OrderBody(token_id=yes, side="SELL", kind="market", size="5"))
 
     acc = thread.call(sell)
     assert acc.order_type == "FOK" and acc.size == "5" and acc.price == "0.35" and acc.order_id is not None
@@ -142,7 +142,7 @@ def test_graceful_stop_cancels_open_orders_and_removes_the_endpoint(tmp_path: Pa
         _, yes, _ = first_market(d)
 
         async def place() -> str:
-            acc = await desk.add_order(api.OrderRequest(token_id=yes, side="BUY", price="0.30", size="10"))
+            acc = await desk.add_order(api.OrderBody(token_id=yes, side="BUY", price="0.30", size="10"))
             assert acc.order_id is not None
             return acc.order_id
 
@@ -207,7 +207,7 @@ def test_polymarket_venue_path_recovers_its_journal(tmp_path: Path) -> None:
         base = local_config(tmp_path)
         cfg = dataclasses.replace(
             base,
-            venue="polymarket",
+            venue=VenueConfig("polymarket"),
             polymarket=pm,
             engine=dataclasses.replace(base.engine, cancel_on_stop=False),
         )
@@ -219,7 +219,7 @@ def test_polymarket_venue_path_recovers_its_journal(tmp_path: Path) -> None:
             desk = d.desk
 
             async def place() -> str:
-                acc = await desk.add_order(api.OrderRequest(token_id=token, side="BUY", price="0.20", size="10"))
+                acc = await desk.add_order(api.OrderBody(token_id=token, side="BUY", price="0.20", size="10"))
                 assert acc.order_id is not None
                 return acc.order_id
 
@@ -242,7 +242,8 @@ def test_polymarket_venue_path_recovers_its_journal(tmp_path: Path) -> None:
 def test_config_validation_is_typed(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     cases = {
-        'venue = "binance"\n': "venue must be",
+        'venue = "binance"\n': "venue.kind: unknown venue kind 'binance': one of polymarket, local, inprocess",
+        '[venue]\nkind = "kalshi"\n': "venue.kind: unknown venue kind 'kalshi'",
         '[control]\nhost = "0.0.0.0"\n': "loopback",
         "[local]\nfunds = 10\n": "unknown setting(s) funds",
         "[risk]\nmax_order_notional = 1.5\n": "not a float",
@@ -263,4 +264,4 @@ def test_config_validation_is_typed(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"needs polymarket\.funder"):
         load_config(proxy, env={})
     ok = load_config(None, env={"POLYOMS_STATE_DIR": str(tmp_path), "POLYOMS_CONTROL_PORT": "0"})
-    assert ok.venue == "local" and ok.state_dir == tmp_path and ok.local.scenario == "calm"
+    assert ok.venue.kind == "local" and ok.state_dir == tmp_path and ok.local.scenario == "calm"

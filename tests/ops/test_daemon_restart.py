@@ -25,7 +25,8 @@ from polyoms.core.units import MICRO
 from polyoms.oms.state import OrderState
 from polyoms.ops import schema as api
 from polyoms.ops.config import DaemonConfig, Secrets
-from polyoms.ops.daemon import EXCHANGE_FILE, LOCAL_DIR, WALLET_KEY_FILE, Daemon, DaemonError, DaemonThread
+from polyoms.ops.daemon import Daemon, DaemonError, DaemonThread
+from polyoms.venues.local_factory import EXCHANGE_FILE, LOCAL_DIR, WALLET_KEY_FILE
 from tests.ops.daemon_helpers import (
     FAST_SETTLEMENT,
     KEY_OTHER,
@@ -50,7 +51,7 @@ def place(thread: DaemonThread, d: Daemon, token: str, price: str, size: str) ->
     desk, state = d.desk, d.state
 
     async def go() -> str:
-        acc = await desk.add_order(api.OrderRequest(token_id=token, side="BUY", price=price, size=size))
+        acc = await desk.add_order(api.OrderBody(token_id=token, side="BUY", price=price, size=size))
         assert acc.order_id is not None
         return acc.order_id
 
@@ -142,7 +143,7 @@ _CRASHING_DAEMON = textwrap.dedent(
         d = Daemon(cfg, Secrets(None), settlement=FAST_SETTLEMENT, snapshot_s=3600)
         await d.start()
         assert d.desk is not None and d.state is not None and d.restored
-        acc = await d.desk.add_order(api.OrderRequest(token_id=sys.argv[2], side="BUY", price="0.20", size="10"))
+        acc = await d.desk.add_order(api.OrderBody(token_id=sys.argv[2], side="BUY", price="0.20", size="10"))
         while d.state.order(acc.order_id).state.value != "LIVE":
             await asyncio.sleep(0.05)
         print("PLACED", acc.order_id, flush=True)

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from polyoms.algos.base import ParentState
 from polyoms.cli.main import app
 from polyoms.core.units import MICRO
-from polyoms.oms.journal import recover
+from polyoms.oms.journal_recovery import recover
 from polyoms.oms.state import TERMINAL, OrderState
 from polyoms.ops.demo import DemoReport, ReconRow
 

@@ -18,10 +18,11 @@ from polyoms.cli.main import app
 from polyoms.core.clock import VirtualClock
 from polyoms.core.enums import SignatureType
 from polyoms.exchange.api.runner import ThreadedSim, build_service
-from polyoms.ops.config import DaemonConfig, KeyFilePermissionError, PolymarketConfig, load_config, load_secrets
+from polyoms.ops.config import DaemonConfig, PolymarketConfig, VenueConfig, load_config, load_secrets
 from polyoms.ops.doctor import Finding, Severity, diagnose
 from polyoms.polymarket.client import ClientConfig, ClientHub, Wallet
 from polyoms.polymarket.client.ws_common import ws_url
+from polyoms.venues.settings import KeyFilePermissionError
 from tests.ops.daemon_helpers import KEY_OTHER, fund
 
 PROXY = "0x00000000000000000000000000000000000Fa11e"
@@ -37,7 +38,9 @@ def config(sim: ThreadedSim, tmp_path: Path, **pm: object) -> DaemonConfig:
     base = PolymarketConfig(
         clob_url=sim.url, gamma_url=sim.url, data_url=sim.url, ws_url=ws_url(sim.url, "x").removesuffix("/ws/x")
     )
-    return DaemonConfig(venue="polymarket", state_dir=tmp_path / "state", polymarket=dataclasses.replace(base, **pm))
+    return DaemonConfig(
+        venue=VenueConfig("polymarket"), state_dir=tmp_path / "state", polymarket=dataclasses.replace(base, **pm)
+    )
 
 
 def run(cfg: DaemonConfig, env: dict[str, str], clock: VirtualClock | None = None) -> list[Finding]:

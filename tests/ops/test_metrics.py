@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from polyoms.core.enums import Side
 from polyoms.core.errors import VenueUnavailableError
 from polyoms.core.units import MICRO
+from polyoms.core.venue import PreparedOrder, SubmitOutcome
 from polyoms.exchange.api.runner import ThreadedSim, build_service
 from polyoms.oms.engine import Engine
 from polyoms.oms.journal import open_journal
@@ -28,8 +29,7 @@ from polyoms.ops.metrics import InstrumentedVenue, Metrics, start_metrics_server
 from polyoms.polymarket.client import LimitsConfig, MarketStream, MarketStreamConfig, UserStream, UserStreamConfig
 from polyoms.polymarket.client.redact import REDACTED, register_secret
 from polyoms.polymarket.client.ws_common import BackoffPolicy, ws_url
-from polyoms.polymarket.protocol.order import SignedOrder
-from polyoms.venues.base import SubmitOutcome
+from polyoms.venues.polymarket_orders import prepared
 from tests.client.conftest import KEY_A, faults, hub_for, keyed, market
 from tests.oms.test_engine_inprocess import CASH, KEY_US, SHARES, Rig, rig
 
@@ -72,7 +72,7 @@ def slow_posts(r: Rig) -> None:
     """Every POST takes POST_MS of the exchange's (virtual) time."""
     inner = r.venue.submit
 
-    async def submit(orders: Sequence[SignedOrder]) -> list[SubmitOutcome]:
+    async def submit(orders: Sequence[PreparedOrder]) -> list[SubmitOutcome]:
         r.clock.advance(POST_MS)
         return await inner(orders)
 
@@ -110,8 +110,8 @@ def test_orders_fills_latencies_ledgers_and_venue_calls(tmp_path: Path) -> None:
         engine = engine_for(r, metrics)
         async with engine:
             metrics.attach(engine)
-            (a,) = await engine.submit([r.builder.limit(r.yes, "BUY", "0.40", "20", tick="0.01")])
-            (b,) = await engine.submit([r.builder.limit(r.yes, "BUY", "0.30", "10", tick="0.01")])
+            (a,) = await engine.submit([prepared(r.builder.limit(r.yes, "BUY", "0.40", "20", tick="0.01"))])
+            (b,) = await engine.submit([prepared(r.builder.limit(r.yes, "BUY", "0.30", "10", tick="0.01"))])
             await engine.drain()
             live = scrape(metrics, engine)
             r.step(3_000)  # resting 3 s before the first fill
@@ -215,8 +215,9 @@ def test_taker_fill_before_the_answer_and_a_refusal(tmp_path: Path) -> None:
         async with engine:
             metrics.attach(engine)
             await r.theirs(Side.SELL, "0.50", "10")
-            await engine.submit([r.builder.limit(r.yes, "BUY", "0.50", "10", tick="0.01")])  # takes at once
-            await engine.submit([r.builder.limit(r.no, "SELL", "0.90", "5000", tick="0.01")])  # too many shares
+            await engine.submit([prepared(r.builder.limit(r.yes, "BUY", "0.50", "10", tick="0.01"))])  # takes at once
+            too_many = r.builder.limit(r.no, "SELL", "0.90", "5000", tick="0.01")  # more shares than we have
+            await engine.submit([prepared(too_many)])
             await engine.drain()
             got = scrape(metrics, engine)
             w = r.us.address.lower()
@@ -294,7 +295,7 @@ def test_http_endpoint_serves_on_a_free_port_and_stops(tmp_path: Path) -> None:
         engine = engine_for(r, metrics)
         async with engine:
             metrics.attach(engine)
-            await engine.submit([r.builder.limit(r.yes, "BUY", "0.20", "5", tick="0.01")])
+            await engine.submit([prepared(r.builder.limit(r.yes, "BUY", "0.20", "5", tick="0.01"))])
             await engine.drain()
             # Defence in depth: even a label that somehow carried a secret is scrubbed on the way out.
             metrics.anomalies.labels(f"bad-{canary}").inc()
@@ -330,13 +331,13 @@ def test_detached_engine_is_no_longer_followed(tmp_path: Path) -> None:
             metrics.attach(engine)  # idempotent: one subscription
             await metrics.detach(engine)
             assert "polyoms_orders{" not in metrics.render().decode()
-            await engine.submit([r.builder.limit(r.yes, "BUY", "0.20", "5", tick="0.01")])
+            await engine.submit([prepared(r.builder.limit(r.yes, "BUY", "0.20", "5", tick="0.01"))])
             await engine.drain()
             got = parse(metrics.render())
             assert total(got, "polyoms_order_transitions_total") == 0
             # Attached again: the orders it already has are counted, and the new ones followed.
             metrics.attach(engine)
-            await engine.submit([r.builder.limit(r.yes, "BUY", "0.21", "5", tick="0.01")])
+            await engine.submit([prepared(r.builder.limit(r.yes, "BUY", "0.21", "5", tick="0.01"))])
             got = scrape(metrics, engine)  # the second one still SUBMITTING (its POST not answered yet)
             assert value(got, "polyoms_orders", wallet=r.us.address.lower(), state="SUBMITTING") == 1
             await engine.drain()

@@ -29,7 +29,7 @@ import pytest
 from polyoms.core.units import MICRO, fmt_micro
 from polyoms.exchange.api.runner import ThreadedSim, build_service
 from polyoms.oms.fills import FillTier
-from polyoms.oms.journal import recover
+from polyoms.oms.journal_recovery import recover
 from polyoms.ops.daemon import read_endpoint
 from polyoms.polymarket.client import Wallet
 from tests.ops.daemon_helpers import FAST_SETTLEMENT, KEY_OTHER, Counterparty, fund

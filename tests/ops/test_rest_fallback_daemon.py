@@ -88,7 +88,7 @@ def _bid_and_degrade(thread: DaemonThread, d: Daemon, fault: dict[str, Any]) -> 
     assert status(d).stream_mode == "live" and status(d).stream_mode_note == ""
 
     async def bid() -> str:
-        acc = await desk.add_order(api.OrderRequest(token_id=yes, side="BUY", price="0.40", size="25"))
+        acc = await desk.add_order(api.OrderBody(token_id=yes, side="BUY", price="0.40", size="25"))
         assert acc.order_id is not None
         return acc.order_id
 
@@ -139,7 +139,7 @@ def _recover_and_check(thread: DaemonThread, d: Daemon, oid: str, yes: str) -> i
 
     # New risk is admitted again.
     async def buy() -> str | None:
-        return (await desk.add_order(api.OrderRequest(token_id=yes, side="BUY", price="0.10", size="5"))).order_id
+        return (await desk.add_order(api.OrderBody(token_id=yes, side="BUY", price="0.10", size="5"))).order_id
 
     again = thread.call(buy)
     assert again is not None and until(thread, lambda: engine.state.order(again).state is S.LIVE)
@@ -169,7 +169,7 @@ def test_silent_stall_degrades_learns_fills_by_polling_reduce_only_and_recovers(
 
     # Admission: a BUY is refused with the reason; nothing is journaled for it.
     async def add(side: str, price: str, size: str) -> str | None:
-        acc = await desk.add_order(api.OrderRequest(token_id=yes, side=side, price=price, size=size))
+        acc = await desk.add_order(api.OrderBody(token_id=yes, side=side, price=price, size=size))
         return acc.order_id
 
     orders_before = len(engine.state.orders)

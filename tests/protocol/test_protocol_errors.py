@@ -38,6 +38,7 @@ from polyoms.core.errors import (
     VenueRestartingError,
     VenueUnavailableError,
 )
+from polyoms.polymarket.protocol import errors as venue_errors
 from polyoms.polymarket.protocol.errors import (
     _STATUS_CLASSES,
     MESSAGE_PATTERNS,
@@ -72,6 +73,7 @@ CATALOGUE: list[tuple[int, str, type[PolyomsError]]] = [
     (400, "'0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266' address in closed only mode", AccountRestrictedError),
     (400, "Too many orders in payload: 16, max allowed: 15", InvalidOrderError),
     (400, "order_version_mismatch", OrderVersionMismatchError),
+    (400, "Invalid Heartbeat ID", VenueError),
     (400, "invalid order: order_version_mismatch (expected 2)", OrderVersionMismatchError),
     # order processing
     (400, "invalid post-only order: order crosses book", PostOnlyWouldCrossError),
@@ -92,6 +94,7 @@ CATALOGUE: list[tuple[int, str, type[PolyomsError]]] = [
         FakNoMatchError,
     ),
     (400, "the market is not yet ready to process new orders", MarketNotReadyError),
+    (404, "No orderbook exists for the requested token id", NotFoundError),
     (400, "invalid signature", InvalidSignatureError),
     # matching engine (500-class)
     (500, "there are no matching orders", VenueUnavailableError),
@@ -136,6 +139,39 @@ def test_catalogue_message_maps_to_its_class(status: int, message: str, cls: typ
     assert type(error_from_response(status, message)) is cls
     assert type(error_from_response(status, {"error": message})) is cls
     assert type(error_from_response(status, {"success": False, "errorMsg": message})) is cls
+
+
+def test_each_venue_text_constant_is_a_catalogue_text_and_maps_to_its_class() -> None:
+    """The constants the local exchange and the client use are the catalogue's texts, word for word."""
+    texts: list[tuple[int, str, type[PolyomsError]]] = [
+        (400, venue_errors.INVALID_ORDER_PAYLOAD, InvalidOrderError),
+        (400, venue_errors.too_many_orders(16, 15), InvalidOrderError),
+        (400, venue_errors.OWNER_MISMATCH, AuthError),
+        (400, venue_errors.SIGNER_MISMATCH, AuthError),
+        (400, venue_errors.INVALID_SIGNATURE, InvalidSignatureError),
+        (400, venue_errors.ORDER_VERSION_MISMATCH, OrderVersionMismatchError),
+        (400, venue_errors.POST_ONLY_CROSSES, PostOnlyWouldCrossError),
+        (400, venue_errors.invalid_tick(OID, "0.555", "0.01"), InvalidPriceError),
+        (400, venue_errors.below_min_size(OID, 1_000_000, 5_000_000), BelowMinimumSizeError),
+        (400, venue_errors.marketable_buy_min(500_000), BelowMinimumSizeError),
+        (400, venue_errors.FOK_NOT_FILLED, FokNotFilledError),
+        (400, venue_errors.FAK_NO_MATCH, FakNoMatchError),
+        (400, venue_errors.duplicated(OID), DuplicateOrderError),
+        (400, venue_errors.NOT_ENOUGH_BALANCE, InsufficientBalanceError),
+        (400, venue_errors.MARKET_NOT_READY, MarketNotReadyError),
+        (400, venue_errors.INVALID_EXPIRATION, InvalidExpirationError),
+        (404, venue_errors.NO_ORDERBOOK, NotFoundError),
+        (400, venue_errors.INVALID_HEARTBEAT, VenueError),
+        (401, venue_errors.L1_REFUSED, AuthError),
+        (401, venue_errors.L2_REFUSED, AuthError),
+        (400, venue_errors.DERIVE_KEY_FAILED, AuthError),
+        (503, venue_errors.POST_ONLY_MODE, PostOnlyModeError),
+        (429, venue_errors.TOO_MANY_REQUESTS, RateLimitedError),
+    ]
+    catalogue = {(status, message) for status, message, _ in CATALOGUE}
+    for status, text, cls in texts:
+        assert classify(text, status) is cls, text
+        assert (status, text) in catalogue, text
 
 
 @pytest.mark.parametrize(("code", "cls"), LEGACY)

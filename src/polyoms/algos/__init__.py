@@ -2,6 +2,7 @@
 
 Each algorithm is a pure `step(observation) -> (state, commands, decisions)` (`base.py`); the
 `ParentManager` (`parents.py`) runs many of them at once through the order manager and the engine.
+`catalog.py` names them: each algorithm's spec, parameters, start and resume, registered once.
 
     iceberg.py     tranches of a parent order, one live at a time, randomized sizes and pauses;
                    optionally priced by the adaptive rules (`AdaptivePricing`)
@@ -14,7 +15,6 @@ Each algorithm is a pure `step(observation) -> (state, commands, decisions)` (`b
     single.py      one limit or marketable order (GTD dead-man expiry) as a parent
     orders.py      child orders with the right units, and their signing
     books.py       book sources (local exchange, market-channel mirror, REST) without our own orders
-    scenarios.py   scripted backtests on the local exchange (tests and `polyoms report algos`)
 """
 
 from polyoms.algos.adaptive import AdaptivePricing, AdaptiveSpec

@@ -47,6 +47,7 @@ from polyoms.algos.base import (
     ParentState,
     Place,
     Progress,
+    SingleTokenSpec,
     SingleTokenState,
     Step,
     all_final,
@@ -189,7 +190,7 @@ def review(
 
 
 @dataclass(frozen=True, slots=True)
-class AdaptiveSpec:
+class AdaptiveSpec(SingleTokenSpec):
     token_id: str
     side: Side
     limit: Micro
@@ -246,8 +247,6 @@ class AdaptiveState(SingleTokenState):
     last_wait: str = ""
     finished_at: Micro = 0
     """What had filled when it finished: less at settlement means a fill was voided."""
-
-    kind = "adaptive"
 
     @staticmethod
     def start(spec: AdaptiveSpec, inst: Instrument, now_ms: int) -> AdaptiveState:

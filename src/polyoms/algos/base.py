@@ -26,20 +26,13 @@ from typing import Any, Final, Generic, Protocol, TypeVar
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import ConfigError
 from polyoms.core.units import MICRO, Micro, TickSize, fmt_micro
+from polyoms.core.venue import Instrument as Instrument  # re-exported: the algorithms take the port's instrument
 from polyoms.oms.state import OrderState
 
 LOT: Final = 10_000
 """Sizes carry at most two decimals: 0.01 share (or pUSD) in micro-units."""
 CENT: Final = 10_000
 """One cent of pUSD (a price step of 0.01) in micro-units."""
-ALGO_NAMES: Final = {"microprice": "micro-price"}
-"""Parent kinds (parent ids are `<kind>-<n>`) whose operator-facing name differs: the CLI, the control
-API and the reports say `micro-price`."""
-
-
-def algo_name(kind: str) -> str:
-    """The name an operator sees (and types) for a parent kind."""
-    return ALGO_NAMES.get(kind, kind)
 
 
 class AlgoConfigError(ConfigError):
@@ -115,23 +108,6 @@ class Decision:
         if self.size is not None:
             extra += f" x{fmt_micro(self.size)}"
         return f"{self.action}{extra}: {self.reason}"
-
-
-@dataclass(frozen=True, slots=True)
-class Instrument:
-    """What an algorithm must know about a token to build valid orders for it."""
-
-    token_id: str
-    tick: TickSize
-    market: str = ""
-    """Condition id."""
-    complement: str = ""
-    """The other outcome token of the same market (buying it next to this one makes a complete set)."""
-    neg_risk: bool = False
-    min_size: Micro = 5 * MICRO
-    """The market's minimum size for resting (GTC/GTD) orders, in shares."""
-    fee_rate_bps: int | None = None
-    """None: not known (the OMS then reserves the contract's fee cap)."""
 
 
 # --- observations ----------------------------------------------------------------------------------
@@ -326,10 +302,40 @@ class LegStatus:
     residual: Micro = 0
 
 
+class AlgoSpec(Protocol):
+    """What the driver reads of any algorithm's spec (each algorithm's spec is a frozen dataclass,
+    registered with its algorithm in `catalog`)."""
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        """The tokens it trades, in order."""
+
+    @property
+    def target(self) -> Micro:
+        """What it is to fill, in shares."""
+
+    @property
+    def timeout_ms(self) -> int | None: ...
+
+
+class SingleTokenSpec:
+    """A spec trading one token (`token_id`) for `size` shares: its `AlgoSpec` properties."""
+
+    __slots__ = ()
+    token_id: str
+    size: Micro
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return (self.token_id,)
+
+    @property
+    def target(self) -> Micro:
+        return self.size
+
+
 class AlgoState(ABC):
     """The interface the driver needs; concrete states are frozen dataclasses."""
-
-    kind: str = ""
 
     @abstractmethod
     def step(self, obs: Obs) -> Step[AlgoState]: ...

@@ -48,6 +48,7 @@ from polyoms.algos.base import (
     ParentState,
     Place,
     Progress,
+    SingleTokenSpec,
     SingleTokenState,
     Step,
     all_final,
@@ -95,7 +96,7 @@ def tranche_size(
 
 
 @dataclass(frozen=True, slots=True)
-class IcebergSpec:
+class IcebergSpec(SingleTokenSpec):
     token_id: str
     side: Side
     size: Micro
@@ -161,8 +162,6 @@ class IcebergState(SingleTokenState):
     seen_filled: Micro = 0
     next_check_ms: int = 0
     last_wait: str = ""
-
-    kind = "iceberg"
 
     @staticmethod
     def start(spec: IcebergSpec, inst: Instrument, now_ms: int, seed: int) -> IcebergState:

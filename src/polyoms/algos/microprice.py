@@ -36,6 +36,7 @@ from polyoms.algos.base import (
     ParentState,
     Place,
     Progress,
+    SingleTokenSpec,
     SingleTokenState,
     Step,
     all_final,
@@ -83,7 +84,7 @@ def target_price(mp: Fraction, side: Side, offset_bps: int, limit: Micro, tick: 
 
 
 @dataclass(frozen=True, slots=True)
-class MicroPriceSpec:
+class MicroPriceSpec(SingleTokenSpec):
     token_id: str
     side: Side
     limit: Micro
@@ -136,8 +137,6 @@ class MicroPriceState(SingleTokenState):
     band_checks: int = 0
     in_band_checks: int = 0
     """How many reviews found the live order inside the band (a quality measure for the report)."""
-
-    kind = "microprice"
 
     @staticmethod
     def start(spec: MicroPriceSpec, inst: Instrument, now_ms: int) -> MicroPriceState:

@@ -95,6 +95,15 @@ class MultiLegSpec:
         require(self.leg_timeout_ms > 0, "leg_timeout_ms must be positive", field="leg_timeout_ms")
         require(self.timeout_ms is None or self.timeout_ms > 0, "timeout_ms must be positive", field="timeout_ms")
 
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return tuple(leg.token_id for leg in self.legs)
+
+    @property
+    def target(self) -> Micro:
+        """Shares over every leg."""
+        return sum(leg.size for leg in self.legs)
+
     @staticmethod
     def complete_set(yes: str, no: str, size: Micro, yes_limit: Micro, no_limit: Micro, **kw: object) -> MultiLegSpec:
         """Buy `size` YES and `size` NO of one market (worth exactly 1 pUSD per pair at resolution)."""
@@ -121,8 +130,6 @@ class MultiLegState(StatusState):
     exposures: tuple[uw.Exposure, ...] = ()
     tasks: tuple[uw.UnwindTask, ...] = ()
     cancels: dict[str, int] = field(default_factory=dict)
-
-    kind = "multileg"
 
     @staticmethod
     def start(spec: MultiLegSpec, insts: tuple[Instrument, ...], now_ms: int) -> MultiLegState:

@@ -1,25 +1,26 @@
-"""Child orders with the right units, and their signing.
+"""Child orders with the right units, and the order requests the venue adapter prepares for them.
 
 * limit orders and every SELL count shares;
 * a market BUY spends pUSD: `amount` with a worst acceptable price. What it will get is bounded below by
   `amount / worst price` shares (checked against `min_shares` before anything is signed) and above by
   `amount / best ask` (`max_shares` trims the amount at the current best ask);
 * `lifetime_s` turns a resting order into a GTD order that the venue cancels by itself after that many
-  seconds — a dead-man expiry for algorithms whose process may die. The venue applies a 60 s security
-  threshold (an order expires at `expiration − 60`), so the expiration sent is now + 60 + lifetime.
+  seconds — a dead-man expiry for algorithms whose process may die (the adapter adds whatever security
+  lead its venue applies to a signed expiration).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from polyoms.algos.base import LOT, Instrument, Place
+from polyoms.algos.base import LOT, Place
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import BelowMinimumSizeError, InvalidExpirationError, InvalidOrderError, InvalidSizeError
 from polyoms.core.units import MICRO, Micro, TickSize, fmt_micro
-from polyoms.polymarket.protocol.amounts import MIN_MARKETABLE_BUY, check_price, market_amounts
-from polyoms.polymarket.protocol.constants import GTD_SECURITY_THRESHOLD_S
-from polyoms.polymarket.protocol.order import OrderBuilder, SignedOrder
+from polyoms.core.venue import OrderRequest, PriceGrid
+
+MIN_MARKETABLE_BUY: Final = MICRO
+"""The smallest pUSD amount of a market BUY (the venue's $1 minimum)."""
 
 MAX_LIFETIME_S: Final = 30 * 24 * 3600
 
@@ -30,7 +31,7 @@ def gtd_expiration(now_ms: int, lifetime_s: int) -> int:
         raise InvalidExpirationError(
             f"a dead-man lifetime must be within 1 s .. {MAX_LIFETIME_S} s, got {lifetime_s}", lifetime_s=lifetime_s
         )
-    return now_ms // 1000 + GTD_SECURITY_THRESHOLD_S + lifetime_s
+    return now_ms // 1000 + lifetime_s
 
 
 def _check_shares(size: Micro, what: str) -> None:
@@ -52,7 +53,7 @@ def limit(
     batch: str = "",
 ) -> Place:
     """`size` shares at `price`. GTC/GTD rest; FOK/FAK take what they can at `price` or better."""
-    check_price(price, tick, side=side.name)
+    PriceGrid.uniform(tick).check(price, side=side.name)
     _check_shares(size, "size")
     if lifetime_s and order_type not in (OrderType.GTC, OrderType.GTD):
         raise InvalidOrderError(f"a dead-man lifetime needs a resting order, not {order_type.value}")
@@ -93,7 +94,7 @@ def market_buy(
         raise InvalidOrderError(f"a market BUY is FOK or FAK, not {order_type.value}")
     if amount <= 0 or amount % LOT:
         raise InvalidSizeError(f"amount {fmt_micro(amount)} must be a positive multiple of 0.01 pUSD", field="amount")
-    check_price(worst_price, tick, side="BUY")
+    PriceGrid.uniform(tick).check(worst_price, side="BUY")
     if max_shares is not None:
         _check_shares(max_shares, "max_shares")
         if best_ask is None:
@@ -105,7 +106,7 @@ def market_buy(
         raise BelowMinimumSizeError(
             f"a market BUY must spend at least $1, got ${fmt_micro(amount)}", amount=fmt_micro(amount)
         )
-    _, worst_shares = market_amounts(Side.BUY, amount, worst_price, tick)
+    worst_shares = _shares_for(amount, worst_price, tick)
     if min_shares is not None and worst_shares < min_shares:
         raise BelowMinimumSizeError(
             f"${fmt_micro(amount)} at a worst price of {fmt_micro(worst_price)} guarantees only "
@@ -129,43 +130,42 @@ def market_sell(
     if order_type not in (OrderType.FOK, OrderType.FAK):
         raise InvalidOrderError(f"a market SELL is FOK or FAK, not {order_type.value}")
     _check_shares(shares, "shares")
-    check_price(worst_price, tick, side="SELL")
+    PriceGrid.uniform(tick).check(worst_price, side="SELL")
     return Place(key, token_id, Side.SELL, worst_price, size=shares, order_type=order_type, batch=batch)
 
 
-def build(
-    place: Place, builder: OrderBuilder, inst: Instrument, now_ms: int, *, salt: int | None = None
-) -> SignedOrder:
-    """Sign `place` for `inst` at time `now_ms` (the order's timestamp and the base of its expiry)."""
-    token = int(place.token_id)
+def _shares_for(amount: Micro, price: Micro, tick: TickSize) -> Micro:
+    """Shares `amount` pUSD buys at `price`, rounded down to the grid's amount precision: never more than
+    the venue computes (its own rounding may give a hair more), so a `min_shares` check stays safe."""
+    scale: int = 10 ** (6 - tick.amount_decimals)
+    return amount * MICRO // price // scale * scale
+
+
+def request_of(place: Place, now_ms: int, *, nonce: int | None = None) -> OrderRequest:
+    """The order request for `place` at time `now_ms` (the order's timestamp and the base of its expiry)."""
     if place.is_market_buy:
-        return builder.market_micro(
-            token,
-            Side.BUY,
-            place.amount,
-            place.price,
-            tick=inst.tick,
-            neg_risk=inst.neg_risk,
+        return OrderRequest(
+            token_id=place.token_id,
+            side=Side.BUY,
+            price=place.price,
+            amount=place.amount,
             order_type=place.order_type,
-            salt=salt,
             timestamp_ms=now_ms,
+            nonce=nonce,
         )
     order_type = place.order_type
     expiration = 0
     if place.lifetime_s:
         order_type = OrderType.GTD
         expiration = gtd_expiration(now_ms, place.lifetime_s)
-    return builder.limit_micro(
-        token,
-        place.side,
-        place.price,
-        place.size,
-        tick=inst.tick,
-        neg_risk=inst.neg_risk,
+    return OrderRequest(
+        token_id=place.token_id,
+        side=place.side,
+        price=place.price,
+        size=place.size,
         order_type=order_type,
         expiration=expiration,
         post_only=place.post_only,
-        min_size=inst.min_size if order_type in (OrderType.GTC, OrderType.GTD) else None,
-        salt=salt,
         timestamp_ms=now_ms,
+        nonce=nonce,
     )

@@ -4,7 +4,7 @@ The manager owns the parents; each parent owns an algorithm state (`base.AlgoSta
 every working parent: it builds the parent's observation (the time from the injected clock; its children
 as the OMS knows them; the top of book per token from the `book_source`, with our own resting orders taken
 out; the bankroll from the ledger), steps the algorithm, and executes what it asked for — signing child
-orders with the order builder and submitting them through the engine (journaled first, sent once), or
+order requests that the venue adapter prepares (signs) and the engine journals first and sends once, or
 cancelling them by id. Nothing else touches the venue.
 
 Rounds run
@@ -29,10 +29,12 @@ Journaled and recovered (when the OMS has a journal): a parent's `ParentRecord` 
 spec, its restart policy — is committed when it starts, before its first child and before `start`
 returns its id; it is written again when a cancel is requested and when it ends. Its progress is not
 journaled: it is always its children's fills, and the children are the OMS's orders with its actor, so
-a restarted manager finds them (`recover`). Ids are `<kind>-<n>`, n past every journaled parent's:
-an id never repeats, across restarts and crashes. After a restart (`recover`), a parent that was
-working first cancels the children of the previous run that still rest and waits for them to be
-final (fills settled); then, per its `on_restart` policy (the manager's default, or per parent):
+a restarted manager finds them (`recover`). Ids are `<kind>-<n>`, kind the algorithm's name in
+`catalog` (which also says how each starts and resumes), n past every journaled parent's: an id never
+repeats, across restarts and crashes (a journal's older ids, e.g. "microprice-3", are kept as they are).
+After a restart (`recover`), a parent that was working first cancels the children of the previous run
+that still rest and waits for them to be final (fills settled); then, per its `on_restart` policy (the
+manager's default, or per parent):
 * "interrupt" (the default): it ends CANCELLED, marked `interrupted`, with exactly what its children
   filled;
 * "resume": the algorithm starts again for what is left (its target minus what filled), within what
@@ -58,11 +60,12 @@ from typing import Any, Final
 
 import msgspec
 
-from polyoms.algos.adaptive import AdaptiveSpec, AdaptiveState
+from polyoms.algos import catalog
 from polyoms.algos.base import (
     CANCEL_RETRY_MS,
     Action,
     AlgoConfigError,
+    AlgoSpec,
     AlgoState,
     Cancel,
     ChildView,
@@ -81,33 +84,27 @@ from polyoms.algos.base import (
     sums,
 )
 from polyoms.algos.books import BookLevels, BookSource, others_only, own_resting
-from polyoms.algos.iceberg import IcebergSpec, IcebergState
-from polyoms.algos.microprice import MicroPriceSpec, MicroPriceState
-from polyoms.algos.multileg import MultiLegSpec, MultiLegState
-from polyoms.algos.orders import build
-from polyoms.algos.single import OrderSpec, SingleState
+from polyoms.algos.catalog import ALGOS, INTERRUPT, RESUME, Launch, restart_policy
+from polyoms.algos.orders import request_of
 from polyoms.core.clock import Clock
 from polyoms.core.enums import Side
-from polyoms.core.errors import InputError, PolyomsError
+from polyoms.core.errors import ConfigError, InputError, PolyomsError
 from polyoms.core.units import Micro, fmt_micro
 from polyoms.core.user_events import TradeStatus
+from polyoms.core.venue import PreparedOrder
 from polyoms.oms.errors import OrderRateLimitError, TradingHaltedError
 from polyoms.oms.fills import FillTier
 from polyoms.oms.journal import Journal, ParentRecord
 from polyoms.oms.manager import OrderManager
 from polyoms.oms.state import OrderState
-from polyoms.polymarket.protocol.order import OrderBuilder, SignedOrder
 
 log = logging.getLogger(__name__)
 
-Spec = IcebergSpec | AdaptiveSpec | MicroPriceSpec | MultiLegSpec | OrderSpec
+Spec = AlgoSpec
+"""Any registered algorithm's spec (`catalog`)."""
 InstrumentLookup = Callable[[str], "Instrument | Awaitable[Instrument | None] | None"]
 _SOLD_STATUSES = frozenset({TradeStatus.MINED, TradeStatus.CONFIRMED})
 
-INTERRUPT: Final = "interrupt"
-RESUME: Final = "resume"
-ON_RESTART: Final = (INTERRUPT, RESUME)
-"""What a restart does to a parent that was working (module doc); "interrupt" by default."""
 FAMILY: Final = "algo"
 """The journal's family of parent orders (their children's actor is `algo:<parent id>`)."""
 
@@ -123,6 +120,7 @@ class UnknownParentError(InputError, KeyError):
 class ParentStatus:
     parent_id: str
     kind: str
+    """The algorithm's registered name (`catalog`)."""
     state: ParentState
     reason: str
     token_id: str
@@ -216,7 +214,6 @@ class ParentManager:
         clock: Clock,
         book_source: BookSource,
         instruments: Mapping[str, Instrument] | InstrumentLookup | None = None,
-        builder: OrderBuilder | None = None,
         seed: int = 0,
         autorun: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -232,10 +229,6 @@ class ParentManager:
         `on_restart`: the default restart policy of the parents it starts (module doc)."""
         self.manager = manager
         self.engine = manager.engine
-        builder = builder or manager.builder
-        if builder is None:
-            raise AlgoConfigError("the parent manager needs an order builder (none given, none on the manager)")
-        self.builder = builder
         self.clock = clock
         self.book_source = book_source
         self.instruments = instruments
@@ -267,32 +260,18 @@ class ParentManager:
         policy = self.on_restart if on_restart is None else restart_policy(on_restart)
         self._counter += 1
         no = self._counter
-        state: AlgoState
-        if isinstance(spec, IcebergSpec):
-            kind = "iceberg"
-            state = IcebergState.start(spec, await self._instrument(spec.token_id), now, self._seed_of(no, 0))
-        elif isinstance(spec, AdaptiveSpec):
-            kind = "adaptive"
-            state = AdaptiveState.start(spec, await self._instrument(spec.token_id), now)
-        elif isinstance(spec, MicroPriceSpec):
-            kind = "microprice"
-            state = MicroPriceState.start(spec, await self._instrument(spec.token_id), now)
-        elif isinstance(spec, MultiLegSpec):
-            kind = "multileg"
-            insts = tuple([await self._instrument(leg.token_id) for leg in spec.legs])
+        kind = catalog.name_of(spec)
+        algo = ALGOS.get(kind)
+        insts = await self._instruments(spec)
+        if algo.complements:
             for inst in insts:
                 if inst.complement:
                     await self._instrument(inst.complement)
-            state = MultiLegState.start(spec, insts, now)
-        elif isinstance(spec, OrderSpec):
-            kind = "order"
-            state = SingleState.start(spec, await self._instrument(spec.token_id), now)
-        else:
-            raise AlgoConfigError(f"unknown parent spec {type(spec).__name__}")
+        state = algo.start(spec, Launch(insts, now, self._seed_of(no, 0)))
         pid = parent_id or f"{kind}-{no}"
         if pid in self._parents:
             raise AlgoConfigError(f"parent id {pid} is already in use", parent_id=pid)
-        mids = [await self._mid(t) for t in spec_tokens(spec)]
+        mids = [await self._mid(t) for t in spec.tokens]
         arrival = None if any(m is None for m in mids) else sum((m for m in mids if m is not None), Fraction(0))
         side = getattr(spec, "side", None)
         p = _Parent(pid, kind, spec, state, now, arrival, side, f"{FAMILY}:{pid}", no=no, on_restart=policy)
@@ -554,12 +533,12 @@ class ParentManager:
         if errors:
             refuse(errors[0], batch)
             return
-        signed: list[SignedOrder] = []
+        signed: list[PreparedOrder] = []
         try:
             insts = [await self._instrument(pl.token_id) for pl in batch]
             for pl, inst in zip(batch, insts, strict=True):
-                salt = self._salts.getrandbits(53) if self._salts is not None else None
-                signed.append(build(pl, self.builder, inst, now, salt=salt))
+                nonce = self._salts.getrandbits(53) if self._salts is not None else None
+                signed.append(self.engine.venue.prepare(request_of(pl, now, nonce=nonce), inst))
         except PolyomsError as exc:
             refuse(exc, batch)
             return
@@ -572,11 +551,7 @@ class ParentManager:
         for group in groups:
             try:
                 ids = await self.engine.submit(
-                    [signed[n] for n in group],
-                    market=market,
-                    actor=p.actor,
-                    notional=batch[group[0]].is_market_buy,
-                    fee_rate_bps=fee,
+                    [signed[n] for n in group], market=market, actor=p.actor, fee_rate_bps=fee
                 )
             except PolyomsError as exc:
                 refuse(exc, [batch[n] for n in group], "submit refused: ")
@@ -641,12 +616,13 @@ class ParentManager:
         """A journaled parent, as a restart finds it: its children are `order_ids` (in order)."""
         try:
             spec, arrival = decode_spec(rec.spec)
-        except (msgspec.ValidationError, AlgoConfigError, KeyError, TypeError) as exc:
+            kind = ALGOS.canonical(rec.kind)  # an older name ("microprice") reads as today's
+        except (msgspec.ValidationError, ConfigError, KeyError, TypeError) as exc:
             raise AlgoConfigError(f"journaled parent {rec.parent_id} cannot be read: {exc}") from exc
-        tokens = spec_tokens(spec)
+        tokens = spec.tokens
         keys = tuple(f"prior-{n}" for n in range(1, len(order_ids) + 1))
         side = getattr(spec, "side", None)
-        target = _target_of(spec)
+        target = spec.target
         if rec.ended:
             state: RecoveredState = RecoveredState(
                 keys,
@@ -666,12 +642,12 @@ class ParentManager:
                     restart = await self._restarter(spec, rec)
                 except AlgoConfigError as exc:
                     mode, why = INTERRUPT, f"cannot resume: {exc}"
-            timeout = getattr(spec, "timeout_ms", None)
+            timeout = spec.timeout_ms
             deadline = None if timeout is None else rec.started_ms + timeout
             state = RecoveredState(keys, target, tokens, mode, restart, deadline_ms=deadline, note=why)
         p = _Parent(
             rec.parent_id,
-            rec.kind,
+            kind,
             spec,
             state,
             rec.started_ms,
@@ -692,18 +668,17 @@ class ParentManager:
 
     async def _restarter(self, spec: Spec, rec: ParentRecord) -> Restart:
         """How the parent's algorithm starts again for what is left (AlgoConfigError: it cannot)."""
-        if not isinstance(spec, IcebergSpec | AdaptiveSpec | MicroPriceSpec) or getattr(spec, "kelly", None):
-            raise AlgoConfigError(f"a {rec.kind} parent is not resumed (only parents sized in shares on one token)")
-        inst = await self._instrument(spec.token_id)
+        kind = catalog.name_of(spec)
+        algo = ALGOS.get(kind)
+        resume = algo.resume
+        if resume is None or getattr(spec, "kelly", None):
+            raise AlgoConfigError(f"a {kind} parent is not resumed (only parents sized in shares on one token)")
+        insts = await self._instruments(spec)
         seed = self._seed_of(rec.no, rec.restarts + 1)
 
         def restart(left: Micro, now_ms: int, deadline_ms: int | None) -> AlgoState:
             timeout = None if deadline_ms is None else deadline_ms - now_ms
-            if isinstance(spec, IcebergSpec):
-                return IcebergState.start(replace(spec, size=left, timeout_ms=timeout), inst, now_ms, seed)
-            if isinstance(spec, AdaptiveSpec):
-                return AdaptiveState.start(replace(spec, size=left, timeout_ms=timeout), inst, now_ms)
-            return MicroPriceState.start(replace(spec, size=left, timeout_ms=timeout), inst, now_ms)
+            return algo.start(resume(spec, left, timeout), Launch(insts, now_ms, seed))
 
         return restart
 
@@ -714,6 +689,9 @@ class ParentManager:
         if p is None:
             raise UnknownParentError(f"unknown parent order {parent_id}", parent_id=parent_id)
         return p
+
+    async def _instruments(self, spec: Spec) -> tuple[Instrument, ...]:
+        return tuple([await self._instrument(t) for t in spec.tokens])
 
     async def _instrument(self, token_id: str) -> Instrument:
         inst = self._insts.get(token_id)
@@ -759,7 +737,7 @@ class ParentManager:
         children = {k: v for k in p.state.keys if (v := self._view(p, k)) is not None}
         obs = Obs(self.clock.now_ms(), children)
         prog = p.state.progress(obs)
-        token = spec_tokens(p.spec)[0]
+        token = p.spec.tokens[0]
         return ParentStatus(
             parent_id=p.pid,
             kind=p.kind,
@@ -852,32 +830,7 @@ def _passing(exc: PolyomsError) -> bool:
     return isinstance(exc, TradingHaltedError) and exc.context.get("rule") not in ("kill_switch", "journal")
 
 
-def spec_tokens(spec: Spec) -> tuple[str, ...]:
-    """The tokens a parent of this spec trades."""
-    if isinstance(spec, MultiLegSpec):
-        return tuple(leg.token_id for leg in spec.legs)
-    return (spec.token_id,)
-
-
-def _target_of(spec: Spec) -> Micro:
-    if isinstance(spec, MultiLegSpec):
-        return sum(leg.size for leg in spec.legs)
-    return spec.size
-
-
-def restart_policy(value: str) -> str:
-    """A restart policy ("resume" or "interrupt"), checked."""
-    policy = value.strip().lower() if isinstance(value, str) else value
-    if policy not in ON_RESTART:
-        raise AlgoConfigError(f"on_restart must be one of {', '.join(ON_RESTART)}, got {value!r}", field="on_restart")
-    return policy
-
-
 # --- specs as the journal keeps them -------------------------------------------------------------------
-
-_SPEC_TYPES: Final[dict[str, type[Any]]] = {
-    t.__name__: t for t in (IcebergSpec, AdaptiveSpec, MicroPriceSpec, MultiLegSpec, OrderSpec)
-}
 
 
 def _enc_hook(obj: Any) -> Any:
@@ -904,7 +857,7 @@ def encode_spec(spec: Spec, arrival_mid: Fraction | None = None) -> dict[str, An
 
 def decode_spec(data: Mapping[str, Any]) -> tuple[Spec, Fraction | None]:
     """`encode_spec` read back (the spec's own checks run again)."""
-    spec: Spec = msgspec.convert(data["fields"], type=_SPEC_TYPES[data["type"]], dec_hook=_dec_hook)
+    spec: Spec = msgspec.convert(data["fields"], type=catalog.spec_type(data["type"]), dec_hook=_dec_hook)
     mid = data.get("arrival_mid")
     return spec, None if mid is None else Fraction(mid)
 

@@ -20,6 +20,7 @@ from polyoms.algos.base import (
     Obs,
     ParentState,
     Progress,
+    SingleTokenSpec,
     SingleTokenState,
     Step,
     all_final,
@@ -39,7 +40,7 @@ P = ParentState
 
 
 @dataclass(frozen=True, slots=True)
-class OrderSpec:
+class OrderSpec(SingleTokenSpec):
     token_id: str
     side: Side
     price: Micro
@@ -97,8 +98,6 @@ class SingleState(SingleTokenState):
     placed_ms: int = 0
     outcome: ParentState = P.DONE
     cancels: dict[str, int] = field(default_factory=dict)
-
-    kind = "order"
 
     @staticmethod
     def start(spec: OrderSpec, inst: Instrument, now_ms: int) -> SingleState:

@@ -37,6 +37,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
+from polyoms.algos.catalog import orderable
 from polyoms.cli import order as order_cli
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import PolyomsError
@@ -237,8 +238,13 @@ def order_add(
     expiration: Annotated[
         int, typer.Option("--expiration", help="GTD expiry, unix seconds (only with --order-type GTD).")
     ] = 0,
-    algo: Annotated[str | None, typer.Option("--algo", help="Parent order: iceberg, adaptive or micro-price.")] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", help="Algo parameter KEY=VALUE (repeat).")] = None,
+    algo: Annotated[
+        str | None,
+        typer.Option("--algo", help=f"Parent order: {', '.join(e.name for e in orderable())} (`order algos`)."),
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Algo parameter KEY=VALUE (repeat; `order algos` lists them).")
+    ] = None,
     kelly_prob: Annotated[
         str | None,
         typer.Option(
@@ -269,7 +275,7 @@ def order_add(
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Place an order (limit, market, or an iceberg / adaptive / micro-price parent; Kelly-sized)."""
+    """Place an order (limit, market, or a parent order run by an execution algorithm; Kelly-sized)."""
 
     def go() -> None:
         Side.parse(side)
@@ -293,7 +299,7 @@ def order_add(
             _check_decimal(kelly_prob, "kelly probability")
             _check_decimal(kelly_fraction, "kelly fraction")
             kelly = api.KellyRequest(prob=kelly_prob, fraction=kelly_fraction, bankroll=bankroll)
-        req = api.OrderRequest(
+        req = api.OrderBody(
             token_id=token_id.strip(),
             side=side,
             kind=k,

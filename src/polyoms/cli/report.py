@@ -21,16 +21,24 @@ def algos(
     scenario: Annotated[
         list[str] | None, typer.Option("--scenario", help="Only these scenarios (repeatable); default: all.")
     ] = None,
+    latency: Annotated[
+        bool, typer.Option("--latency/--no-latency", help="Our connection's latencies (BACKTEST_LATENCY) or none.")
+    ] = True,
 ) -> None:
-    """Run the execution-algorithm scenarios in process (virtual clock) and write their measurements."""
-    from polyoms.algos import report
+    """Run the execution-algorithm scenarios in process (virtual clock) and write their measurements;
+    with latency, also without it, to say what it changed."""
+    from polyoms.backtest import report
+    from polyoms.backtest.scenarios import BACKTEST_LATENCY
 
     console = Console(stderr=True)
+    names = scenario or None
+    config = BACKTEST_LATENCY if latency else None
     try:
-        rows = asyncio.run(report.collect(seed, scenario or None))
+        rows = asyncio.run(report.collect(seed, names, config))
+        baseline = asyncio.run(report.collect(seed, names, None)) if latency else []
     except PolyomsError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report.render(rows, seed), encoding="utf-8")
+    out.write_text(report.render(rows, seed, latency=config, baseline=baseline), encoding="utf-8")
     console.print(f"{report.summary(rows)}; written to {out}", highlight=False)

@@ -18,9 +18,13 @@ from polyoms.ops.config import DaemonConfig, LogConfig, load_config, load_secret
 from polyoms.ops.daemon import Daemon
 from polyoms.ops.daemon import run as run_daemon
 from polyoms.ops.doctor import Severity, diagnose
+from polyoms.venues.registry import VENUES, venue_kind
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Daemon config file (TOML).")]
 StateDirOpt = Annotated[Path | None, typer.Option("--state-dir", help="Journal, control token and URL live here.")]
+VenueOpt = Annotated[
+    str | None, typer.Option("--venue", help="The venue kind: " + ", ".join(VENUES.names()) + " ([venue] kind).")
+]
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -31,9 +35,11 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 def _config(config: Path | None, state_dir: Path | None, venue: str | None, port: int | None) -> DaemonConfig:
     cfg = load_config(config)
     if venue is not None:
-        if venue not in ("local", "polymarket"):
-            raise typer.BadParameter(f"--venue must be local or polymarket, got {venue!r}")
-        cfg = dataclasses.replace(cfg, venue="polymarket" if venue == "polymarket" else "local")
+        try:
+            kind = VENUES.canonical(venue)
+        except PolyomsError as exc:
+            raise typer.BadParameter(f"--venue: {exc.message}") from None
+        cfg = dataclasses.replace(cfg, venue=dataclasses.replace(cfg.venue, kind=kind))
     if state_dir is not None:
         cfg = dataclasses.replace(cfg, state_dir=state_dir.expanduser())
     if port is not None:
@@ -55,13 +61,13 @@ def _configure_logging(log: LogConfig) -> bool:
 def run(
     config: ConfigOpt = None,
     state_dir: StateDirOpt = None,
-    venue: Annotated[str | None, typer.Option("--venue", help="local (embedded exchange) or polymarket.")] = None,
+    venue: VenueOpt = None,
     port: Annotated[int | None, typer.Option("--port", help="Control API port on 127.0.0.1 (0 = any).")] = None,
     fresh: Annotated[
         bool,
         typer.Option(
             "--fresh",
-            help="Local venue: delete the saved session (exchange state, journal, wallet key in STATE_DIR/local) "
+            help="The local venue: delete the saved session (exchange state, journal, wallet key in STATE_DIR/local) "
             "and start over with a new exchange and wallet. Without it a restart recovers the session.",
         ),
     ] = False,
@@ -69,7 +75,7 @@ def run(
     """Run the daemon: an engine on a venue, with a control API on 127.0.0.1 for the CLI (Ctrl-C stops it)."""
     try:
         cfg = _config(config, state_dir, venue, port)
-        secrets = load_secrets(cfg, required=cfg.venue == "polymarket")
+        secrets = load_secrets(cfg, required=venue_kind(cfg.venue.kind).needs_key)
     except PolyomsError as exc:
         raise _fail(str(exc)) from None
     json_logs = _configure_logging(cfg.log)
@@ -80,14 +86,14 @@ def run(
         if json_logs:  # the banner is a log event like any other: stderr stays one JSON object per line
             logging.getLogger("polyoms.daemon").info(
                 "daemon ready: venue %s at %s, control API %s",
-                cfg.venue,
+                cfg.venue.kind,
                 d.venue_url,
                 d.control_url,
                 extra={"wallet": wallet, "control_url": d.control_url, "venue_url": d.venue_url},
             )
             return
         console.print(
-            f"polyoms daemon: venue [bold]{cfg.venue}[/] at {d.venue_url}, wallet {wallet}\n"
+            f"polyoms daemon: venue [bold]{cfg.venue.kind}[/] at {d.venue_url}, wallet {wallet}\n"
             f"control API {d.control_url} (token in {cfg.state_dir / 'control.token'}); Ctrl-C or "
             "`polyoms stop` to stop",
             highlight=False,
@@ -104,7 +110,7 @@ def run(
 def doctor(
     config: ConfigOpt = None,
     state_dir: StateDirOpt = None,
-    venue: Annotated[str | None, typer.Option("--venue", help="local or polymarket.")] = None,
+    venue: VenueOpt = None,
 ) -> None:
     """Check the key, API credentials, signature type vs funder, balances and allowances, clock skew and
     venue reachability; print the exact fix for each problem (exit 1 if any is an error)."""

@@ -47,11 +47,6 @@ class TradeStatus(StrEnum):
         """CONFIRMED and FAILED never change again."""
         return self in (TradeStatus.CONFIRMED, TradeStatus.FAILED)
 
-    @property
-    def is_provisional(self) -> bool:
-        """A fill that counts for now but may still be voided."""
-        return not self.is_final
-
 
 class OrderEventType(StrEnum):
     PLACEMENT = "PLACEMENT"

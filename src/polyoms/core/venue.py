@@ -29,7 +29,7 @@ import msgspec
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import InvalidPriceError, PolyomsError
 from polyoms.core.units import MICRO, Micro, TickSize, fmt_micro
-from polyoms.core.user_events import OrderEvent, OrderStatus, TradeEvent
+from polyoms.core.user_events import OrderEvent, OrderEventType, OrderStatus, TradeEvent
 
 MAX_BATCH: Final = 15
 """Most orders one `submit` takes (Polymarket's POST /orders limit; adapters split nothing)."""
@@ -100,26 +100,32 @@ class PriceGrid(msgspec.Struct, frozen=True):
             )
 
 
-class Instrument(msgspec.Struct, frozen=True, kw_only=True):
+class Instrument(msgspec.Struct, frozen=True):
     """One tradable outcome token and the rules orders for it must follow.
 
-    `lot`: the quantity step (shares, micro-units); `min_size`: the smallest resting order; `min_notional`:
-    the smallest marketable BUY (pUSD). `neg_risk` selects Polymarket's neg-risk exchange (False
-    elsewhere). `tick` is the uniform grid's tick where there is one (Polymarket), else None."""
+    `tick`: the price step (on a grid of several bands, `grid`, its finest). `market`: the market (Polymarket's
+    condition id) and `complement` the other outcome's token. `lot`: the quantity step (shares,
+    micro-units); `min_size`: the smallest resting order; `min_notional`: the smallest marketable BUY
+    (pUSD). `neg_risk` selects Polymarket's neg-risk exchange (False elsewhere)."""
 
-    venue: str
     token_id: str
-    grid: PriceGrid
+    tick: TickSize
     market: str = ""
-    outcome: str = ""
     complement: str = ""
-    tick: TickSize | None = None
-    lot: Micro = 10_000
-    min_size: Micro = 5 * MICRO
-    min_notional: Micro = MICRO
     neg_risk: bool = False
+    min_size: Micro = 5 * MICRO
     fee_rate_bps: int | None = None
     """None: not known (the OMS then reserves the venue's fee cap)."""
+    venue: str = ""
+    outcome: str = ""
+    grid: PriceGrid | None = None
+    lot: Micro = 10_000
+    min_notional: Micro = MICRO
+
+    @property
+    def prices(self) -> PriceGrid:
+        """The price grid: `grid`, or the uniform grid of `tick` when there is none."""
+        return self.grid if self.grid is not None else PriceGrid.uniform(self.tick)
 
 
 # --- orders ----------------------------------------------------------------------------------------
@@ -129,7 +135,8 @@ class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
     """What a caller asks for, before the venue's rounding, signing or keys.
 
     Limit orders and SELLs count `size` in shares; a dollar-sized market BUY (`amount` > 0, size 0) spends
-    `amount` pUSD at prices up to `price`. `expiration` (unix seconds) is for GTD orders.
+    `amount` pUSD at prices up to `price`. `expiration` (unix seconds, GTD orders) is when the order should
+    end; an adapter whose venue ends orders some lead before what was signed (Polymarket: 60 s) adds it.
     `timestamp_ms` / `nonce` pin what an adapter would otherwise take from the clock or randomness
     (deterministic replays and tests)."""
 
@@ -154,8 +161,9 @@ class PreparedOrder(msgspec.Struct, frozen=True, kw_only=True):
 
     `key` is the exactly-once key (module doc). `size`/`price` as the venue will report them; `maker_amount`
     is what the order gives (pUSD for a BUY, shares for a SELL) and bounds what it reserves;
-    `taker_amount` what it asks for. `expires_s`: when the venue actually ends a GTD order (its
-    `expiration` less any security lead), 0 for none. `payload` is opaque to everyone but the adapter."""
+    `taker_amount` what it asks for. `expiration`: when the venue actually ends a GTD order (unix s; what
+    was signed less any security lead the venue applies), 0 for none. `payload` is opaque to everyone but
+    the adapter."""
 
     key: str
     token_id: str
@@ -167,7 +175,6 @@ class PreparedOrder(msgspec.Struct, frozen=True, kw_only=True):
     taker_amount: Micro
     notional: bool = False
     expiration: int = 0
-    expires_s: int = 0
     post_only: bool = False
     payload: Any = None
 
@@ -246,7 +253,7 @@ class VenueTruth(msgspec.Struct, frozen=True):
     shares: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
 
 
-class Settlement(StrEnum):
+class SettlementModel(StrEnum):
     """How a venue's fills become final."""
 
     ON_CHAIN = "on_chain"
@@ -268,7 +275,7 @@ class Venue(Protocol):
     def owner(self) -> str: ...
 
     @property
-    def settlement(self) -> Settlement: ...
+    def settlement(self) -> SettlementModel: ...
 
     def prepare(self, request: OrderRequest, instrument: Instrument) -> PreparedOrder: ...
 
@@ -293,3 +300,37 @@ class Venue(Protocol):
     async def heartbeat(self) -> str: ...
 
     async def close(self) -> None: ...
+
+
+_REPORT_AS_EVENT: Final[dict[ReportStatus, OrderStatus]] = {
+    ReportStatus.LIVE: OrderStatus.LIVE,
+    ReportStatus.DELAYED: OrderStatus.DELAYED,
+    ReportStatus.MATCHED: OrderStatus.MATCHED,
+    ReportStatus.UNMATCHED: OrderStatus.UNMATCHED,
+    ReportStatus.CANCELED: OrderStatus.CANCELED,
+    ReportStatus.REJECTED: OrderStatus.CANCELED,  # gone from the book without trading: as a cancellation
+}
+
+
+def order_event_of(report: OrderReport) -> OrderEvent:
+    """An order report as the user stream would have said it (reconciliation and REST polling feed
+    these to the same evidence rules as the stream)."""
+    status = _REPORT_AS_EVENT[report.status]
+    kind = OrderEventType.CANCELLATION if status is OrderStatus.CANCELED else OrderEventType.UPDATE
+    return OrderEvent(
+        type=kind,
+        id=report.id,
+        market=report.market,
+        asset_id=report.asset_id,
+        side=report.side,
+        price=report.price,
+        original_size=report.original_size,
+        size_matched=report.size_matched,
+        status=status,
+        owner=report.owner,
+        order_owner=report.owner,
+        order_type=report.order_type,
+        expiration=report.expiration,
+        maker_address=report.maker_address,
+        created_at=report.created_at,
+    )

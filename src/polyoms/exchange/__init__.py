@@ -4,14 +4,14 @@ The pure core lives here (markets, book, matching, fees, accounts, settlement, e
 top of it.
 """
 
-from polyoms.exchange.engine import CancelResult, EngineOrder, Exchange, Resolution, SubmitResult
+from polyoms.exchange.engine import EngineOrder, Exchange, ExchangeCancelResult, Resolution, SubmitResult
 from polyoms.exchange.markets import MarketSpec, default_markets, load_markets
 from polyoms.exchange.settlement import SettlementConfig
 
 __all__ = [
-    "CancelResult",
     "EngineOrder",
     "Exchange",
+    "ExchangeCancelResult",
     "MarketSpec",
     "Resolution",
     "SettlementConfig",

@@ -13,7 +13,6 @@ searches a queue.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from polyoms.core.units import MICRO
@@ -199,9 +198,6 @@ class Book:
 
     # --- reading -------------------------------------------------------------------------------
 
-    def price_of(self, level: int) -> int:
-        return level * self.tick
-
     def yes_bid(self) -> int | None:
         return self.best_bid * self.tick if self.best_bid > 0 else None
 
@@ -248,8 +244,3 @@ class Book:
         """The live orders at one YES-space level, in time priority."""
         q = self.bid_q[level] if bid_side else self.ask_q[level]
         return [o for o in q if o.resting] if q else []
-
-    def resting_orders(self) -> Iterator[Order]:
-        for q in (*self.bid_q, *self.ask_q):
-            if q:
-                yield from (o for o in q if o.resting)

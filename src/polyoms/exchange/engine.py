@@ -34,21 +34,22 @@ from polyoms.exchange.events import (
     CANCELLATION,
     PLACEMENT,
     UPDATE,
+    ExchangeOrderEvent,
+    ExchangeTradeEvent,
     Listener,
     MarketResolvedEvent,
     NewMarketEvent,
-    OrderEvent,
     TickSizeChangeEvent,
-    TradeEvent,
 )
 from polyoms.exchange.markets import MarketSpec, check_unique, default_markets
 from polyoms.exchange.matching import Matcher, new_order
 from polyoms.exchange.orders import EngineOrder, Order
 from polyoms.exchange.settlement import Settlement, SettlementConfig
 from polyoms.exchange.trades import Trade, TradeIds
+from polyoms.polymarket.protocol import errors as venue_errors
 from polyoms.polymarket.protocol.constants import GTD_SECURITY_THRESHOLD_S
 
-__all__ = ["CancelResult", "EngineOrder", "Exchange", "Resolution", "SettlementConfig", "SubmitResult"]
+__all__ = ["EngineOrder", "Exchange", "ExchangeCancelResult", "Resolution", "SettlementConfig", "SubmitResult"]
 
 _GTD = OrderType.GTD
 _BUY = Side.BUY
@@ -71,7 +72,7 @@ class SubmitResult:
 
 
 @dataclass(slots=True)
-class CancelResult:
+class ExchangeCancelResult:
     canceled: list[str] = field(default_factory=list)
     not_canceled: dict[str, str] = field(default_factory=dict)
 
@@ -279,14 +280,14 @@ class Exchange:
             self._expire(now)
         oid = order.order_id
         if oid in self._orders:
-            raise DuplicateOrderError(msg.duplicated(oid))
+            raise DuplicateOrderError(venue_errors.duplicated(oid))
         entry = self._tokens.get(order.token_id)
         if entry is None:
             raise InvalidOrderError(msg.unknown_token(order.token_id), token_id=order.token_id)
         book, is_yes = entry
         spec = book.spec
         if not spec.accepting_orders or spec.closed or not spec.active:
-            raise MarketNotReadyError(msg.MARKET_NOT_READY)
+            raise MarketNotReadyError(venue_errors.MARKET_NOT_READY)
         self._seq += 1
         o = new_order(order, spec, is_yes, now, self._seq, self.ledger.account(order.maker))
         trades = self.matcher.submit(book, o, order.post_only, now)
@@ -302,11 +303,11 @@ class Exchange:
                 heapq.heappush(expiry, ((o.expiration - GTD_SECURITY_THRESHOLD_S) * 1000, o.seq, o))
         if not trades:
             if listener is not None:
-                listener(OrderEvent(PLACEMENT, o, now))
+                listener(ExchangeOrderEvent(PLACEMENT, o, now))
             return SubmitResult("live", oid)
         self._record(o, trades, now)
         if listener is not None:
-            listener(OrderEvent(PLACEMENT if o.resting else UPDATE, o, now, o.associate_trades))
+            listener(ExchangeOrderEvent(PLACEMENT if o.resting else UPDATE, o, now, o.associate_trades))
         shares = sum(t.size for t in trades)
         pusd = sum(t.pusd for t in trades)
         return SubmitResult(
@@ -337,34 +338,34 @@ class Exchange:
                     del open_[mf.order_id]
                     del by_owner[m.owner][mf.order_id]
                 if listener is not None:
-                    listener(OrderEvent(UPDATE, m, now, (t.trade_id,)))
+                    listener(ExchangeOrderEvent(UPDATE, m, now, (t.trade_id,)))
             self._last_trade[t.asset_id] = (t.price, t.side)
             book, _ = self._tokens[t.asset_id]
             other = book.no_token_id if t.asset_id == book.yes_token_id else book.yes_token_id
             # BUY YES at p is SELL NO at 1 − p: the other token traded at the mirror price.
             self._last_trade[other] = (MICRO - t.price, t.side.opposite)
             if listener is not None:
-                listener(TradeEvent(t, now))
+                listener(ExchangeTradeEvent(t, now))
         self.settlement.matched(now)
 
     def _trade_status(self, trade: Trade, at_ms: int) -> None:
         """The settlement pipeline moved `trade` on."""
         if self.listener is not None:
-            self.listener(TradeEvent(trade, at_ms))
+            self.listener(ExchangeTradeEvent(trade, at_ms))
 
-    def cancel(self, order_id: str, owner: str) -> CancelResult:
+    def cancel(self, order_id: str, owner: str) -> ExchangeCancelResult:
         """Cancel one of `owner`'s open orders (DELETE /order)."""
         now = self._expire_due()
         o = self._open.get(order_id)
         if o is None or o.owner != owner:
-            return CancelResult([], {order_id: msg.NOT_CANCELED_UNKNOWN})
+            return ExchangeCancelResult([], {order_id: msg.NOT_CANCELED_UNKNOWN})
         self._cancel(o, msg.REASON_USER, now)
-        return CancelResult([order_id], {})
+        return ExchangeCancelResult([order_id], {})
 
-    def cancel_many(self, order_ids: Iterable[str], owner: str) -> CancelResult:
+    def cancel_many(self, order_ids: Iterable[str], owner: str) -> ExchangeCancelResult:
         """Cancel several orders (DELETE /orders); duplicates are ignored."""
         now = self._expire_due()
-        result = CancelResult()
+        result = ExchangeCancelResult()
         for oid in dict.fromkeys(order_ids):
             o = self._open.get(oid)
             if o is None or o.owner != owner:
@@ -374,16 +375,16 @@ class Exchange:
                 result.canceled.append(oid)
         return result
 
-    def cancel_all(self, owner: str, reason: str = msg.REASON_CANCEL_ALL) -> CancelResult:
+    def cancel_all(self, owner: str, reason: str = msg.REASON_CANCEL_ALL) -> ExchangeCancelResult:
         """Cancel every open order of `owner` (DELETE /cancel-all; also heartbeat timeouts, with
         `reason=messages.REASON_HEARTBEAT`)."""
         now = self._expire_due()
         victims = list(self._open_by_owner.get(owner, {}).values())
         for o in victims:
             self._cancel(o, reason, now)
-        return CancelResult([o.order_id for o in victims], {})
+        return ExchangeCancelResult([o.order_id for o in victims], {})
 
-    def cancel_market(self, owner: str, market: str | None = None, asset_id: str | None = None) -> CancelResult:
+    def cancel_market(self, owner: str, market: str | None = None, asset_id: str | None = None) -> ExchangeCancelResult:
         """Cancel `owner`'s open orders in a market and/or token (DELETE /cancel-market-orders).
 
         An empty or missing filter matches everything, so both empty cancels all of them.
@@ -397,7 +398,7 @@ class Exchange:
         ]
         for o in victims:
             self._cancel(o, msg.REASON_CANCEL_MARKET, now)
-        return CancelResult([o.order_id for o in victims], {})
+        return ExchangeCancelResult([o.order_id for o in victims], {})
 
     # --- timers --------------------------------------------------------------------------------
 
@@ -448,7 +449,7 @@ class Exchange:
         del self._open[o.order_id]
         del self._open_by_owner[o.owner][o.order_id]
         if self.listener is not None:
-            self.listener(OrderEvent(CANCELLATION, o, now, reason=reason))
+            self.listener(ExchangeOrderEvent(CANCELLATION, o, now, reason=reason))
 
     # --- queries ---------------------------------------------------------------------------------
 
@@ -461,7 +462,7 @@ class Exchange:
     def _token(self, token_id: str) -> tuple[Book, bool]:
         entry = self._tokens.get(token_id)
         if entry is None:
-            raise NotFoundError(msg.NO_ORDERBOOK, token_id=token_id)
+            raise NotFoundError(venue_errors.NO_ORDERBOOK, token_id=token_id)
         return entry
 
     def markets(self) -> list[MarketSpec]:

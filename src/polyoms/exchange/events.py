@@ -1,11 +1,11 @@
 """What the exchange tells the outside world happened: order updates, trades, market changes.
 
-The WebSocket channels are built on these. An `OrderEvent` snapshots the fields that change (status,
+The WebSocket channels are built on these. An `ExchangeOrderEvent` snapshots the fields that change (status,
 size matched) and points at the order record for the static ones. Kinds follow the user channel (doc
 §6.3): PLACEMENT when an order comes to rest on the book, UPDATE when it matches (for a taker that does
 not rest, one UPDATE with its final status), CANCELLATION with a reason.
 
-A `TradeEvent` is sent when a trade is matched and again at every settlement status change (MINED,
+An `ExchangeTradeEvent` is sent when a trade is matched and again at every settlement status change (MINED,
 CONFIRMED, RETRYING, FAILED), as the venue re-sends the full trade with the same id; `status` and
 `transaction_hash` are snapshots, the rest is read from the trade record (fixed after the match, but
 for `err_msg`, set before the FAILED event).
@@ -33,7 +33,7 @@ UPDATE: Final = "UPDATE"
 CANCELLATION: Final = "CANCELLATION"
 
 
-class OrderEvent:
+class ExchangeOrderEvent:
     __slots__ = ("kind", "order", "reason", "size_matched", "status", "timestamp_ms", "trade_ids")
 
     def __init__(
@@ -54,10 +54,11 @@ class OrderEvent:
 
     def __repr__(self) -> str:
         extra = f" reason={self.reason!r}" if self.reason else ""
-        return f"OrderEvent({self.kind} {self.order.order_id[:10]}… {self.status} matched={self.size_matched}{extra})"
+        order = f"{self.order.order_id[:10]}… {self.status} matched={self.size_matched}"
+        return f"ExchangeOrderEvent({self.kind} {order}{extra})"
 
 
-class TradeEvent:
+class ExchangeTradeEvent:
     __slots__ = ("status", "timestamp_ms", "trade", "transaction_hash")
 
     def __init__(self, trade: Trade, timestamp_ms: int) -> None:
@@ -67,7 +68,7 @@ class TradeEvent:
         self.transaction_hash = trade.transaction_hash
 
     def __repr__(self) -> str:
-        return f"TradeEvent({self.status} {self.trade!r})"
+        return f"ExchangeTradeEvent({self.status} {self.trade!r})"
 
 
 class TickSizeChangeEvent:
@@ -128,7 +129,7 @@ class NewMarketEvent:
         return f"NewMarketEvent({self.spec.slug})"
 
 
-Event = OrderEvent | TradeEvent | TickSizeChangeEvent | MarketResolvedEvent | NewMarketEvent
+Event = ExchangeOrderEvent | ExchangeTradeEvent | TickSizeChangeEvent | MarketResolvedEvent | NewMarketEvent
 Listener = Callable[[Event], None]
 
 
@@ -143,14 +144,18 @@ class EventLog:
     def __call__(self, event: Event) -> None:
         self.events.append(event)
 
-    def order_events(self, order_id: str | None = None) -> list[OrderEvent]:
+    def order_events(self, order_id: str | None = None) -> list[ExchangeOrderEvent]:
         return [
-            e for e in self.events if isinstance(e, OrderEvent) and (order_id is None or e.order.order_id == order_id)
+            e
+            for e in self.events
+            if isinstance(e, ExchangeOrderEvent) and (order_id is None or e.order.order_id == order_id)
         ]
 
-    def trade_events(self, trade_id: str | None = None) -> list[TradeEvent]:
+    def trade_events(self, trade_id: str | None = None) -> list[ExchangeTradeEvent]:
         return [
-            e for e in self.events if isinstance(e, TradeEvent) and (trade_id is None or e.trade.trade_id == trade_id)
+            e
+            for e in self.events
+            if isinstance(e, ExchangeTradeEvent) and (trade_id is None or e.trade.trade_id == trade_id)
         ]
 
     def market_events(self) -> list[TickSizeChangeEvent | MarketResolvedEvent]:

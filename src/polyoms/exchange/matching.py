@@ -55,13 +55,13 @@ from polyoms.core.errors import (
     PostOnlyWouldCrossError,
 )
 from polyoms.core.units import MICRO
-from polyoms.exchange import messages as msg
 from polyoms.exchange.accounts import MAX_UINT256, Account, Ledger
 from polyoms.exchange.book import Book
 from polyoms.exchange.fees import taker_fee
 from polyoms.exchange.markets import MarketSpec
 from polyoms.exchange.orders import CANCELED, LIVE, MATCHED, EngineOrder, Order
 from polyoms.exchange.trades import MakerFill, MatchType, Trade, TradeIds
+from polyoms.polymarket.protocol import errors as venue_errors
 from polyoms.polymarket.protocol.constants import GTD_SECURITY_THRESHOLD_S  # UNCONFIRMED; shared with the OMS
 
 FOK_BUY_DUST_MICRO: Final = 10
@@ -92,7 +92,7 @@ def new_order(eo: EngineOrder, spec: MarketSpec, is_yes: bool, now_ms: int, seq:
     """
     m_amt, t_amt = eo.maker_amount, eo.taker_amount
     if type(m_amt) is not int or type(t_amt) is not int or m_amt <= 0 or t_amt <= 0:
-        raise InvalidOrderError(msg.INVALID_PAYLOAD, field="amounts", order_id=eo.order_id)
+        raise InvalidOrderError(venue_errors.INVALID_ORDER_PAYLOAD, field="amounts", order_id=eo.order_id)
     side = eo.side if type(eo.side) is Side else Side.parse(eo.side)
     ot = eo.order_type if type(eo.order_type) is OrderType else OrderType.parse(eo.order_type)
     tick = spec.tick
@@ -105,31 +105,31 @@ def new_order(eo: EngineOrder, spec: MarketSpec, is_yes: bool, now_ms: int, seq:
             price, rest = divmod(t_amt * MICRO, m_amt)
         if rest or price % tick.micro or not tick.micro <= price <= MICRO - tick.micro:
             text = _ratio_text(m_amt, t_amt) if side is _BUY else _ratio_text(t_amt, m_amt)
-            raise InvalidPriceError(msg.invalid_tick(eo.order_id, text, tick.text))
+            raise InvalidPriceError(venue_errors.invalid_tick(eo.order_id, text, tick.text))
         if size < spec.min_size:
-            raise BelowMinimumSizeError(msg.below_min_size(eo.order_id, size, spec.min_size))
+            raise BelowMinimumSizeError(venue_errors.below_min_size(eo.order_id, size, spec.min_size))
         if ot is _GTD:
             exp = eo.expiration
             if exp <= 0 or (exp - GTD_SECURITY_THRESHOLD_S) * 1000 <= now_ms:
-                raise InvalidExpirationError(msg.INVALID_EXPIRATION, expiration=exp)
+                raise InvalidExpirationError(venue_errors.INVALID_EXPIRATION, expiration=exp)
         elif eo.expiration:
-            raise InvalidExpirationError(msg.INVALID_EXPIRATION, expiration=eo.expiration)
+            raise InvalidExpirationError(venue_errors.INVALID_EXPIRATION, expiration=eo.expiration)
     else:
         if eo.post_only:
             raise InvalidOrderTypeError("invalid post-only order: only GTC and GTD orders can be post-only")
         if eo.expiration:
-            raise InvalidExpirationError(msg.INVALID_EXPIRATION, expiration=eo.expiration)
+            raise InvalidExpirationError(venue_errors.INVALID_EXPIRATION, expiration=eo.expiration)
         if side is _BUY:
             # Worst price m/t must be inside (0, 1) and reach the grid; bound = floor(m/t).
             price = m_amt * MICRO // t_amt
             if m_amt >= t_amt or price < tick.micro:
-                raise InvalidPriceError(msg.invalid_tick(eo.order_id, _ratio_text(m_amt, t_amt), tick.text))
+                raise InvalidPriceError(venue_errors.invalid_tick(eo.order_id, _ratio_text(m_amt, t_amt), tick.text))
             if m_amt < MICRO:
-                raise BelowMinimumSizeError(msg.marketable_buy_min(m_amt))
+                raise BelowMinimumSizeError(venue_errors.marketable_buy_min(m_amt))
         else:
             price = -(-t_amt * MICRO // m_amt)
             if t_amt >= m_amt or price > MICRO - tick.micro:
-                raise InvalidPriceError(msg.invalid_tick(eo.order_id, _ratio_text(t_amt, m_amt), tick.text))
+                raise InvalidPriceError(venue_errors.invalid_tick(eo.order_id, _ratio_text(t_amt, m_amt), tick.text))
         size = m_amt
     return Order(
         eo.order_id,
@@ -154,7 +154,7 @@ def new_order(eo: EngineOrder, spec: MarketSpec, is_yes: bool, now_ms: int, seq:
 
 
 def _insufficient() -> InsufficientBalanceError:
-    return InsufficientBalanceError(msg.NOT_ENOUGH_BALANCE)
+    return InsufficientBalanceError(venue_errors.NOT_ENOUGH_BALANCE)
 
 
 class Matcher:
@@ -197,12 +197,12 @@ class Matcher:
                 self._rest(book, o, acct)
                 return []
             if ot is _FOK:
-                raise FokNotFilledError(msg.FOK_NOT_FILLED)
-            raise FakNoMatchError(msg.FAK_NO_MATCH)
+                raise FokNotFilledError(venue_errors.FOK_NOT_FILLED)
+            raise FakNoMatchError(venue_errors.FAK_NO_MATCH)
         if post_only:
-            raise PostOnlyWouldCrossError(msg.POST_ONLY_CROSSES)
+            raise PostOnlyWouldCrossError(venue_errors.POST_ONLY_CROSSES)
         if is_buy and limit_order and o.maker_amount < MICRO:
-            raise BelowMinimumSizeError(msg.marketable_buy_min(o.maker_amount))
+            raise BelowMinimumSizeError(venue_errors.marketable_buy_min(o.maker_amount))
         return self._match(book, o, acct, is_bid, bound, limit_order, now_ms)
 
     def _match(
@@ -261,9 +261,9 @@ class Matcher:
             in_range = i <= bound if is_bid else i >= bound
 
         if o.order_type is _FOK and (not plan or left > (FOK_BUY_DUST_MICRO if budget_mode else 0)):
-            raise FokNotFilledError(msg.FOK_NOT_FILLED)
+            raise FokNotFilledError(venue_errors.FOK_NOT_FILLED)
         if not plan:
-            raise FakNoMatchError(msg.FAK_NO_MATCH)
+            raise FakNoMatchError(venue_errors.FAK_NO_MATCH)
 
         curve = book.spec.fee
         fees = [taker_fee(curve, lvl[3], lvl[1], lvl[4]) for lvl in plan] if curve.rate_num else [0] * len(plan)

@@ -172,9 +172,6 @@ class Trade:
         """CONFIRMED and FAILED never change again."""
         return self.status == TRADE_CONFIRMED or self.status == TRADE_FAILED
 
-    def involves(self, owner: str) -> bool:
-        return self.owner == owner or any(m.owner == owner for m in self.maker_orders)
-
     def trader_side(self, owner: str) -> str:
         """`TAKER` or `MAKER` relative to `owner` (taker wins a self-trade)."""
         return "TAKER" if self.owner == owner else "MAKER"

@@ -5,10 +5,11 @@ venue's answers and user-channel events, flushes its journal per batch, and asks
 """
 
 from polyoms.oms.fills import Fill, FillTier, Role, fee_allowance, taker_fee
-from polyoms.oms.journal import Journal, open_journal, recover
+from polyoms.oms.journal import Journal, open_journal
+from polyoms.oms.journal_recovery import recover
 from polyoms.oms.ledger import Position, WalletLedger
 from polyoms.oms.oms_state import OmsState
-from polyoms.oms.state import TERMINAL, TRANSITIONS, OrderIntent, OrderRecord, OrderState, intent_from_signed
+from polyoms.oms.state import TERMINAL, TRANSITIONS, OrderIntent, OrderRecord, OrderState, intent_from_prepared
 
 __all__ = [
     "TERMINAL",
@@ -24,7 +25,7 @@ __all__ = [
     "Role",
     "WalletLedger",
     "fee_allowance",
-    "intent_from_signed",
+    "intent_from_prepared",
     "open_journal",
     "recover",
     "taker_fee",

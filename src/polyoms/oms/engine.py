@@ -7,8 +7,9 @@ other tasks and posts its result back as an event; nothing else touches the stat
 events the journal is flushed (one transaction: committed here, or handed to the journal's writer
 process, which commits batches in order) and the state's notifications are published to the subscribers.
 
-Exactly-once submission (principle 2): an order arrives signed; its hash is its id; `OmsState.submit`
-journals the intent and commits it synchronously; only then is the POST started, once. A definite
+Exactly-once submission (principle 2): an order arrives prepared by the venue adapter (for Polymarket,
+signed) with the venue's exactly-once key as its id; `OmsState.submit` journals the intent and commits it
+synchronously; only then is it sent, once. A definite
 refusal rejects the order (the typed error is kept in `errors`); an unknown outcome (timeout, 5xx,
 unreadable answer) makes it UNKNOWN, which closes admission until evidence resolves it: the user stream,
 GET /data/order/{id}, /data/trades (`resolve_unknown`), and — once `unknown_grace_ms` has passed without
@@ -45,22 +46,28 @@ from pathlib import Path
 from typing import Any
 
 from polyoms.core.clock import Clock
-from polyoms.core.enums import Side
 from polyoms.core.errors import PolyomsError
 from polyoms.core.units import fmt_micro
 from polyoms.core.user_events import OrderEvent, TradeEvent
-from polyoms.oms import fallback, reconcile
+from polyoms.core.venue import (
+    MAX_BATCH,
+    CancelAnswer,
+    OrderReport,
+    PreparedOrder,
+    SubmitOutcome,
+    UserEvent,
+    Venue,
+    VenueTruth,
+)
+from polyoms.oms import fallback, reconcile, repairs
 from polyoms.oms.errors import IllegalTransitionError, TradingHaltedError
 from polyoms.oms.fills import FillTier
 from polyoms.oms.inputs import FillUpdate, Notification, OrderUpdate
-from polyoms.oms.journal import recover
+from polyoms.oms.journal_recovery import recover
 from polyoms.oms.oms_state import OmsState
-from polyoms.oms.reconcile import RepairBatch, VenueOrder, VenueTruth
-from polyoms.oms.risk import MarketInfo, OrderRequest, Quote, RateLimiter, RiskFlags, RiskLimits, check_order
-from polyoms.oms.state import OrderState, intent_from_signed
-from polyoms.polymarket.client.ws_user import UserStream, UserStreamGapped, UserStreamLive
-from polyoms.polymarket.protocol.order import SignedOrder
-from polyoms.venues.base import MAX_BATCH, CancelAnswer, SubmitOutcome, UserEvent, Venue
+from polyoms.oms.repairs import RepairBatch
+from polyoms.oms.risk import MarketInfo, OrderCheck, Quote, RateLimiter, RiskFlags, RiskLimits, check_order
+from polyoms.oms.state import OrderState, intent_from_prepared
 
 log = logging.getLogger(__name__)
 S = OrderState
@@ -72,10 +79,9 @@ TRADE_LOOKBACK_S = 60
 
 @dataclass(slots=True)
 class _Submit:
-    orders: tuple[SignedOrder, ...]
+    orders: tuple[PreparedOrder, ...]
     market: str
     actor: str
-    notional: bool
     fee_rate_bps: int | None
     fut: asyncio.Future[list[str]]
 
@@ -285,18 +291,18 @@ class Engine:
 
     async def submit(
         self,
-        orders: Sequence[SignedOrder],
+        orders: Sequence[PreparedOrder],
         *,
         market: str = "",
         actor: str = "operator",
-        notional: bool = False,
         fee_rate_bps: int | None = None,
     ) -> list[str]:
-        """Admit, journal (committed) and start sending `orders`; returns their ids once journaled.
+        """Admit, journal (committed) and start sending `orders` (prepared by the venue adapter:
+        `venue.prepare`); returns their ids (their exactly-once keys) once journaled.
 
         Raises the typed admission error (nothing journaled, nothing sent) when admission is closed."""
         fut: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-        self._put(_Submit(tuple(orders), market, actor, notional, fee_rate_bps, fut))
+        self._put(_Submit(tuple(orders), market, actor, fee_rate_bps, fut))
         return await fut
 
     async def cancel(self, order_ids: Iterable[str], actor: str = "operator") -> None:
@@ -326,7 +332,7 @@ class Engine:
             self._put(_Truth(truth, start_seq, fut))
             batch = await fut
             batches.append(batch)
-            if not any(d.kind == reconcile.BALANCE_DEFERRED for d in batch.diffs):
+            if not any(d.kind == repairs.BALANCE_DEFERRED for d in batch.diffs):
                 break
         return batches
 
@@ -374,16 +380,9 @@ class Engine:
         """A market-channel event (book, price change...): applied by the engine task, in arrival order."""
         self._put(_Market(event))
 
-    def follow_user_stream(self, stream: UserStream) -> None:
-        """Fail closed while the user stream is GAPPED; reconcile and reopen when it is LIVE again."""
-
-        def on_event(event: object) -> None:
-            if isinstance(event, UserStreamGapped):
-                self.stream_gapped(event.reason)
-            elif isinstance(event, UserStreamLive):
-                self._spawn(self.stream_live())
-
-        stream.add_listener(on_event)
+    def stream_recovered(self) -> None:
+        """The user stream is complete again: `stream_live` in the background (for stream listeners)."""
+        self._spawn(self.stream_live())
 
     def stream_gapped(self, reason: str = "") -> None:
         """The user stream lost continuity (e.g. `ws_user.UserStreamGapped`): admission closes."""
@@ -617,10 +616,7 @@ class Engine:
             return
         errors = self.admission_errors()
         if not errors and self.degraded:
-            legs = [
-                fallback.Leg(str(o.token_id), o.side, 0 if ev.notional and o.side is Side.BUY else o.size_and_price[0])
-                for o in ev.orders
-            ]
+            legs = [fallback.Leg(o.token_id, o.side, 0 if o.notional else o.size) for o in ev.orders]
             errors = fallback.reduce_only_errors(self.state, self.venue.wallet, legs, self._degraded_why())
         if not errors and self.risk is not None:
             errors = self._risk_errors(ev)
@@ -629,20 +625,15 @@ class Engine:
             return
         wallet = self.venue.wallet
         ids: list[str] = []
-        sent: list[SignedOrder] = []
+        sent: list[PreparedOrder] = []
         try:
             for order in ev.orders:
-                market = ev.market or self.markets.get(str(order.token_id), "")
-                intent = intent_from_signed(
-                    order,
-                    wallet=wallet,
-                    market=market,
-                    actor=ev.actor,
-                    notional=ev.notional,
-                    fee_rate_bps=ev.fee_rate_bps,
+                market = ev.market or self.markets.get(order.token_id, "")
+                intent = intent_from_prepared(
+                    order, wallet=wallet, market=market, actor=ev.actor, fee_rate_bps=ev.fee_rate_bps
                 )
                 self.state.submit(intent)  # committed (synchronous) before anything is sent
-                ids.append(order.order_id)
+                ids.append(order.key)
                 sent.append(order)
         except PolyomsError as exc:
             # The orders already journaled are sent; the caller learns of the refusal.
@@ -662,10 +653,10 @@ class Engine:
             # Degraded, with a fresh REST view (admission checked it): the polls stand in for the stream.
             flags = dataclasses.replace(flags, user_stream_gapped=False)
         for order in ev.orders:
-            token = str(order.token_id)
-            size, price = order.size_and_price
-            dollar_buy = ev.notional and order.side is Side.BUY
-            req = OrderRequest(
+            token = order.token_id
+            size, price = order.size, order.price
+            dollar_buy = order.notional
+            req = OrderCheck(
                 wallet=self.venue.wallet,
                 market=ev.market or self.markets.get(token, ""),
                 token_id=token,
@@ -693,15 +684,15 @@ class Engine:
             risk.limiter.record(now)
         return []
 
-    def _send(self, orders: list[SignedOrder]) -> None:
+    def _send(self, orders: list[PreparedOrder]) -> None:
         for i in range(0, len(orders), MAX_BATCH):
             self._spawn(self._send_io(tuple(orders[i : i + MAX_BATCH])))
 
-    async def _send_io(self, orders: tuple[SignedOrder, ...]) -> None:
+    async def _send_io(self, orders: tuple[PreparedOrder, ...]) -> None:
         try:
             outcomes = await self.venue.submit(orders)
         except Exception as exc:  # the adapter failed in a way it did not type: nothing is known
-            outcomes = [SubmitOutcome(o.order_id, unknown=f"{type(exc).__name__}: {exc}") for o in orders]
+            outcomes = [SubmitOutcome(o.key, unknown=f"{type(exc).__name__}: {exc}") for o in orders]
         self._put(_SendDone(outcomes))
 
     def _apply_send_done(self, outcomes: list[SubmitOutcome]) -> None:
@@ -710,8 +701,8 @@ class Engine:
             oid = out.order_id
             if oid not in self.state.orders:
                 continue
-            if out.response is not None:
-                self._evidence(self.state.on_ack, oid, out.response)
+            if out.ack is not None:
+                self._evidence(self.state.on_ack, oid, out.ack)
             elif out.error is not None:
                 self.errors[oid] = out.error
                 self._evidence(self.state.on_reject, oid, out.error)
@@ -785,7 +776,7 @@ class Engine:
         if provisional:
             since = min(since, min(provisional) - TRADE_LOOKBACK_S)
         since = max(since, 0)
-        lookups: dict[str, VenueOrder] = {}
+        lookups: dict[str, OrderReport] = {}
         for o in unresolved:
             v = await self.venue.get_order(o.order_id)
             if v is not None:
@@ -842,18 +833,17 @@ class Engine:
         touched = {o.order_id for o in self.state.orders.values() if o.history and o.history[-1].seq > start_seq} | {
             f.order_id for f in self.state.fills.values() if f.seq > start_seq
         }
-        balance_kinds = (reconcile.CASH_DRIFT, reconcile.SHARES_DRIFT)
+        balance_kinds = (repairs.CASH_DRIFT, repairs.SHARES_DRIFT)
         diffs = tuple(
             d
             for d in batch.diffs
-            if d.kind not in balance_kinds
-            and not (d.kind == reconcile.ORDER_MISSING_AT_VENUE and d.order_id in touched)
+            if d.kind not in balance_kinds and not (d.kind == repairs.ORDER_MISSING_AT_VENUE and d.order_id in touched)
         )
         actions = tuple(
             a
             for a in batch.actions
-            if not isinstance(a, (reconcile.SetCash, reconcile.SetShares))
-            and not (isinstance(a, reconcile.Resolve) and a.order_id in touched)
+            if not isinstance(a, (repairs.SetCash, repairs.SetShares))
+            and not (isinstance(a, repairs.Resolve) and a.order_id in touched)
         )
         return RepairBatch(batch.as_of_ms, diffs, actions)
 

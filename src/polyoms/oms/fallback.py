@@ -16,7 +16,7 @@ reduce a position: it needs the shares, `sellable` in the ledger). BUYs are refu
 complementary outcome: its risk depends on the very fills that may be late. When the REST view itself is
 stale (the polls fail for `max_view_age_ms`), every new order is refused.
 
-Poll interval: derived from the client's per-IP limits (`ratelimit.IP_LIMITS`, scaled by its margin): the
+Poll interval: derived from the per-IP limits and what one poll costs against each (given by the caller): the
 fallback spends at most `budget_share` of the tightest quota a poll touches, and never polls faster than
 `min_interval_s`.
 """
@@ -24,7 +24,6 @@ fallback spends at most `budget_share` of the tightest quota a poll touches, and
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -36,24 +35,9 @@ from polyoms.core.units import fmt_micro
 from polyoms.oms.errors import TradingHaltedError
 from polyoms.oms.oms_state import OmsState
 from polyoms.oms.risk import Quote
-from polyoms.polymarket.client.ratelimit import ip_route
 
 LIVE: Final = "live"
 DEGRADED: Final = "degraded-rest"
-
-POLL_REQUESTS: Final = (("GET", "/data/orders"), ("GET", "/data/trades"))
-"""One poll: the open orders and the trades (one page each, as a rule)."""
-BOOKS_PER_REQUEST: Final = 500
-"""Tokens per POST /books (ClobClient.books chunks by the same number)."""
-
-
-def _cost(requests: Iterable[tuple[str, str, int]]) -> Counter[str]:
-    """Requests charged to each per-IP quota, by the client's own routing (`ratelimit.ip_route`)."""
-    cost: Counter[str] = Counter()
-    for method, path, n in requests:
-        for name in ip_route("clob", method, path):
-            cost[name] += n
-    return cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,20 +68,16 @@ class FallbackConfig:
 
 def poll_interval_s(
     quotas: Mapping[str, Sequence[tuple[int, int]]],
+    cost: Mapping[str, int],
     *,
-    books: int = 0,
     budget_share: float = 0.1,
     min_interval_s: float = 0.5,
 ) -> float:
     """Seconds between polls so that they use at most `budget_share` of every quota they touch.
 
     `quotas`: quota name → its windows as (requests allowed, window ms), as the client enforces them
-    (already scaled by its margin); `books`: tokens whose book is polled too. A quota missing from the
-    table (limits disabled) does not constrain."""
-    wanted = [(m, p, 1) for m, p in POLL_REQUESTS]
-    if books:
-        wanted.append(("POST", "/books", math.ceil(books / BOOKS_PER_REQUEST)))
-    cost = _cost(wanted)
+    (already scaled by its margin); `cost`: requests one poll charges to each quota (the adapter's
+    routing). A quota missing from the table (limits disabled) does not constrain."""
     interval = min_interval_s
     for name, n in cost.items():
         for allowed, window_ms in quotas.get(name, ()):

@@ -12,9 +12,10 @@ from typing import Final
 import msgspec
 
 from polyoms.core.user_events import OrderEvent, TradeEvent
+from polyoms.core.venue import Ack
 from polyoms.oms.fills import Fill, FillTier
+from polyoms.oms.repairs import RepairBatch
 from polyoms.oms.state import OrderIntent, OrderState
-from polyoms.polymarket.protocol.wire import OrderResponse
 
 
 class WalletConfig(msgspec.Struct, frozen=True):
@@ -25,8 +26,10 @@ class WalletConfig(msgspec.Struct, frozen=True):
 
 
 class AckInput(msgspec.Struct, frozen=True):
+    """The venue accepted the order (its answer, read by the adapter into the domain's `Ack`)."""
+
     order_id: str
-    response: OrderResponse
+    ack: Ack
     actor: str
 
 
@@ -129,7 +132,7 @@ INPUT_TYPES: Final[dict[str, type]] = {
     K_RESOLVE: ResolveInput,
     K_BALANCE: BalanceInput,
     K_RESTART: RestartInput,
-    # K_RECONCILE's type lives in reconcile.py (it imports this module); registered there.
+    K_RECONCILE: RepairBatch,
 }
 
 O_TRANSITION: Final = "transition"

@@ -1,6 +1,6 @@
-"""The journal: SQLite in WAL mode, an append-only event log plus current-state tables, and recovery.
+"""The journal: SQLite in WAL mode, an append-only event log plus current-state tables, written in batches.
 
-Schema (version 4; a version-3 journal is upgraded in place when opened, older ones are refused)
+Schema (version 5; versions 3 and 4 are upgraded in place when opened, older ones are refused)
     log(first_seq PK, last_seq, inputs, data)
         Append-only, one row per committed batch. `data` is zstd(msgpack(list of input rows)), each row
         [seq, ts_ms, kind, order_id, trade_id, payload, effects]; kinds: intent, ack, reject,
@@ -11,9 +11,9 @@ Schema (version 4; a version-3 journal is upgraded in place when opened, older o
         fill_status, confirm, void, anomaly, adopt, diff — a msgpack list of [seq, kind, order_id,
         trade_id, payload]. Inputs and effects share the OMS's one monotonic counter (an input's effects
         take the numbers right after it); batches tile the counter without holes (checked on reading);
-        `Journal.log()` / `committed_rows()` list them in order. One compressed row per batch instead of
-        one row per input: user events repeat ids, addresses and token ids, so a batch shrinks ~15× and
-        costs one B-tree insert (bench/oms.py: ~50 bytes per event instead of ~950).
+        `Journal.log()` / `journal_recovery.committed_rows()` list them in order. One compressed row per
+        batch instead of one row per input: user events repeat ids, addresses and token ids, so a batch
+        shrinks many times over and costs one B-tree insert.
     orders(no PK, order_id UNIQUE, wallet, state, record)
                                  one row per order: its OrderRecord without the growing lists (rebuilt
                                  from the log); `no` is the order's creation ordinal
@@ -28,6 +28,9 @@ Schema (version 4; a version-3 journal is upgraded in place when opened, older o
                                  children's fills are the truth: orders whose actor is `family:parent_id`).
                                  Not part of the log: parents are rare and sit outside the OMS's inputs.
     meta(key PK, value)                                schema version
+Version 4 added the parents table; version 5 journals an `ack` as the venue-neutral `AckInput` (the
+domain's `Ack`) instead of Polymarket's answer, and recovery reads the older rows
+(`journal_recovery`).
 
 Writes are batched: the OMS appends rows and marks records dirty; `flush()` writes the rows as one
 compressed log row, upserts each dirty record once, and commits — one transaction, so a batch is all or
@@ -37,71 +40,45 @@ the inputs. `commit_intent()` is the same flush, made synchronously durable (`PR
 for that commit by default: the intent must survive even a power cut before the order may be sent);
 batches run with synchronous=NORMAL, which in WAL mode survives a process crash and, on a power cut,
 loses at most the last batches — which reconciliation re-reads from the venue. Pages are 4 KB: each
-page a batch dirties (the touched orders, fills and positions) is one WAL frame at commit, and small
-frames measured ~2.7× fewer WAL bytes than 16 KB.
+page a batch dirties (the touched orders, fills and positions) is one WAL frame at commit.
 WAL checkpoints run on a background thread with their own connection (`journal_writer.Checkpointer`),
 never inside a commit.
 
 Writers: "inline" (default) writes on the caller's thread. "thread" hands each batch (already encoded
 on the caller's thread: state objects never cross) to one writer thread, which commits batches in order;
 `flush(wait=True)` / `wait()` / `commit_intent()` block until committed. SQLite releases the GIL while
-it works, so commits and their fsyncs stop stalling the single writer (bench/oms.py: lower p99 per
-event incl. commits); throughput is about the same on two cores (the GIL). "process" hands each batch
-to a child process (`journal_writer`) through a shared-memory ring: compression, SQL, commits and
-checkpoints run on the other core, and the OMS's thread only encodes (bench/oms.py: the fastest
-writer; an intent's commit costs a pipe round trip more). After any failed write nothing more is
-written and every later call raises JournalError (the OMS halts); a writer process that dies does the
-same.
+it works, so commits and their fsyncs stop stalling the single writer. "process" hands each batch to a
+child process (`journal_process`): compression, SQL, commits and checkpoints run on another core, and
+the OMS's thread only encodes. After any failed write nothing more is written and every later call
+raises JournalError (the OMS halts); a writer process that dies does the same. Measurements:
+docs/performance.md.
 
-Recovery replays the input rows in order through the same apply functions as live (core.replayer) and
-then checks the rebuilt state against the current-state tables written with it; any difference is
-a JournalMismatchError (fail closed). Only what the OMS is given is written: no keys, no API secrets,
-no signatures (tests scan the file for canaries). Every file of the journal (the database, its -wal
-and -shm, the writer's lock) is created readable by its owner only (0600), and tightened to 0600 when
-an older file is opened.
+Only what the OMS is given is written: no keys, no API secrets, no signatures (tests scan the file for
+canaries). Every file of the journal (the database, its -wal and -shm, the writer's lock) is created
+readable by its owner only (0600), and tightened to 0600 when an older file is opened.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
-import mmap
 import os
 import queue
 import sqlite3
-import subprocess
-import sys
-import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
-import zstandard
 from msgspec import Raw
 
-from polyoms.core.clock import Clock, WallClock
-from polyoms.core.user_events import (
-    OrderEvent,
-    TradeEvent,
-)
-from polyoms.oms import inputs
-from polyoms.oms.errors import JournalError, JournalMismatchError
+from polyoms.core.user_events import OrderEvent, TradeEvent
+from polyoms.oms.errors import JournalError
 from polyoms.oms.fills import Fill
-from polyoms.oms.journal_writer import (
-    CHECKPOINT_EVERY,
-    Checkpointer,
-    Inbox,
-    await_writer_exit,
-    compressor,
-    encode_message,
-    frame,
-    frame_body,
-    write_batch,
-)
-from polyoms.oms.ledger import Position, WalletLedger
+from polyoms.oms.journal_process import WriterProcess, started_here
+from polyoms.oms.journal_writer import CHECKPOINT_EVERY, Batch, Checkpointer, await_writer_exit, compressor, write_batch
+from polyoms.oms.ledger import WalletLedger
 from polyoms.oms.state import ORDER_SCALARS, OrderRecord
 
 if TYPE_CHECKING:
@@ -109,9 +86,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 4
-_UPGRADABLE: Final = (3,)
-"""Versions upgraded in place on opening: 3 → 4 only added the parents table (created empty)."""
+SCHEMA_VERSION: Final = 5
+_UPGRADABLE: Final = (3, 4)
+"""Versions upgraded in place on opening: 4 added the parents table (created empty); 5 changed only the
+shape of new `ack` rows (recovery reads both)."""
 
 _SCHEMA: Final = (
     # One row per committed batch: its inputs (with their effects), msgpack then zstd-compressed.
@@ -145,24 +123,14 @@ Row = list[Any]  # [seq, ts_ms, kind, order_id, trade_id, payload, effects]
 Effect = tuple[int, str, str | None, str | None, Any]
 
 
-def _ledger_record(lg: WalletLedger) -> tuple[int, int, int, int, int]:
+def ledger_record(lg: WalletLedger) -> tuple[int, int, int, int, int]:
+    """The ledgers table's record of `lg` (its positions are rows of their own)."""
     return (lg.base, lg.cash, lg.prov_out, lg.prov_in, lg.reserved)
 
 
-def _order_record(o: OrderRecord) -> tuple[Any, ...]:
+def order_record(o: OrderRecord) -> tuple[Any, ...]:
+    """The orders table's record of `o`: its scalars (the growing lists are rebuilt from the log)."""
     return msgspec.structs.astuple(o)[:ORDER_SCALARS]
-
-
-class _Batch(NamedTuple):
-    log: tuple[int, int, int, bytes] | None
-    """(first seq, last seq, inputs, msgpack of the input rows), compressed by the writer; None: no input."""
-    orders: Sequence[tuple[int, str, str, str, bytes]]
-    fills: Sequence[tuple[int, str, str, str, str, str, bytes]]
-    ledgers: list[tuple[str, int, int, bytes]]
-    positions: list[tuple[str, str, int, bytes]]
-    sync: str
-    parents: Sequence[tuple[int, str, str, str, bytes]] = ()
-    """(no, parent id, family, state, record) of the `ParentRecord`s written since the last batch."""
 
 
 class ParentRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -219,182 +187,6 @@ class LogRecord(msgspec.Struct, frozen=True, gc=False):
 
 
 WRITERS: Final = ("inline", "thread", "process")
-_OWN_WRITERS: set[Path] = set()
-"""Journals whose writer process this process started (opening one of them again must not wait for it)."""
-_WRITER_SCRIPT: Final = Path(__file__).with_name("journal_writer.py")
-_RING_BYTES: Final = 4 << 20
-"""The shared ring between the OMS and its writer process: ~40 batches of 100 events. Small, and
-touched once at start: a fresh page costs a fault on each side (a 32 MB ring, written once through per
-run, measured ~130 µs per batch copy; a warm 4 MB one a few µs)."""
-_REPLY_TIMEOUT_S: Final = 120.0
-
-
-def _ring_fd() -> int:
-    """A file for the shared ring, only in memory where the OS allows (Linux memfd), else an unlinked
-    temporary file (macOS): both processes map it."""
-    if hasattr(os, "memfd_create"):
-        return os.memfd_create("polyoms-journal-ring", os.MFD_CLOEXEC)
-    with tempfile.TemporaryFile() as f:
-        return os.dup(f.fileno())
-
-
-class _WriterProcess:
-    """The parent's end of the writer process (journal_writer.serve): batches go into a shared ring and
-    their place down a pipe, replies come back on another; `poll` reads replies without blocking,
-    `synced` blocks for one."""
-
-    def __init__(self, path: Path, batch_sync: str) -> None:
-        self.error = ""
-        self.synced_to = 0
-        self._syncs = 0
-        self._sent = 0
-        """Batches numbered so far (the child's "done" names the last one it took)."""
-        self._head = 0
-        self._pending: collections.deque[tuple[int, int]] = collections.deque()
-        """(batch number, ring bytes it holds), oldest first, for the batches not yet taken."""
-        self.ring_bytes = _RING_BYTES
-        self._free = self.ring_bytes
-        self.wraps = self.piped = self.waits = 0
-        """Messages that started over at the ring's start, went through the pipe (too big for the ring),
-        or waited for ring space (the writer behind)."""
-        fd = _ring_fd()
-        try:
-            os.ftruncate(fd, self.ring_bytes)
-            self._ring = mmap.mmap(fd, self.ring_bytes)
-            self._ring.write(bytes(self.ring_bytes))  # every page allocated now, not on the hot path
-            self.proc = subprocess.Popen(
-                # -P: the script's own directory is not put on sys.path (its modules, named like
-                # stdlib ones, would shadow them). The writer needs none of our settings, and none of
-                # our secrets: no POLYOMS_* variable reaches it.
-                [sys.executable, "-P", str(_WRITER_SCRIPT), str(path), batch_sync, str(fd), str(self.ring_bytes)],
-                env={k: v for k, v in os.environ.items() if not k.startswith("POLYOMS_")},
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                close_fds=True,
-                pass_fds=(fd,),
-                start_new_session=True,  # not in the terminal's process group: Ctrl-C is the parent's
-            )
-        except OSError as exc:
-            raise JournalError(f"cannot start the journal writer process: {exc}") from exc
-        finally:
-            os.close(fd)  # the mappings keep the memory
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self._in = self.proc.stdin.fileno()
-        self._replies = Inbox(self.proc.stdout.fileno())
-        reply = self._read(_REPLY_TIMEOUT_S)
-        if reply is None or reply[0] != "ready":
-            self.proc.kill()
-            self.proc.wait()
-            why = reply[1] if reply is not None and reply[0] == "error" else "it exited before it was ready"
-            raise JournalError(f"journal writer process for {path}: {why}")
-        self.path = path.resolve()
-        _OWN_WRITERS.add(self.path)
-
-    def send(self, batch: _Batch) -> None:
-        self._sent += 1
-        body = encode_message(["batch", batch, self._sent])
-        size = len(body)
-        ring = self.ring_bytes
-        if size > ring // 4:
-            self.piped += 1
-            self._pending.append((self._sent, 0))
-            self._write(frame_body(body))
-            return
-        # Contiguous in the ring: a message that would run past its end starts over at offset 0 (the
-        # bytes skipped count as used until it is taken).
-        offset = self._head
-        skip = ring - offset if offset + size > ring else 0
-        if self._free < skip + size:
-            self.waits += 1
-        while self._free < skip + size and not self.error:
-            self._read_replies(_REPLY_TIMEOUT_S)  # the writer is behind: wait for it to take some
-        if self.error:
-            return
-        if skip:
-            offset = 0
-            self.wraps += 1
-        self._ring[offset : offset + size] = body
-        self._head = offset + size
-        self._free -= skip + size
-        self._pending.append((self._sent, skip + size))
-        self._write(frame(["shm", offset, size]))
-
-    def sync(self) -> None:
-        """Block until every batch sent so far is committed (or the writer failed)."""
-        self._syncs += 1
-        self._write(frame(["sync", self._syncs]))
-        while self.synced_to < self._syncs and not self.error:
-            self._read_replies(_REPLY_TIMEOUT_S)
-
-    def poll(self) -> None:
-        """Read whatever replies are waiting (an error surfaces at the next flush), without blocking."""
-        if not self.error:
-            self._read_replies(0.0)
-
-    def _write(self, parts: list[bytes]) -> None:
-        if self.error:
-            return
-        try:
-            n = os.writev(self._in, parts)
-            rest = b"".join(parts)[n:] if n < sum(map(len, parts)) else b""
-            while rest:  # a blocking pipe writes everything unless a signal cuts it short
-                rest = rest[os.write(self._in, rest) :]
-        except OSError as exc:  # BrokenPipeError: the writer died
-            self.error = f"the journal writer process is gone ({exc}; exit code {self.proc.poll()})"
-
-    def _taken(self, n: int) -> None:
-        """Batches up to `n` were decoded by the child: their ring space is free again."""
-        pending = self._pending
-        while pending and pending[0][0] <= n:
-            self._free += pending.popleft()[1]
-
-    def _read_replies(self, timeout_s: float) -> None:
-        """Apply the replies that arrive within `timeout_s` (and any already waiting behind them)."""
-        reply = self._read(timeout_s)
-        while reply is not None:
-            if reply[0] == "done":
-                self._taken(reply[1])
-            elif reply[0] == "ok":
-                self.synced_to = max(self.synced_to, reply[1])
-            elif reply[0] == "error":
-                self.error = str(reply[1])
-            reply = self._read(0.0)
-
-    def _read(self, timeout_s: float) -> Any | None:
-        """One reply (waiting up to `timeout_s`), or None: none yet, or the writer is gone (an error)."""
-        reply = self._replies.next(timeout_s)
-        if reply is None and not self.error:
-            if self._replies.eof:
-                self.error = f"the journal writer process exited (code {self.proc.wait()})"
-            elif timeout_s > 0:
-                self.error = f"the journal writer process did not answer within {timeout_s} s"
-        return reply
-
-    def close(self) -> None:
-        """Finish: every batch handed over is committed before the process exits."""
-        if self.proc.poll() is None:
-            self._write(frame(["close"]))
-            self._end()
-        _OWN_WRITERS.discard(self.path)
-        if self.error:
-            log.warning("journal writer process: %s", self.error)
-
-    def abandon(self) -> None:
-        """The parent dies: the child sees the end of its input, commits what it has, and exits."""
-        self._end()
-        _OWN_WRITERS.discard(self.path)
-
-    def _end(self) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        with contextlib.suppress(OSError):
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=_REPLY_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-        self._ring.close()
 
 
 class Journal:
@@ -418,7 +210,7 @@ class Journal:
         for level in (self.intent_sync, self.batch_sync):
             if level not in ("OFF", "NORMAL", "FULL", "EXTRA"):
                 raise JournalError(f"unknown synchronous level {level!r}")
-        if self.path.resolve() not in _OWN_WRITERS and not await_writer_exit(self.path, writer_wait_s):
+        if not started_here(self.path) and not await_writer_exit(self.path, writer_wait_s):
             raise JournalError(
                 f"journal {self.path} is still being written by another process's writer after {writer_wait_s} s"
             )
@@ -471,12 +263,12 @@ class Journal:
         self.commits = 0
         """Batches committed (inline, thread) or handed to the writer process, which commits them in order."""
         self.error: BaseException | None = None
-        self._queue: queue.Queue[_Batch | None] | None = None
+        self._queue: queue.Queue[Batch | None] | None = None
         self._thread: threading.Thread | None = None
         self._checkpointer: Checkpointer | None = None
-        self._process: _WriterProcess | None = None
+        self._process: WriterProcess | None = None
         if writer == "process":
-            self._process = _WriterProcess(self.path, self.batch_sync)
+            self._process = WriterProcess(self.path, self.batch_sync)
             return
         self._checkpointer = Checkpointer(self.path)
         if writer == "thread":
@@ -567,7 +359,7 @@ class Journal:
         self._hand_over(self._collect(self.intent_sync))
         self.wait()
 
-    def _hand_over(self, batch: _Batch) -> None:
+    def _hand_over(self, batch: Batch) -> None:
         if self._process is not None:
             self._process.send(batch)
             self.commits += 1
@@ -594,13 +386,13 @@ class Journal:
         if self.error is not None:
             raise JournalError(f"journal write failed: {self.error}") from self.error
 
-    def _collect(self, sync: str) -> _Batch:
+    def _collect(self, sync: str) -> Batch:
         """Take what is pending as plain rows (on the OMS's thread: the records are encoded now)."""
         if self.effects:
             self._seal()
         encode = self.encode
         state = self._state
-        orders = [(o.no, o.order_id, o.wallet, o.state, encode(_order_record(o))) for o in self.dirty_orders.values()]
+        orders = [(o.no, o.order_id, o.wallet, o.state, encode(order_record(o))) for o in self.dirty_orders.values()]
         fills = [
             (f.no, f.trade_id, f.order_id, f.wallet, f.status, f.tier, encode(f)) for f in self.dirty_fills.values()
         ]
@@ -610,7 +402,7 @@ class Journal:
             for w in self.dirty_wallets:
                 lg = state.ledgers.get(w)
                 if lg is not None:
-                    ledgers.append((w, lg.cash, lg.reserved, encode(_ledger_record(lg))))
+                    ledgers.append((w, lg.cash, lg.reserved, encode(ledger_record(lg))))
             for w, t in self.dirty_positions:
                 pos = state.ledgers[w].positions.get(t)
                 if pos is not None:
@@ -618,11 +410,11 @@ class Journal:
         parents = [(r.no, r.parent_id, r.family, r.state, encode(r)) for r in self.dirty_parents.values()]
         rows = self.rows
         entry = (rows[0][0], self._tail, len(rows), encode(rows)) if rows else None
-        batch = _Batch(entry, orders, fills, ledgers, positions, sync, parents)
+        batch = Batch(entry, orders, fills, ledgers, positions, sync, parents)
         self._clear()
         return batch
 
-    def _write(self, batch: _Batch) -> None:
+    def _write(self, batch: Batch) -> None:
         """One transaction (journal_writer.write_batch) on this process's connection."""
         try:
             write_batch(self.conn, batch, self.batch_sync, self._compress, self._before_commit)
@@ -692,10 +484,14 @@ class Journal:
         self, *, kind: str | None = None, order_id: str | None = None, trade_id: str | None = None
     ) -> Iterator[LogRecord]:
         """Every committed input and effect in sequence order, optionally filtered. Inputs come decoded
-        as their typed records, effects as plain msgpack data."""
+        as their typed records (as recovery reads them: see `journal_recovery.decode_input`), effects as
+        plain msgpack data."""
+        from polyoms.oms.journal_recovery import committed_rows, decode_input  # it imports this module
+
         self.wait()
-        for seq, ts, in_kind, in_order, in_trade, payload, effects in self.rows_committed():
-            records = [LogRecord(seq, ts, in_kind, in_order, in_trade, None, self.decode_input(in_kind, payload))]
+        for seq, ts, stored_kind, in_order, in_trade, payload, effects in committed_rows(self.conn):
+            in_kind, item = decode_input(stored_kind, payload)
+            records = [LogRecord(seq, ts, in_kind, in_order, in_trade, None, item)]
             for e_seq, e_kind, e_order, e_trade, e_payload in msgspec.msgpack.decode(effects) if effects else ():
                 records.append(LogRecord(e_seq, ts, e_kind, e_order, e_trade, seq, e_payload))
             for r in records:
@@ -705,54 +501,6 @@ class Journal:
                     and (trade_id is None or r.trade_id == trade_id)
                 ):
                     yield r
-
-    def decode_input(self, kind: str, payload: Raw | bytes) -> Any:
-        return _decoder(kind).decode(payload)
-
-    def rows_committed(self) -> Iterator[InputRow]:
-        """Every committed input row in sequence order (see `committed_rows`)."""
-        return committed_rows(self.conn)
-
-
-InputRow = tuple[int, int, str, str | None, str | None, Raw, bytes | None]
-_segment_decoder: Final = msgspec.msgpack.Decoder(list[InputRow])
-
-
-def committed_rows(conn: sqlite3.Connection) -> Iterator[InputRow]:
-    """Every committed input row of a journal in sequence order: (seq, ts_ms, kind, order_id, trade_id,
-    payload, effects), payload and effects still msgpack-encoded. Any connection to the file will do
-    (readers see the last commit). Raises JournalError on an unreadable or missing batch."""
-    decompress = zstandard.ZstdDecompressor().decompress
-    expected = 1
-    for first, last, count, data in conn.execute(
-        "SELECT first_seq, last_seq, inputs, data FROM log ORDER BY first_seq"
-    ):
-        try:
-            rows = _segment_decoder.decode(decompress(data))
-        except (zstandard.ZstdError, msgspec.DecodeError) as exc:
-            raise JournalError(f"journal batch at seq {first} cannot be read: {exc}") from exc
-        if first != expected or len(rows) != count or not rows or rows[0][0] != first:
-            raise JournalMismatchError(f"journal batch at seq {first}: expected seq {expected}, {count} inputs")
-        yield from rows
-        expected = last + 1
-
-
-_DECODERS: dict[str, Any] = {
-    inputs.K_TRADE: msgspec.msgpack.Decoder(TradeEvent),
-    inputs.K_ORDER: msgspec.msgpack.Decoder(OrderEvent),
-}
-
-
-def _decoder(kind: str) -> Any:
-    dec = _DECODERS.get(kind)
-    if dec is None:
-        from polyoms.oms import reconcile  # noqa: F401  (registers the reconcile input type)
-
-        try:
-            dec = _DECODERS[kind] = msgspec.msgpack.Decoder(inputs.INPUT_TYPES[kind])
-        except KeyError:
-            raise JournalError(f"journal holds an input of unknown kind {kind!r}") from None
-    return dec
 
 
 def private_files(path: Path) -> None:
@@ -773,83 +521,3 @@ def open_journal(path: str | Path, state: OmsState, **kwargs: Any) -> Journal:
     j = Journal(path, **kwargs)
     state.attach_journal(j)
     return j
-
-
-def recover(
-    path: str | Path, clock: Clock | None = None, *, verify: bool = True, attach: bool = True, **kwargs: Any
-) -> OmsState:
-    """Rebuild the OMS state (orders with their audit trails, fills, ledgers) from the journal.
-
-    Replays every committed input in sequence order; with `verify`, checks the result against the
-    current-state tables written in the same transactions (JournalMismatchError on any difference).
-    With `attach`, the journal stays attached for new writes (`kwargs` configure it: writer, sync
-    levels). `clock` times the inputs from now on (the wall clock by default; replayed inputs keep their
-    journaled times). The engine then calls `state.after_restart()` and reconciles with the venue.
-    """
-    from polyoms.oms.oms_state import OmsState, replayer
-
-    j = Journal(path, **kwargs)
-    state = OmsState(clock if clock is not None else WallClock())
-    apply = replayer(state)
-    try:
-        for seq, ts, kind, _order, _trade, payload, _effects in j.rows_committed():
-            try:
-                item = _decoder(kind).decode(payload)
-            except (msgspec.DecodeError, TypeError, ValueError) as exc:
-                raise JournalError(f"journal row {seq} ({kind}) cannot be decoded: {exc}") from exc
-            apply(kind, item, ts, seq)
-        last = j.last_seq()
-        if state.seq != last:
-            raise JournalMismatchError(f"replay ends at seq {state.seq}, the journal at {last}")
-        if verify:
-            problems = verify_tables(j, state)
-            if problems:
-                raise JournalMismatchError(
-                    f"replayed state differs from the journal's tables: {'; '.join(problems[:5])}",
-                    differences=len(problems),
-                )
-    except BaseException:
-        j.close()
-        raise
-    state.notifications.clear()  # replayed history, not news
-    if attach:
-        state.attach_journal(j)
-    else:
-        j.close()
-    return state
-
-
-def verify_tables(j: Journal, state: OmsState) -> list[str]:
-    """Differences between the current-state tables and `state` (empty when they agree)."""
-    enc = j.encode
-    problems: list[str] = []
-    tables: list[tuple[str, str, dict[Any, bytes]]] = [
-        ("orders", "SELECT order_id, record FROM orders", {k: enc(_order_record(o)) for k, o in state.orders.items()}),
-        (
-            "fills",
-            "SELECT trade_id || '|' || order_id, record FROM fills",
-            {f"{t}|{o}": enc(f) for (t, o), f in state.fills.items()},
-        ),
-        (
-            "positions",
-            "SELECT wallet || '|' || token_id, record FROM positions",
-            {f"{w}|{t}": enc(p) for w, lg in state.ledgers.items() for t, p in lg.positions.items()},
-        ),
-        (
-            "ledgers",
-            "SELECT wallet, record FROM ledgers",
-            {w: enc(_ledger_record(lg)) for w, lg in state.ledgers.items()},
-        ),
-    ]
-    for name, sql, expected in tables:
-        stored = dict(j.conn.execute(sql).fetchall())
-        for key in expected.keys() | stored.keys():
-            if stored.get(key) != expected.get(key):
-                problems.append(f"{name}[{key}]: " + ("missing" if key not in stored else "differs"))
-    return problems
-
-
-def decode_record(kind: str, payload: bytes) -> Any:
-    """A current-state row's record (kind: order, fill, position) as its typed object."""
-    types: dict[str, type] = {"order": OrderRecord, "fill": Fill, "position": Position}
-    return msgspec.msgpack.decode(payload, type=types[kind])

@@ -1,11 +1,10 @@
-"""The journal's writes to SQLite: one batch per transaction, background checkpoints, and the writer process.
+"""The journal's writes to SQLite: one batch per transaction, checkpoints, and the writer process's side.
 
-`write_batch` is the one place a batch becomes SQL; every writer of `journal.Journal` calls it:
+`write_batches` is the one place a batch becomes SQL; every writer of `journal.Journal` calls it:
 "inline" on the OMS's thread, "thread" on a writer thread, "process" in a child process running this
-file as a script (`serve`). The process writer exists for throughput: on CPython a writer thread
-shares the GIL with the OMS (bench/oms.py measured no gain on two cores), while a process runs the
-compression, the SQL, the commits and the checkpoints on the other core. It imports nothing from polyoms (so it starts
-fast and cannot touch trading state): it receives batches already encoded, as plain data.
+file as a script (`serve`; its parent's end is `journal_process.WriterProcess`). The child imports
+nothing from polyoms, so it starts fast and cannot touch trading state: it receives batches already
+encoded, as plain data. Why a process, and what it measured: docs/performance.md.
 
 Pipe protocol (both directions): a 4-byte little-endian length, then msgpack.
     parent → child  ["shm", offset, size]   the next message is in the shared ring at offset
@@ -14,10 +13,10 @@ Pipe protocol (both directions): a 4-byte little-endian length, then msgpack.
                     ["close"]               finish and exit (also on end of input: the parent died)
     child → parent  ["ready", pid] · ["done", n] (batches up to n taken: their ring space is free) ·
                     ["ok", n] (sync n: every earlier batch committed) · ["error", text] · ["closed"]
-Batches travel through a shared-memory ring (a memfd both map) and only their place through the pipe:
-a 90 KB pipe write measured 30–280 µs while the reader contended for the pipe, a copy into the ring a
-few µs. The parent writes a message into the ring before it names it on the pipe, and reuses space only
-once "done" says the child has decoded it; a message too big for the ring goes through the pipe.
+Batches travel through a shared-memory ring (a memfd both map) and only their place through the pipe
+(a large pipe write stalls while the reader contends for the pipe). The parent writes a message into
+the ring before it names it on the pipe, and reuses space only once "done" says the child has decoded
+it; a message too big for the ring goes through the pipe.
 Batches already waiting when the child takes one are committed with it as one transaction (a group
 commit, `write_batches`): whole batches only, so the journal still ends at a batch boundary. After a
 failed write the child writes nothing more (the journal stays a prefix of the inputs) and answers
@@ -43,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final, NamedTuple
 
 import msgspec
 import zstandard
@@ -69,10 +68,21 @@ UPSERT_PARENT: Final = (
     "record = excluded.record"
 )
 
-Batch = Sequence[Any]
-"""(log, orders, fills, ledgers, positions, sync, parents): `log` is (first seq, last seq, inputs,
-msgpack of the input rows, compressed when written) or None; the others are the rows of the
-current-state tables' upserts; `sync` the `PRAGMA synchronous` level of this commit."""
+
+class Batch(NamedTuple):
+    """One transaction's rows, encoded on the OMS's thread (the writer process receives it as a plain
+    msgpack array in this order)."""
+
+    log: tuple[int, int, int, bytes] | None
+    """(first seq, last seq, inputs, msgpack of the input rows), compressed when written; None: no input."""
+    orders: Sequence[tuple[int, str, str, str, bytes]]
+    fills: Sequence[tuple[int, str, str, str, str, str, bytes]]
+    ledgers: Sequence[tuple[str, int, int, bytes]]
+    positions: Sequence[tuple[str, str, int, bytes]]
+    sync: str
+    """The `PRAGMA synchronous` level of this commit."""
+    parents: Sequence[tuple[int, str, str, str, bytes]] = ()
+    """(no, parent id, family, state, record) of the `ParentRecord`s written since the last batch."""
 
 
 ZSTD_LEVEL: Final = 1
@@ -106,14 +116,15 @@ def write_batch(
 
 def write_batches(
     conn: sqlite3.Connection,
-    batches: Sequence[Batch],
+    batches: Sequence[Sequence[Any]],
     batch_sync: str,
     compress: Callable[[bytes], bytes],
     before_commit: Callable[[], None] | None = None,
 ) -> None:
-    """Several batches, in order, as one transaction (a group commit): each batch keeps its own log row,
-    a record upserted by several takes the last one's row, and the commit is as durable as the most
-    demanding batch asked. All or nothing, so the journal still ends at a batch boundary."""
+    """Several batches (each a `Batch`, or the plain array the writer process decoded one as), in order,
+    as one transaction (a group commit): each batch keeps its own log row, a record upserted by several
+    takes the last one's row, and the commit is as durable as the most demanding batch asked. All or
+    nothing, so the journal still ends at a batch boundary."""
     if len(batches) == 1:
         entries = [batches[0][0]] if batches[0][0] is not None else []
         orders, fills, ledgers, positions = batches[0][1:5]

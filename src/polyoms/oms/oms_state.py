@@ -32,6 +32,7 @@ from polyoms.core.clock import Clock
 from polyoms.core.enums import OrderType
 from polyoms.core.errors import PolyomsError
 from polyoms.core.user_events import OrderEvent, OrderEventType, TradeEvent
+from polyoms.core.venue import Ack
 from polyoms.oms import inputs
 from polyoms.oms.errors import DuplicateIntentError, IllegalTransitionError, JournalError, UnknownOrderError
 from polyoms.oms.fills import STATUS_RANK, TIER, Fill, FillTier, Identity, Leg, legs_of
@@ -52,6 +53,7 @@ from polyoms.oms.inputs import (
     WalletConfig,
 )
 from polyoms.oms.ledger import WalletLedger, check_invariants, reservation
+from polyoms.oms.repairs import ApplyOrder, ApplyTrade, ReleaseHold, RepairBatch, Resolve, SetCash, SetShares
 from polyoms.oms.state import (
     _RANK,
     CANCEL_CLEARED,
@@ -74,11 +76,9 @@ from polyoms.oms.state import (
     record_from_intent,
     transition,
 )
-from polyoms.polymarket.protocol.wire import OrderResponse
 
 if TYPE_CHECKING:
     from polyoms.oms.journal import Journal
-    from polyoms.oms.reconcile import RepairBatch
 
 S = OrderState
 _PROVISIONAL = FillTier.PROVISIONAL
@@ -121,7 +121,7 @@ class OmsState:
 
     def attach_journal(self, journal: Journal) -> None:
         """Journal every input from now on. The journal must hold exactly this state's history (a new
-        file for a new state, or the file `journal.recover` rebuilt it from)."""
+        file for a new state, or the file `journal_recovery.recover` rebuilt it from)."""
         journal.bind(self)
         self._journal = journal
 
@@ -315,10 +315,10 @@ class OmsState:
         self._dirty_order(o)
         return o
 
-    def on_ack(self, order_id: str, response: OrderResponse, actor: str = VENUE_REST) -> OrderRecord:
-        """The POST /order answer (HTTP 200). Moves the state, never a position."""
+    def on_ack(self, order_id: str, ack: Ack, actor: str = VENUE_REST) -> OrderRecord:
+        """The venue accepted the order (its answer). Moves the state, never a position."""
         o = self.order(order_id)
-        inp = AckInput(order_id, response, actor)
+        inp = AckInput(order_id, ack, actor)
         ts = self.clock.now_ms()
         seq = self._input(inputs.K_ACK, ts, inp, order_id=order_id)
         self._apply_ack(inp, ts, seq)
@@ -326,21 +326,19 @@ class OmsState:
 
     def _apply_ack(self, inp: AckInput, ts: int, seq: int) -> None:
         o = self.orders[inp.order_id]
-        r = inp.response
-        if not r.success or (r.errorMsg and not r.status):
-            self._evidence(o, S.REJECTED, ts, f"ack: {r.errorMsg or 'success=false'}", inp.actor, seq)
-            return
-        target = ack_target(o, r.status)
+        a = inp.ack
+        word = a.raw_status or (a.status.lower() if a.status is not None else "")
+        target = None if a.status is None else ack_target(o, a.status)
         if target is None:
-            self._anomaly("ack_status", f"unknown order status {r.status!r} in the POST answer", ts, seq, o.order_id)
+            self._anomaly("ack_status", f"unknown order status {word!r} in the venue's answer", ts, seq, o.order_id)
             target = S.LIVE
-        self._check(o, target, f"ack {r.status}")
+        self._check(o, target, f"ack {word}")
         if target is S.FILLED and o.state in OPEN:
             # Finished by the answer, but its fills are still on their way: keep the money locked.
-            pending = [t for t in r.tradeIDs or () if t not in o.trade_ids]
+            pending = [t for t in a.trade_ids if t not in o.trade_ids]
             o.pending_trades = pending
             o.awaiting_fills = bool(pending) or not o.trade_ids
-        self._evidence(o, target, ts, f"ack {r.status}", inp.actor, seq)
+        self._evidence(o, target, ts, f"ack {word}", inp.actor, seq)
 
     def on_reject(self, order_id: str, error: PolyomsError | str, actor: str = VENUE_REST) -> OrderRecord:
         """The venue refused the order (4xx, success=false). Only the error's class and message are kept."""
@@ -643,13 +641,62 @@ class OmsState:
         return moved
 
     def apply_reconciliation(self, batch: RepairBatch) -> None:
-        """Journal the reconciliation's diffs and apply its repairs (see reconcile.py)."""
-        from polyoms.oms import reconcile
-
-        reconcile.validate(self, batch)
+        """Journal the reconciliation's diffs and apply its repairs (reconcile.diff computes them); a
+        Resolve that contradicts the state machine raises before anything is journaled or changed."""
+        for a in batch.actions:
+            if isinstance(a, Resolve):
+                o = self.orders.get(a.order_id)
+                if o is None:
+                    raise IllegalTransitionError(
+                        "reconciliation resolves an order we do not know",
+                        order_id=a.order_id,
+                        from_state=None,
+                        to_state=a.to,
+                        cause=a.evidence,
+                    )
+                self._check(o, a.to, a.evidence)
         ts = self.clock.now_ms()
         seq = self._input(inputs.K_RECONCILE, ts, batch)
-        reconcile.apply_batch(self, batch, ts, seq)
+        self._apply_repair(batch, ts, seq)
+
+    def _apply_repair(self, batch: RepairBatch, ts: int, seq: int) -> None:
+        actor = "reconcile"
+        for d in batch.diffs:
+            self._output(inputs.O_DIFF, ts, seq, d, order_id=d.order_id or None, trade_id=d.trade_id or None)
+        for a in batch.actions:
+            if isinstance(a, ApplyTrade):
+                self._apply_trade(a.event, ts, seq, actor)
+            elif isinstance(a, ApplyOrder):
+                self._apply_order_event(a.event, ts, seq, actor)
+            elif isinstance(a, Resolve):
+                o = self.orders.get(a.order_id)
+                if o is None:
+                    continue
+                try:
+                    # Checked on entry; an earlier action of this batch can still have moved the order
+                    # (its trades arrived with it): then the venue contradicts itself — kept as an anomaly.
+                    self._check(o, a.to, a.evidence)
+                except IllegalTransitionError as exc:
+                    self._anomaly("reconcile", str(exc), ts, seq, a.order_id)
+                    continue
+                self._evidence(o, a.to, ts, f"reconcile: {a.evidence}", actor, seq)
+            elif isinstance(a, SetCash):
+                if a.wallet in self.ledgers:
+                    self._apply_balance(BalanceInput(a.wallet, a.cash, {}, "reconcile: cash drift", actor), ts, seq)
+            elif isinstance(a, SetShares):
+                if a.wallet in self.ledgers:
+                    inp = BalanceInput(
+                        a.wallet, None, {a.token_id: a.shares}, "reconcile: shares drift", actor, {a.token_id: a.market}
+                    )
+                    self._apply_balance(inp, ts, seq)
+            elif isinstance(a, ReleaseHold):
+                o = self.orders.get(a.order_id)
+                if o is not None and o.awaiting_fills:
+                    o.awaiting_fills = False
+                    o.pending_trades = []
+                    self._reserve(o)
+                    self._dirty_order(o)
+            # CancelAtVenue: for the engine to send; the state does not change until the venue answers.
 
     # --- internals --------------------------------------------------------------------------------
 
@@ -799,7 +846,6 @@ class OmsState:
 def replayer(state: OmsState) -> Callable[[str, Any, int, int], None]:
     """A function applying one journaled input to `state` (recovery). The input's outputs take the
     sequence numbers after its own, exactly as they did live."""
-    from polyoms.oms import reconcile
 
     table: dict[str, Callable[[Any, int, int], object]] = {
         inputs.K_WALLET: state._apply_wallet,
@@ -817,7 +863,7 @@ def replayer(state: OmsState) -> Callable[[str, Any, int, int], None]:
         inputs.K_RESOLVE: state._apply_resolve,
         inputs.K_BALANCE: state._apply_balance,
         inputs.K_RESTART: state._apply_restart,
-        inputs.K_RECONCILE: lambda batch, ts, seq: reconcile.apply_batch(state, batch, ts, seq),
+        inputs.K_RECONCILE: state._apply_repair,
     }
 
     def apply(kind: str, payload: Any, ts: int, seq: int) -> None:

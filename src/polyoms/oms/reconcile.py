@@ -30,176 +30,41 @@ Rules
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
-import msgspec
-
-from polyoms.core.enums import OrderType, Side
 from polyoms.core.units import Micro
-from polyoms.core.user_events import OrderEvent, OrderEventType, OrderStatus, TradeEvent, TradeStatus
-from polyoms.oms import inputs
-from polyoms.oms.errors import IllegalTransitionError
+from polyoms.core.user_events import TradeStatus
+from polyoms.core.venue import ReportStatus, VenueTruth, order_event_of
 from polyoms.oms.fills import STATUS_RANK, TIER, FillTier, legs_of
-from polyoms.oms.inputs import BalanceInput
+from polyoms.oms.repairs import (
+    BALANCE_DEFERRED,
+    CASH_DRIFT,
+    HOLD_RELEASED,
+    MISSED_TRADE,
+    ORDER_BEHIND,
+    ORDER_MISSING_AT_VENUE,
+    ORDER_UNKNOWN_LOCALLY,
+    ORDER_UNRESOLVED,
+    SHARES_DRIFT,
+    TERMINAL_BUT_OPEN,
+    TRADE_BEHIND,
+    Action,
+    ApplyOrder,
+    ApplyTrade,
+    CancelAtVenue,
+    Diff,
+    ReleaseHold,
+    RepairBatch,
+    Resolve,
+    SetCash,
+    SetShares,
+)
 from polyoms.oms.state import OPEN, TERMINAL, OrderRecord, OrderState, gtd_expired
 
 if TYPE_CHECKING:
     from polyoms.oms.oms_state import OmsState
 
 S = OrderState
-
-
-class VenueOrder(msgspec.Struct, frozen=True):
-    """One order as GET /data/orders or /data/order/{id} reports it (OpenOrder, doc §4.6), typed.
-
-    `status` as sent (LIVE, MATCHED, CANCELED, CANCELED_MARKET_RESOLVED, INVALID, DELAYED, UNMATCHED,
-    with or without the ORDER_STATUS_ prefix); sizes in share micro-units."""
-
-    id: str
-    status: str
-    market: str
-    asset_id: str
-    side: Side
-    price: Micro
-    original_size: Micro
-    size_matched: Micro
-    order_type: OrderType | None = None
-    expiration: int = 0
-    owner: str = ""
-    maker_address: str = ""
-    created_at: int | None = None
-
-    @property
-    def normalized_status(self) -> str:
-        s = self.status.strip().upper()
-        if s.startswith("ORDER_STATUS_"):
-            s = s[len("ORDER_STATUS_") :]
-        if s.startswith("CANCEL"):
-            return "CANCELED"
-        return s
-
-
-class VenueTruth(msgspec.Struct, frozen=True):
-    """What the venue says, fetched by the adapter. Leave out (None) what was not fetched.
-
-    `trades_since_s`: the trades list holds every trade of ours with match_time ≥ this (unix seconds).
-    `order_status`: /data/order/{id} answers for orders looked up one by one (UNKNOWN ones).
-    `cash` / `shares`: balance-allowance per wallet (and per token)."""
-
-    as_of_ms: int
-    open_orders: tuple[VenueOrder, ...] | None = None
-    trades: tuple[TradeEvent, ...] = ()
-    trades_since_s: int | None = None
-    order_status: dict[str, VenueOrder] = msgspec.field(default_factory=dict)
-    cash: dict[str, int] = msgspec.field(default_factory=dict)
-    shares: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
-
-
-# Diff kinds
-MISSED_TRADE: Final = "MISSED_TRADE"
-TRADE_BEHIND: Final = "TRADE_BEHIND"
-ORDER_UNKNOWN_LOCALLY: Final = "ORDER_UNKNOWN_LOCALLY"
-ORDER_BEHIND: Final = "ORDER_BEHIND"
-TERMINAL_BUT_OPEN: Final = "TERMINAL_BUT_OPEN"
-ORDER_MISSING_AT_VENUE: Final = "ORDER_MISSING_AT_VENUE"
-ORDER_UNRESOLVED: Final = "ORDER_UNRESOLVED"
-HOLD_RELEASED: Final = "HOLD_RELEASED"
-CASH_DRIFT: Final = "CASH_DRIFT"
-SHARES_DRIFT: Final = "SHARES_DRIFT"
-BALANCE_DEFERRED: Final = "BALANCE_DEFERRED"
-
-
-class Diff(msgspec.Struct, frozen=True, omit_defaults=True):
-    kind: str
-    detail: str
-    order_id: str = ""
-    trade_id: str = ""
-    wallet: str = ""
-    token_id: str = ""
-    local: int | None = None
-    venue: int | None = None
-
-
-class ApplyTrade(msgspec.Struct, frozen=True, tag=True):
-    event: TradeEvent
-
-
-class ApplyOrder(msgspec.Struct, frozen=True, tag=True):
-    event: OrderEvent
-
-
-class Resolve(msgspec.Struct, frozen=True, tag=True):
-    order_id: str
-    to: OrderState
-    evidence: str
-
-
-class SetCash(msgspec.Struct, frozen=True, tag=True):
-    wallet: str
-    cash: int
-
-
-class SetShares(msgspec.Struct, frozen=True, tag=True):
-    wallet: str
-    token_id: str
-    shares: int
-    market: str = ""
-
-
-class ReleaseHold(msgspec.Struct, frozen=True, tag=True):
-    order_id: str
-
-
-class CancelAtVenue(msgspec.Struct, frozen=True, tag=True):
-    order_id: str
-
-
-Action = ApplyTrade | ApplyOrder | Resolve | SetCash | SetShares | ReleaseHold | CancelAtVenue
-
-
-class RepairBatch(msgspec.Struct, frozen=True):
-    as_of_ms: int
-    diffs: tuple[Diff, ...] = ()
-    actions: tuple[Action, ...] = ()
-
-    @property
-    def venue_cancels(self) -> list[str]:
-        """Order ids the engine must cancel at the venue."""
-        return [a.order_id for a in self.actions if isinstance(a, CancelAtVenue)]
-
-    @property
-    def clean(self) -> bool:
-        return not self.diffs
-
-
-inputs.INPUT_TYPES[inputs.K_RECONCILE] = RepairBatch
-
-
-def _order_event(v: VenueOrder) -> OrderEvent:
-    """A venue order snapshot as the user channel would have said it."""
-    status = v.normalized_status
-    try:
-        st = OrderStatus(status)
-    except ValueError:
-        st = OrderStatus.LIVE
-    kind = OrderEventType.CANCELLATION if st is OrderStatus.CANCELED else OrderEventType.UPDATE
-    return OrderEvent(
-        type=kind,
-        id=v.id,
-        market=v.market,
-        asset_id=v.asset_id,
-        side=v.side,
-        price=v.price,
-        original_size=v.original_size,
-        size_matched=v.size_matched,
-        status=st,
-        owner=v.owner,
-        order_owner=v.owner,
-        order_type=v.order_type,
-        expiration=v.expiration,
-        maker_address=v.maker_address,
-        created_at=v.created_at,
-    )
 
 
 def diff(
@@ -257,13 +122,13 @@ def diff(
             o = state.orders.get(v.id)
             if o is None:
                 diffs.append(Diff(ORDER_UNKNOWN_LOCALLY, "open at the venue, adopted as external", v.id))
-                actions.append(ApplyOrder(_order_event(v)))
+                actions.append(ApplyOrder(order_event_of(v)))
             elif o.state in TERMINAL:
-                diffs.append(Diff(TERMINAL_BUT_OPEN, f"local {o.state}, venue {v.normalized_status}", v.id))
+                diffs.append(Diff(TERMINAL_BUT_OPEN, f"local {o.state}, venue {v.status}", v.id))
                 actions.append(CancelAtVenue(v.id))
             elif o.state in (S.SUBMITTING, S.UNKNOWN) or (not o.venue_sizes_in_pusd and v.size_matched > o.matched):
                 diffs.append(Diff(ORDER_BEHIND, f"local {o.state}", v.id, local=o.matched, venue=v.size_matched))
-                actions.append(ApplyOrder(_order_event(v)))
+                actions.append(ApplyOrder(order_event_of(v)))
 
         # 3. Orders we think open that the venue does not list.
         for o in state.orders.values():
@@ -307,20 +172,20 @@ def _missing_target(
     matched" counts fills that later failed settlement (they do not count as filled)."""
     looked_up = truth.order_status.get(o.order_id)
     if looked_up is not None:
-        status = looked_up.normalized_status
-        if status == "MATCHED":
+        status = looked_up.status
+        if status is ReportStatus.MATCHED:
             return S.FILLED, "/data/order: MATCHED"
-        if status == "CANCELED":
+        if status is ReportStatus.CANCELED:
             matched = max(o.matched, looked_up.size_matched)
             if o.is_ioc:
                 return (S.FILLED if matched else S.CANCELLED), "/data/order: CANCELED"
             if gtd_expired(o, now):
                 return S.EXPIRED, "/data/order: CANCELED after expiration"
             return S.CANCELLED, "/data/order: CANCELED"
-        if status == "INVALID":
+        if status is ReportStatus.REJECTED:
             if o.state in (S.SUBMITTING, S.UNKNOWN):
-                return S.REJECTED, "/data/order: INVALID"
-            return None, "/data/order says INVALID for an acknowledged order"
+                return S.REJECTED, "the venue's order report: REJECTED"
+            return None, "the venue reports REJECTED for an acknowledged order"
         return None, f"/data/order says {status} but the open-orders list does not have it"
     matched = max(o.venue_matched, o.filled + o.voided + missed)
     if o.size and matched >= o.size:
@@ -396,62 +261,3 @@ def _balances(
                 )
                 if repair and lo == 0 and hi == 0:
                     actions.append(SetShares(lg.wallet, token, venue_shares - mined, pos.market if pos else ""))
-
-
-# --- applying (OmsState.apply_reconciliation and recovery) --------------------------------------------
-
-
-def validate(state: OmsState, batch: RepairBatch) -> None:
-    """Raise before anything is journaled or changed if a Resolve contradicts the state machine."""
-    for a in batch.actions:
-        if isinstance(a, Resolve):
-            o = state.orders.get(a.order_id)
-            if o is None:
-                raise IllegalTransitionError(
-                    "reconciliation resolves an order we do not know",
-                    order_id=a.order_id,
-                    from_state=None,
-                    to_state=a.to,
-                    cause=a.evidence,
-                )
-            state._check(o, a.to, a.evidence)
-
-
-def apply_batch(state: OmsState, batch: RepairBatch, ts: int, seq: int) -> None:
-    actor = "reconcile"
-    for d in batch.diffs:
-        state._output(inputs.O_DIFF, ts, seq, d, order_id=d.order_id or None, trade_id=d.trade_id or None)
-    for a in batch.actions:
-        if isinstance(a, ApplyTrade):
-            state._apply_trade(a.event, ts, seq, actor)
-        elif isinstance(a, ApplyOrder):
-            state._apply_order_event(a.event, ts, seq, actor)
-        elif isinstance(a, Resolve):
-            o = state.orders.get(a.order_id)
-            if o is None:
-                continue
-            try:
-                # Checked by validate(); an earlier action of this batch can still have moved the order
-                # (its trades arrived with it): then the venue contradicts itself — kept as an anomaly.
-                state._check(o, a.to, a.evidence)
-            except IllegalTransitionError as exc:
-                state._anomaly("reconcile", str(exc), ts, seq, a.order_id)
-                continue
-            state._evidence(o, a.to, ts, f"reconcile: {a.evidence}", actor, seq)
-        elif isinstance(a, SetCash):
-            if a.wallet in state.ledgers:
-                state._apply_balance(BalanceInput(a.wallet, a.cash, {}, "reconcile: cash drift", actor), ts, seq)
-        elif isinstance(a, SetShares):
-            if a.wallet in state.ledgers:
-                inp = BalanceInput(
-                    a.wallet, None, {a.token_id: a.shares}, "reconcile: shares drift", actor, {a.token_id: a.market}
-                )
-                state._apply_balance(inp, ts, seq)
-        elif isinstance(a, ReleaseHold):
-            o = state.orders.get(a.order_id)
-            if o is not None and o.awaiting_fills:
-                o.awaiting_fills = False
-                o.pending_trades = []
-                state._reserve(o)
-                state._dirty_order(o)
-        # CancelAtVenue: for the engine to send; the state does not change until the venue answers.

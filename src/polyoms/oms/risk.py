@@ -76,7 +76,7 @@ class RiskLimits(msgspec.Struct, frozen=True):
     window_ms: int = 10_000
 
 
-class OrderRequest(msgspec.Struct, frozen=True):
+class OrderCheck(msgspec.Struct, frozen=True):
     """An order before it is signed. `size` in shares; for a dollar-sized BUY set `amount` (pUSD)
     instead. `price` is the limit (or worst acceptable) price."""
 
@@ -175,7 +175,7 @@ def exposure(state: OmsState, market: str | None, marks: Mapping[str, Micro] | N
     return total
 
 
-def is_marketable(req: OrderRequest, quote: Quote) -> bool:
+def is_marketable(req: OrderCheck, quote: Quote) -> bool:
     """Would `req` trade on arrival: FOK/FAK and dollar-sized (market) BUYs always mean to; a limit order
     does when it reaches the opposite best; a post-only order never (the venue refuses it instead)."""
     if req.post_only:
@@ -188,7 +188,7 @@ def is_marketable(req: OrderRequest, quote: Quote) -> bool:
 
 
 def check_order(
-    req: OrderRequest,
+    req: OrderCheck,
     *,
     state: OmsState,
     markets: Mapping[str, MarketInfo],
@@ -348,7 +348,7 @@ def check_order(
 
 
 def ensure_order_ok(
-    req: OrderRequest,
+    req: OrderCheck,
     *,
     state: OmsState,
     markets: Mapping[str, MarketInfo],

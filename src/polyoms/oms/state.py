@@ -32,8 +32,8 @@ import msgspec
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.units import MICRO, Micro
 from polyoms.core.user_events import OrderEvent, OrderEventType, OrderStatus
+from polyoms.core.venue import PreparedOrder
 from polyoms.oms.errors import IllegalTransitionError
-from polyoms.polymarket.protocol.constants import GTD_SECURITY_THRESHOLD_S
 
 
 class OrderState(StrEnum):
@@ -126,40 +126,30 @@ class OrderIntent(msgspec.Struct, frozen=True, gc=False):
     client_tag: str = ""
 
 
-def intent_from_signed(
-    order: object,
+def intent_from_prepared(
+    order: PreparedOrder,
     *,
     wallet: str,
     market: str,
     actor: str,
-    notional: bool = False,
     fee_rate_bps: int | None = None,
     fee_exponent: int = 1,
     client_tag: str = "",
 ) -> OrderIntent:
-    """An OrderIntent for a `polymarket.protocol.order.SignedOrder` (typed loosely: the OMS does not
-    depend on the venue package). `notional=True` for a market BUY built from a pUSD amount."""
-    from polyoms.polymarket.protocol.order import SignedOrder
-
-    if not isinstance(order, SignedOrder):
-        raise TypeError(f"expected a SignedOrder, got {type(order).__name__}")
-    size, price = order.size_and_price
-    if order.side is Side.BUY and notional:
-        # Worst acceptable price, rounded up so the reservation never falls short.
-        price = -(-order.maker_amount * MICRO // order.taker_amount)
+    """The OrderIntent journaled for an order the venue adapter prepared (its key is the order id)."""
     return OrderIntent(
-        order_id=order.order_id,
+        order_id=order.key,
         wallet=wallet.lower(),
         market=market,
-        token_id=str(order.token_id),
+        token_id=order.token_id,
         side=order.side,
         order_type=order.order_type,
-        price=price,
-        size=size,
+        price=order.price,
+        size=order.size,
         maker_amount=order.maker_amount,
         taker_amount=order.taker_amount,
         actor=actor,
-        notional=notional and order.side is Side.BUY,
+        notional=order.notional,
         expiration=order.expiration,
         post_only=order.post_only,
         fee_rate_bps=fee_rate_bps,
@@ -372,11 +362,11 @@ def by_matched(o: OrderRecord) -> OrderState:
 
 
 def gtd_expired(o: OrderRecord, ts_ms: int) -> bool:
-    """A GTD order the venue has ended by now: one security threshold before its `expiration` (doc §3.8:
-    a lifetime of N s is `expiration = now + 60 + N`)."""
+    """A GTD order the venue has ended by now. `expiration` is when the venue ends it (the adapter took
+    off any security lead the venue applies to what was signed)."""
     if o.order_type is not OrderType.GTD or o.expiration <= 0:
         return False
-    return ts_ms // 1000 >= o.expiration - GTD_SECURITY_THRESHOLD_S
+    return ts_ms // 1000 >= o.expiration
 
 
 def done_target(o: OrderRecord, ts_ms: int | None) -> OrderState:
@@ -390,18 +380,17 @@ def done_target(o: OrderRecord, ts_ms: int | None) -> OrderState:
     return S.CANCELLED
 
 
-def ack_target(o: OrderRecord, status: str) -> OrderState | None:
-    """POST /order answer status (doc §3.9) → state; None for a status we do not know.
+def ack_target(o: OrderRecord, status: OrderStatus) -> OrderState | None:
+    """The acknowledgement's status → state; None for one an acknowledgement cannot carry.
 
-    `matched` finishes a FOK/FAK; for an order that may rest it says only "accepted" (its fills, the
-    facts, arrive on the user stream and move it). `delayed` is accepted but held: LIVE.
+    MATCHED finishes a FOK/FAK; for an order that may rest it says only "accepted" (its fills, the
+    facts, arrive on the user stream and move it). DELAYED is accepted but held: LIVE.
     """
-    s = status.strip().lower()
-    if s in ("live", "delayed"):
+    if status in (OrderStatus.LIVE, OrderStatus.DELAYED):
         return S.LIVE
-    if s == "matched":
+    if status is OrderStatus.MATCHED:
         return S.FILLED if o.is_ioc else S.LIVE
-    if s == "unmatched":
+    if status is OrderStatus.UNMATCHED:
         return done_target(o, None) if o.is_ioc else S.LIVE
     return None
 

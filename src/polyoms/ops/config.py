@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from polyoms.core.enums import SignatureType
 from polyoms.core.errors import ConfigError, InvalidKeyError, PolyomsError
-from polyoms.core.units import MICRO, Micro, fmt_micro, to_micro
+from polyoms.core.units import Micro, fmt_micro, to_micro
 from polyoms.exchange.life.scenarios import SCENARIOS
 from polyoms.oms.journal import WRITERS
 from polyoms.oms.risk import RiskLimits
@@ -32,6 +31,10 @@ from polyoms.polymarket.client.redact import register_secret
 from polyoms.polymarket.protocol import constants
 from polyoms.polymarket.protocol.auth import ApiCreds
 from polyoms.polymarket.protocol.keys import Signer, to_checksum_address
+from polyoms.venues.registry import VENUES, venue_kind
+from polyoms.venues.settings import LocalConfig as LocalConfig  # the [local] and [polymarket] sections
+from polyoms.venues.settings import PolymarketConfig as PolymarketConfig
+from polyoms.venues.settings import read_key_file
 
 ENV_PRIVATE_KEY: Final = "POLYOMS_PRIVATE_KEY"
 ENV_KEY_FILE: Final = "POLYOMS_KEY_FILE"
@@ -42,11 +45,11 @@ ENV_STATE_DIR: Final = "POLYOMS_STATE_DIR"
 DEFAULT_STATE_DIR: Final = "~/.polyoms"
 LOOPBACK: Final = "127.0.0.1"
 
-VenueKind = Literal["local", "polymarket"]
 
-
-class KeyFilePermissionError(ConfigError):
-    """A key file others can read (or write): refused; the message carries the chmod that fixes it."""
+@dataclass(frozen=True, slots=True)
+class VenueConfig:
+    kind: str = "local"
+    """A name of the venue registry (venues/registry.py): "polymarket", "local", "inprocess"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,36 +80,6 @@ class EngineConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class LocalConfig:
-    """The embedded local exchange, served on 127.0.0.1 and spoken to over sockets like the venue."""
-
-    seed: int = 0
-    markets: Path | None = None
-    """A markets file (`polyoms sim --config` format); None = the default markets."""
-    fund: Micro = 1_000 * MICRO
-    """pUSD given to the daemon's wallet at start."""
-    scenario: str | None = "calm"
-    """Background traders and a reference feed (calm, trending, jump, thin, ...); None (or "") = an empty,
-    quiet exchange where only the daemon trades."""
-    faults: bool = False
-    port: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class PolymarketConfig:
-    clob_url: str = "https://clob.polymarket.com"
-    gamma_url: str = "https://gamma-api.polymarket.com"
-    data_url: str = "https://data-api.polymarket.com"
-    ws_url: str = "wss://ws-subscriptions-clob.polymarket.com"
-    """Base of the WebSocket channels (`/ws/market`, `/ws/user` are appended)."""
-    chain_id: int = constants.POLYGON
-    signature_type: SignatureType = SignatureType.EOA
-    funder: str | None = None
-    key_file: Path | None = None
-    api_nonce: int = 0
-
-
-@dataclass(frozen=True, slots=True)
 class LogConfig:
     json: bool | None = None
     """None: JSON when stdout is not a terminal."""
@@ -115,7 +88,7 @@ class LogConfig:
 
 @dataclass(frozen=True, slots=True)
 class DaemonConfig:
-    venue: VenueKind = "local"
+    venue: VenueConfig = field(default_factory=VenueConfig)
     state_dir: Path = field(default_factory=lambda: Path(DEFAULT_STATE_DIR).expanduser())
     control: ControlConfig = field(default_factory=ControlConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -125,10 +98,6 @@ class DaemonConfig:
     log: LogConfig = field(default_factory=LogConfig)
     source: str = "defaults"
     """Where the settings came from (for messages)."""
-
-    @property
-    def chain_id(self) -> int:
-        return self.polymarket.chain_id if self.venue == "polymarket" else constants.POLYGON
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -236,11 +205,11 @@ def _parse_path(v: Any, n: str) -> Path:
     return Path(v.strip()).expanduser()
 
 
-def _parse_venue(v: Any, n: str) -> str:
-    venue = str(v).strip().lower()
-    if venue not in ("local", "polymarket"):
-        raise ConfigError(f'venue must be "local" or "polymarket", got {venue!r}', field=n)
-    return venue
+def _parse_venue_kind(v: Any, n: str) -> str:
+    try:
+        return VENUES.canonical(str(v))
+    except ConfigError as exc:
+        raise ConfigError(f"{n}: {exc.message}", field=n, value=str(v)) from None
 
 
 def _parse_host(v: Any, n: str) -> str:
@@ -281,14 +250,16 @@ URL: Final = Kind("http(s) URL", lambda v, n: _url(v, n), _toml_str)
 WS_URL: Final = Kind("ws(s) URL", lambda v, n: _url(v, n, ws=True), _toml_str)
 
 SCHEMA: Final[tuple[Key, ...]] = (
+    Key("", "state_dir", PATH, "Journal, control URL and token (created 0700).", ENV_STATE_DIR),
+    # [venue]: which venue the daemon trades on (venues/registry.py)
     Key(
-        "",
         "venue",
-        Kind('"local" or "polymarket"', _parse_venue, _toml_str),
-        '"local": the embedded local exchange on 127.0.0.1; "polymarket": the real venue.',
+        "kind",
+        Kind("one of " + ", ".join(f'"{name}"' for name in VENUES.names()), _parse_venue_kind, _toml_str),
+        "; ".join(f'"{e.name}": {e.summary}' for e in VENUES)
+        + '. A top-level `venue = "..."` (the older spelling) is read as this key.',
         "POLYOMS_VENUE",
     ),
-    Key("", "state_dir", PATH, "Journal, control URL and token (created 0700).", ENV_STATE_DIR),
     # [control]
     Key(
         "control",
@@ -363,7 +334,7 @@ SCHEMA: Final[tuple[Key, ...]] = (
     Key("risk", "confirm_above", MONEY, "Orders above this notional (pUSD) need explicit confirmation (--yes)."),
     Key("risk", "max_orders", _int_kind(1, 1_000_000, "integer ≥ 1"), "At most this many new orders per window_ms."),
     Key("risk", "window_ms", _int_kind(1, 86_400_000, "milliseconds"), "The window of the max_orders rate limit."),
-    # [local]: the embedded exchange (venue = "local")
+    # [local]: the embedded exchange (venue kinds "local" and "inprocess")
     Key("local", "seed", INT, "Seed of the local exchange (markets, background traders)."),
     Key(
         "local",
@@ -380,7 +351,7 @@ SCHEMA: Final[tuple[Key, ...]] = (
     ),
     Key("local", "faults", BOOL, "Inject the exchange's faults (disconnects, stalls, rejects) to rehearse recovery."),
     Key("local", "port", PORT, "Port of the embedded exchange on 127.0.0.1; 0 picks a free one."),
-    # [polymarket]: the real venue (venue = "polymarket")
+    # [polymarket]: the real venue (venue kind "polymarket")
     Key("polymarket", "clob_url", URL, "The CLOB REST API.", "POLYOMS_CLOB_URL"),
     Key("polymarket", "gamma_url", URL, "The Gamma markets API (market search)."),
     Key("polymarket", "data_url", URL, "The Data API (positions, trades history)."),
@@ -420,6 +391,7 @@ SCHEMA: Final[tuple[Key, ...]] = (
 )
 
 SECTIONS: Final[Mapping[str, type[Any]]] = {
+    "venue": VenueConfig,
     "control": ControlConfig,
     "engine": EngineConfig,
     "risk": RiskLimits,
@@ -492,6 +464,8 @@ def effective_config(
 
 
 def _build(data: dict[str, Any], env: Mapping[str, str], source: str) -> tuple[DaemonConfig, list[Setting]]:
+    if isinstance(data.get("venue"), str):  # the older spelling `venue = "local"`: [venue] kind
+        data = {**data, "venue": {"kind": data["venue"]}}
     top = {k.name for k in SCHEMA if not k.section}
     _no_unknown(data, top | set(SECTIONS), "")
     tables = {name: _section(data, name, {k.name for k in SCHEMA if k.section == name}) for name in SECTIONS}
@@ -527,7 +501,8 @@ def _check(config: DaemonConfig) -> None:
             f"polymarket.chain_id {pm.chain_id} has no known exchange contracts (known: {known})",
             field="polymarket.chain_id",
         )
-    if config.venue == "polymarket" and pm.signature_type is not SignatureType.EOA and pm.funder is None:
+    needs_key = venue_kind(config.venue.kind).needs_key
+    if needs_key and pm.signature_type is not SignatureType.EOA and pm.funder is None:
         raise ConfigError(
             f"polymarket.signature_type {pm.signature_type.name} needs polymarket.funder: the proxy, Safe or "
             "deposit wallet that holds the funds (set POLYOMS_FUNDER or [polymarket] funder)",
@@ -645,49 +620,7 @@ def reference_doc() -> str:
     return "\n".join(out) + "\n"
 
 
-def with_overrides(config: DaemonConfig, **changes: Any) -> DaemonConfig:
-    """A copy with top-level fields replaced (e.g. state_dir from a command-line flag)."""
-    return replace(config, **changes)
-
-
 # --- secrets ---------------------------------------------------------------------------------------------
-
-
-def check_key_file(path: Path) -> None:
-    """Refuse a key file that anyone but its owner can read or write (mode 0600 or stricter)."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"key file {path} does not exist", field="key_file") from None
-    except OSError as exc:
-        raise ConfigError(f"key file {path} cannot be read: {exc.strerror}", field="key_file") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"key file {path} is not a regular file", field="key_file")
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o077:
-        raise KeyFilePermissionError(
-            f"key file {path} has mode {mode:04o}: others can read it. Fix: chmod 600 {path}",
-            field="key_file",
-            mode=f"{mode:04o}",
-        )
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        raise KeyFilePermissionError(
-            f"key file {path} belongs to another user (uid {st.st_uid}). Fix: chown {os.getuid()} {path} "
-            f"&& chmod 600 {path}",
-            field="key_file",
-        )
-
-
-def read_key_file(path: Path) -> str:
-    check_key_file(path)
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"key file {path} cannot be read: {exc}", field="key_file") from None
-    register_secret(text)
-    if not text:
-        raise InvalidKeyError(f"key file {path} is empty: it must hold the hex private key on one line")
-    return text
 
 
 def load_secrets(config: DaemonConfig, env: Mapping[str, str] | None = None, *, required: bool = True) -> Secrets:

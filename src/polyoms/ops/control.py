@@ -16,7 +16,7 @@ A local process without the token cannot lock the operator out: connections are 
 ones closed, the operator's evicted last (`net.http_guard`).
 
     GET    /v1/status                  daemon, venue, wallet, admission
-    POST   /v1/orders                  OrderRequest -> OrderAccepted (limit, market, or a parent with `algo`)
+    POST   /v1/orders                  OrderBody -> OrderAccepted (limit, market, or a parent with `algo`)
     GET    /v1/orders[?open=1]         OrderList
     GET    /v1/orders/{id}             OrderView with audit trail and fills (or ParentView for a parent id)
     DELETE /v1/orders/{id}             cancel one order (or a parent and its children)
@@ -194,7 +194,7 @@ async def get_status(request: web.Request) -> web.Response:
 
 
 async def add_order(request: web.Request) -> web.Response:
-    req = await _body(request, api.OrderRequest)
+    req = await _body(request, api.OrderBody)
     return _json(await _desk(request).add_order(req))
 
 

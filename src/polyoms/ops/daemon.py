@@ -3,27 +3,21 @@
     config = load_config("polyoms.toml")            # or DaemonConfig() for the embedded exchange
     async with Daemon(config, load_secrets(config, required=False)) as d:
         d.control_url, d.token                       # what the CLI reads from the state dir
-        await d.desk.add_order(OrderRequest(...))    # or any other command, in process
+        await d.desk.add_order(OrderBody(...))    # or any other command, in process
         await d.wait_closed()                        # until `polyoms stop`, SIGINT/SIGTERM (run()), ...
 
-Venues. "local" starts the embedded exchange (`exchange/api/runner.SimServer`) on a free 127.0.0.1 port
-and talks to it over sockets with the very client used live (`PolymarketVenue` over `ClobClient`, the
-user and market WebSocket channels), so the paper path exercises the live code end to end; the daemon's
-wallet is funded through the exchange's /_sim/fund. "polymarket" connects to the real venue with the
-key from the environment or a key file, and API credentials from the environment or derived by L1.
-
-The local session lives in `STATE_DIR/local/`: the wallet key (`wallet.key`, 0600, made once), the
-embedded exchange's state (`exchange.json`, 0600: exchange/persist, saved every few seconds and on
-stop) and the journal. A restart is a recovery: the exchange comes back from its state (after a crash,
-from its last save, which may be older than the journal: the reconciliation settles what only the
-journal knows), the wallet is not funded again. `fresh=True` (`polyoms run --fresh`) deletes the session
-first; a new exchange (no saved state) always starts with a new journal.
+Venues. The daemon opens whatever `[venue] kind` names through the venue registry (venues/registry.py):
+the kind's factory returns a `VenueSession` (the adapter, its order builder, the clients and catalog,
+where the channels and the journal are), and the daemon never asks which venue it runs on. Kinds today:
+"polymarket" (the real venue), "local" (the embedded exchange over sockets, its session kept in
+STATE_DIR/local/: venues/local_factory.py) and "inprocess" (the exchange called in process).
 
 Start: journal (recovered if it exists: in-flight intents become UNKNOWN and are resolved from
-evidence), balance bootstrap, reconciliation, the user stream followed by the engine (a gap closes admission),
-the market stream for trusted quotes (pre-trade risk fails closed without one), heartbeats and the
-maintenance timer, then the control API. Stop (SIGINT/SIGTERM, `polyoms stop`): the control API
-closes, parent orders stop, open orders are cancelled (configurable), I/O drains, the journal flushes.
+evidence; a new venue starts a new one), balance bootstrap, reconciliation, the user stream followed by
+the engine (a gap closes admission), the market stream for trusted quotes (pre-trade risk fails closed
+without one), heartbeats and the maintenance timer, then the control API. Stop (SIGINT/SIGTERM, `polyoms
+stop`): the control API closes, parent orders stop, open orders are cancelled (configurable), I/O
+drains, the journal flushes, the venue's session closes.
 """
 
 from __future__ import annotations
@@ -34,39 +28,34 @@ import fcntl
 import logging
 import os
 import secrets as _secrets
-import shutil
 import signal
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeVar
-
-import aiohttp
+from typing import Any, Final, TypeVar
 
 from polyoms.core.clock import Clock, WallClock
-from polyoms.core.errors import ConfigError, PolyomsError
-from polyoms.core.units import Micro, fmt_micro
-from polyoms.exchange import persist
-from polyoms.exchange.api.faults import REHEARSAL
-from polyoms.exchange.api.runner import SimServer, build_service
+from polyoms.core.errors import PolyomsError
+from polyoms.core.venue import Venue
 from polyoms.exchange.api.service import SimService
 from polyoms.exchange.settlement import SettlementConfig
 from polyoms.oms.engine import Engine, RiskConfig
 from polyoms.oms.fallback import FallbackConfig
-from polyoms.oms.journal import open_journal, recover
+from polyoms.oms.journal import open_journal
+from polyoms.oms.journal_recovery import recover
 from polyoms.oms.journal_writer import await_writer_exit
 from polyoms.oms.manager import OrderManager
 from polyoms.oms.oms_state import OmsState
 from polyoms.oms.risk import RateLimiter
-from polyoms.ops import extras
-from polyoms.ops.config import DaemonConfig, Secrets, read_key_file
+from polyoms.ops.config import DaemonConfig, Secrets
 from polyoms.ops.control import ControlServer
 from polyoms.ops.desk import Desk, ParentPort
 from polyoms.ops.fallback import RestFallback, quotas_of
+from polyoms.ops.metrics import Metrics
+from polyoms.ops.parents import AlgoParents, kelly_size
 from polyoms.polymarket.client import (
-    ClientConfig,
     ClientHub,
     MarketCatalog,
     MarketStream,
@@ -76,21 +65,13 @@ from polyoms.polymarket.client import (
     Wallet,
     ws_url,
 )
-from polyoms.polymarket.client.redact import register_secret
-from polyoms.polymarket.protocol.keys import Signer
-from polyoms.venues.base import Venue
-from polyoms.venues.polymarket import PolymarketVenue
-
-if TYPE_CHECKING:
-    from polyoms.ops.metrics import Metrics
+from polyoms.venues.registry import open_session
+from polyoms.venues.session import VenueContext, VenueSession, VenueStartError
+from polyoms.venues.settings import write_private
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-LOCAL_DIR: Final = "local"
-WALLET_KEY_FILE: Final = "wallet.key"
-EXCHANGE_FILE: Final = "exchange.json"
-JOURNAL_FILE: Final = "journal.sqlite"
 SNAPSHOT_S: Final = 5.0
 TOKEN_FILE: Final = "control.token"
 URL_FILE: Final = "control.url"
@@ -122,44 +103,6 @@ def read_endpoint(state_dir: Path) -> ControlEndpoint | None:
     return ControlEndpoint(url, token)
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Create or replace a file readable by its owner only (the mode is set before any byte is written)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text + "\n")
-    os.replace(tmp, path)
-
-
-def _new_key() -> str:
-    while True:
-        key = "0x" + _secrets.token_hex(32)
-        try:
-            Signer(key)
-        except PolyomsError:
-            continue
-        return key
-
-
-def local_wallet_key(local_dir: Path) -> str:
-    """The embedded exchange's wallet key: made once, kept in `local_dir/wallet.key` (0600) so that a
-    restart trades on the same wallet; a file others can read is refused (as a key file is)."""
-    path = local_dir / WALLET_KEY_FILE
-    if path.exists():
-        key = read_key_file(path)
-        try:
-            Signer(key)
-        except PolyomsError:
-            raise DaemonError(f"{path} holds no valid private key; start over with `polyoms run --fresh`") from None
-    else:
-        key = _new_key()
-        _write_private(path, key)
-    register_secret(key)
-    return key
-
-
 class Daemon:
     """One engine on one venue, with its control API (module doc)."""
 
@@ -181,22 +124,15 @@ class Daemon:
         self.stream_tuning = dict(stream_tuning or {})
         """Extra StreamConfig settings for both WebSocket channels (tests shorten pings and backoff)."""
         self.fresh = fresh
-        """Local venue: delete the saved session (exchange, journal, wallet key) and start over."""
+        """The local venue: delete the saved session (exchange, journal, wallet key) and start over."""
         self.snapshot_s = snapshot_s
-        """Local venue: how often the embedded exchange's state is saved (also on a graceful stop)."""
-        self.restored = False
-        """The embedded exchange came back from its saved state."""
-        self._snapshots = persist.RecordCache()
-        self._snapshot_lock = threading.Lock()
-        self._snapshot_mark: tuple[int, ...] = ()
-        self._saving = False
+        """An embedded exchange: how often its state is saved (also on a graceful stop)."""
         self.token = _secrets.token_urlsafe(32)
         self.started_ms = 0
-        self.sim: SimServer | None = None
-        self.sim_service: SimService | None = None
+        self.session: VenueSession | None = None
         self.hub: ClientHub | None = None
         self.wallet: Wallet | None = None
-        self.venue: PolymarketVenue | None = None
+        self.venue: Venue | None = None
         self.state: OmsState | None = None
         self.engine: Engine | None = None
         self.manager: OrderManager | None = None
@@ -225,6 +161,16 @@ class Daemon:
     def control_url(self) -> str:
         return self.control.url if self.control is not None else ""
 
+    @property
+    def sim_service(self) -> SimService | None:
+        """The embedded exchange, when the venue runs one."""
+        return self.session.exchange if self.session is not None else None
+
+    @property
+    def restored(self) -> bool:
+        """The embedded exchange came back from its saved state."""
+        return self.session is not None and self.session.restored
+
     async def __aenter__(self) -> Daemon:
         await self.start()
         return self
@@ -246,60 +192,34 @@ class Daemon:
     async def _start(self) -> None:
         cfg = self.config
         self._closed.clear()
-        key = self.secrets.private_key
-        if cfg.venue == "local":
-            snapshot = self._local_session()
-            key = key or local_wallet_key(self.local_dir)
-            clob_url = await self._start_local(snapshot)
-            client_cfg = ClientConfig(clob_url=clob_url, gamma_url=clob_url, data_url=clob_url, chain_id=cfg.chain_id)
-            ws_base = clob_url
-            signature_type, funder, nonce = 0, None, 0
-        else:
-            if self.fresh:
-                raise ConfigError("--fresh starts a local session over; a polymarket journal is never deleted")
-            if key is None:
-                raise ConfigError("the polymarket venue needs a signing key (POLYOMS_PRIVATE_KEY or a key file)")
-            pm = cfg.polymarket
-            client_cfg = ClientConfig(
-                clob_url=pm.clob_url, gamma_url=pm.gamma_url, data_url=pm.data_url, chain_id=pm.chain_id
-            )
-            ws_base = pm.ws_url
-            signature_type, funder, nonce = int(pm.signature_type), pm.funder, pm.api_nonce
-        self.venue_url = client_cfg.clob_url
-        self.hub = hub = ClientHub(client_cfg)
-        self.metrics = extras.make_metrics()
+        ctx = VenueContext(
+            state_dir=self.state_dir,
+            clock=self.clock,
+            local=cfg.local,
+            polymarket=cfg.polymarket,
+            private_key=self.secrets.private_key,
+            api_creds=self.secrets.api_creds,
+            fresh=self.fresh,
+            settlement=self.settlement,
+            snapshot_s=self.snapshot_s,
+            journal_idle=lambda path: await_writer_exit(path, 30.0),
+        )
+        try:
+            self.session = session = await open_session(cfg.venue.kind, ctx)
+        except VenueStartError as exc:
+            raise DaemonError(exc.message) from None
+        self.venue_url = session.url
+        self.hub = hub = session.hub
+        self.metrics = Metrics()
         if self.metrics is not None:
             self.metrics.watch_hub(hub)
-        wallet = Wallet.from_key(
-            key,
-            signature_type=signature_type,
-            funder=funder,
-            creds=self.secrets.api_creds,
-            nonce=nonce,
-            name="daemon",
-        )
-        client = hub.clob(wallet)
-        if wallet.creds is None:
-            try:
-                await client.create_or_derive_api_key()
-            except PolyomsError as exc:
-                raise DaemonError(f"cannot obtain API credentials from {client_cfg.clob_url}: {exc}") from None
-        assert client.wallet is not None
-        self.wallet = client.wallet
-        if self.sim is not None:
-            await self._fund_local(self.wallet.maker)
-        self.catalog = catalog = MarketCatalog(client, hub.gamma)
-        if cfg.venue == "local":
-            await catalog.refresh(enrich=True)
-        self.venue = venue = PolymarketVenue(client)
-        await self._start_engine(venue)
+        self.wallet = session.wallet
+        self.catalog = catalog = session.catalog
+        self.venue = venue = session.venue
+        await self._start_engine(session)
         assert self.engine is not None and self.state is not None
-        if self.sim is not None:
-            # Saved once the journal is known to match: a crash from here on comes back to this.
-            self._saving = True
-            await self.save_snapshot()
-            self._spawn(self._run_snapshots(), "snapshots")
-        await self._start_streams(client, ws_base)
+        await session.started()
+        await self._start_streams(session)
         engine = self.engine
         ec = cfg.engine
         if ec.heartbeat_s > 0:
@@ -308,17 +228,17 @@ class Daemon:
             engine.run_maintenance(interval_s=ec.maintenance_s, reconcile_every_s=ec.reconcile_every_s),
             "maintenance",
         )
-        self.manager = OrderManager(engine, self.wallet.order_builder(chain_id=cfg.chain_id), actor="operator")
+        self.manager = OrderManager(engine, actor="operator")
         self.desk = desk = Desk(
             engine=engine,
             manager=self.manager,
-            builder=self.manager.builder or self.wallet.order_builder(chain_id=cfg.chain_id),
+            builder=session.builder,
             catalog=catalog,
             public=hub.public,
-            venue_kind=cfg.venue,
+            venue_kind=session.kind,
             limits=cfg.risk,
             market_stream=self.market_stream,
-            gamma=hub.gamma if cfg.venue == "polymarket" else None,
+            gamma=session.gamma,
             on_shutdown=self.request_stop,
         )
         # The engine's pre-trade risk reads the desk's market table and the market stream's quotes.
@@ -333,11 +253,11 @@ class Daemon:
         await self._wire_optional(desk)
         self.control = ControlServer(desk, self.token, self._status, host=cfg.control.host, port=cfg.control.port)
         await self.control.start()
-        _write_private(self.state_dir / TOKEN_FILE, self.token)
-        _write_private(self.state_dir / URL_FILE, self.control.url)
+        write_private(self.state_dir / TOKEN_FILE, self.token)
+        write_private(self.state_dir / URL_FILE, self.control.url)
         log.info(
             "polyoms daemon: venue %s at %s, wallet %s, control API %s",
-            cfg.venue,
+            session.kind,
             self.venue_url,
             venue.wallet,
             self.control.url,
@@ -361,167 +281,24 @@ class Daemon:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
 
-    @property
-    def local_dir(self) -> Path:
-        """The embedded exchange's session: its state, the daemon's journal and wallet key."""
-        return self.state_dir / LOCAL_DIR
-
-    def _local_session(self) -> persist.ServiceState | None:
-        """Prepare `local_dir` (after `--fresh`, empty) and read the saved exchange, if any."""
-        d = self.local_dir
-        if self.fresh and d.exists():
-            journal = d / JOURNAL_FILE
-            if not await_writer_exit(journal, 30.0):
-                raise DaemonError(f"the journal {journal} is still being written by a previous daemon's writer process")
-            names = sorted(p.name for p in d.iterdir())
-            shutil.rmtree(d)
-            log.warning(
-                "--fresh: deleted the local session in %s (%s): a new exchange, wallet and journal",
-                d,
-                ", ".join(names) or "empty",
-            )
-        d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with contextlib.suppress(OSError):
-            os.chmod(d, 0o700)
-        try:
-            snapshot = persist.load(d / EXCHANGE_FILE)
-        except persist.SnapshotError as exc:
-            raise DaemonError(f"{exc}; start over with `polyoms run --fresh` (it deletes {d})") from None
-        if snapshot is not None:
-            lc = self.config.local
-            saved = snapshot.life.scenario if snapshot.life is not None else None
-            if (lc.scenario or None) != saved or lc.seed != snapshot.seed:
-                raise DaemonError(
-                    f"the local session in {d} runs scenario {saved or 'none'} with seed {snapshot.seed}, the "
-                    f"config asks for scenario {lc.scenario or 'none'} with seed {lc.seed}: set them back, or start "
-                    "over with `polyoms run --fresh`"
-                )
-        return snapshot
-
-    async def _start_local(self, snapshot: persist.ServiceState | None = None) -> str:
-        lc = self.config.local
-        try:
-            service = build_service(
-                lc.markets,
-                seed=lc.seed,
-                chain_id=self.config.chain_id,
-                scenario=lc.scenario,
-                faults=REHEARSAL if lc.faults else None,
-                settlement=self.settlement,
-                snapshot=snapshot,
-            )
-        except persist.SnapshotError as exc:
-            raise DaemonError(f"{exc}; start over with `polyoms run --fresh`") from None
-        self.restored = snapshot is not None
-        if self.restored:
-            ex = service.exchange
-            log.info(
-                "local exchange restored from %s: %d open orders, %d trades",
-                self.local_dir / EXCHANGE_FILE,
-                len(ex.open_orders()),
-                len(ex.all_trades),
-            )
-        self.sim_service = service
-        self.sim = SimServer(service, "127.0.0.1", lc.port)
-        try:
-            return await self.sim.start()
-        except OSError as exc:
-            raise DaemonError(f"cannot start the local exchange on 127.0.0.1:{lc.port}: {exc.strerror}") from None
-
-    async def _fund_local(self, address: str) -> None:
-        """Fund a wallet the exchange has never seen (a restored one keeps what it has)."""
-        assert self.sim is not None and self.sim_service is not None
-        amount: Micro = self.config.local.fund
-        if amount <= 0 or self.sim_service.exchange.account(address) is not None:
-            return
-        body = {"address": address, "pusd": fmt_micro(amount), "tokens": {}}
-        async with aiohttp.ClientSession() as session, session.post(f"{self.sim.url}/_sim/fund", json=body) as resp:
-            if resp.status != 200:
-                raise DaemonError(f"funding the daemon wallet failed: HTTP {resp.status} {await resp.text()}")
-
-    # --- the embedded exchange's state on disk -----------------------------------------------------
-
-    def _snapshot_now(self) -> persist.ServiceState | None:
-        """The exchange's state if it changed since the last save (or a minute went by), else None."""
-        service = self.sim_service
-        if service is None:
-            return None
-        ex = service.exchange
-        mark = (
-            ex._seq,
-            len(ex.open_orders()),
-            len(ex.all_trades),
-            ex.settlement.next_ms,
-            len(ex.ledger),
-            ex.ledger.funded_pusd,
-            len(service.keys.lookup()),
-            self.clock.now_ms() // 60_000,
-        )
-        if mark == self._snapshot_mark:
-            return None
-        self._snapshot_mark = mark
-        return persist.capture(service, self._snapshots)
-
-    def _write_snapshot(self, state: persist.ServiceState) -> None:
-        with self._snapshot_lock:  # a save cancelled on stop may still be writing in its thread
-            persist.save(self.local_dir / EXCHANGE_FILE, state)
-
-    async def save_snapshot(self) -> None:
-        """Save the embedded exchange's state now (captured on the loop, written in a thread)."""
-        state = self._snapshot_now()
-        if state is not None:
-            await asyncio.to_thread(self._write_snapshot, state)
-
-    async def _run_snapshots(self) -> None:
-        """Save every `snapshot_s` seconds, or less often when a save is slow (at most ~5% of the time)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            started = loop.time()
-            try:
-                await self.save_snapshot()
-            except Exception as exc:  # a full disk must not stop the daemon; the next round tries again
-                self._snapshot_mark = ()
-                log.warning("saving the local exchange's state failed: %s: %s", type(exc).__name__, exc)
-            await asyncio.sleep(max(self.snapshot_s, 20 * (loop.time() - started)))
-
-    def _final_snapshot(self) -> None:
-        """On stop, after the cancels and the engine have finished: what a restart comes back to. Not
-        after a start that failed before its first save (a refused start changes no saved state)."""
-        if self.sim_service is None or not self._saving:
-            return
-        self._snapshot_mark = ()
-        state = self._snapshot_now()
-        if state is None:
-            return
-        try:
-            self._write_snapshot(state)
-        except OSError as exc:
-            log.warning("saving the local exchange's state failed: %s", exc)
-
-    def _journal_path(self, venue: PolymarketVenue) -> Path:
-        if self.config.venue == "local":
-            return self.local_dir / JOURNAL_FILE
-        return self.state_dir / f"polymarket-{self.config.chain_id}-{venue.wallet}" / "journal.sqlite"
-
-    async def _start_engine(self, venue: PolymarketVenue) -> None:
-        path = self._journal_path(venue)
+    async def _start_engine(self, session: VenueSession) -> None:
+        venue = session.venue
+        path = session.journal_path
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if self.config.venue == "local":
-            # After a crash, its writer process first finishes what it was handed: reading or deleting
-            # the file under it would see a torn one.
-            if not await_writer_exit(path, 30.0):
-                raise DaemonError(f"the journal {path} is still being written by a previous daemon's writer process")
-            if not self.restored:
-                # A new exchange: a journal from a previous one describes orders and money that exist
-                # nowhere any more.
-                for suffix in ("", "-wal", "-shm"):
-                    with contextlib.suppress(FileNotFoundError):
-                        Path(str(path) + suffix).unlink()
+        # After a crash, its writer process first finishes what it was handed: reading or deleting the
+        # file under it would see a torn one.
+        if not await_writer_exit(path, 30.0):
+            raise DaemonError(f"the journal {path} is still being written by a previous daemon's writer process")
+        if session.new_venue:
+            # A new exchange: a journal from a previous one describes orders and money that exist nowhere.
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(str(path) + suffix).unlink()
         ec = self.config.engine
         if path.exists():
             state = recover(path, self.clock, writer=ec.journal_writer)
             self.recovered = True
-            if self.config.venue == "local" and state.ledgers and venue.wallet not in state.ledgers:
+            if state.ledgers and venue.wallet not in state.ledgers:
                 self.state = state  # closed by stop()
                 raise DaemonError(
                     f"the journal {path} belongs to wallet(s) {', '.join(sorted(state.ledgers))}, not {venue.wallet} "
@@ -532,7 +309,7 @@ class Daemon:
             open_journal(path, state, writer=ec.journal_writer)
         if venue.wallet not in state.ledgers:
             state.add_wallet(venue.wallet, [venue.owner])
-            held = await self._held_tokens(venue)
+            held = await session.held_tokens()
             cash, shares = await venue.balances(sorted(held))
             state.set_balance(
                 venue.wallet,
@@ -554,57 +331,51 @@ class Daemon:
         except PolyomsError as exc:
             raise DaemonError(f"the first reconciliation with the venue failed: {exc}") from None
 
-    async def _held_tokens(self, venue: PolymarketVenue) -> dict[str, str]:
-        """Token -> market of the positions the wallet may already hold (a new journal on a funded
-        wallet): the Data API lists them; the CLOB's balances, read next, are what counts."""
-        if self.config.venue == "local" or self.hub is None:
-            return {}
-        try:
-            positions = await self.hub.data.all_positions(venue.wallet)
-        except PolyomsError as exc:
-            log.warning("positions bootstrap skipped (Data API: %s); the reconciliation adopts them as they trade", exc)
-            return {}
-        return {p.asset: p.condition_id for p in positions if p.size > 0}
-
-    async def _start_streams(self, client: Any, ws_base: str) -> None:
-        assert self.venue is not None and self.engine is not None and self.hub is not None
+    async def _start_streams(self, session: VenueSession) -> None:
+        assert self.engine is not None
         tuning = self.stream_tuning
-        self.user_stream = stream = UserStream(client, config=UserStreamConfig(url=ws_url(ws_base, "user"), **tuning))
-        self.venue.follow(stream)
-        self.engine.follow_user_stream(stream)
-        await stream.start()
-        self.market_stream = MarketStream(
-            MarketStreamConfig(url=ws_url(ws_base, "market"), **tuning), rest=self.hub.public
-        )
+        hub, ws_base = session.hub, session.ws_base
+        self.market_stream = MarketStream(MarketStreamConfig(url=ws_url(ws_base, "market"), **tuning), rest=hub.public)
+        stream = None
+        if session.follow is not None:
+            url = ws_url(ws_base, "user")
+            self.user_stream = stream = UserStream(hub.clob(session.wallet), config=UserStreamConfig(url=url, **tuning))
+            session.follow(stream, self.engine.stream_gapped, self.engine.stream_recovered)
+            await stream.start()
         await self.market_stream.start()
         if self.metrics is not None:
-            self.metrics.watch_stream(stream, self.market_stream)
-        if not await stream.wait_live(STREAM_LIVE_TIMEOUT_S):
-            raise DaemonError(f"the user stream at {ws_url(ws_base, 'user')} did not come live: {stream.gap_reason}")
-        await self.engine.drain()
-        if self.config.venue == "local" and self.catalog is not None:
-            tokens = [t for info in self.catalog for t in info.token_ids]
+            self.metrics.watch_stream(*([] if stream is None else [stream]), self.market_stream)
+        if stream is not None:
+            if not await stream.wait_live(STREAM_LIVE_TIMEOUT_S):
+                raise DaemonError(
+                    f"the user stream at {ws_url(ws_base, 'user')} did not come live: {stream.gap_reason}"
+                )
+            await self.engine.drain()
+        if session.subscribe_all:
+            tokens = [t for info in session.catalog for t in info.token_ids]
             await self.market_stream.subscribe(tokens)
             await self.market_stream.wait_trusted(tokens, timeout_s=STREAM_LIVE_TIMEOUT_S)
-        # WebSocket → REST fallback (oms/fallback.py): polls within the client's rate limits.
-        self.fallback = RestFallback(
-            self.engine,
-            stream,
-            FallbackConfig(self.config.engine.rest_fallback_after_s),
-            market_stream=self.market_stream,
-            books=self.hub.public.books,
-            quotas=quotas_of(self.hub.ip_limiter),
-        )
-        self._spawn(self.fallback.run(), "rest-fallback")
+        if stream is not None:
+            # WebSocket → REST fallback (oms/fallback.py): polls within the client's rate limits.
+            self.fallback = RestFallback(
+                self.engine,
+                stream,
+                FallbackConfig(self.config.engine.rest_fallback_after_s),
+                market_stream=self.market_stream,
+                books=hub.public.books,
+                quotas=quotas_of(hub.ip_limiter),
+            )
+            self._spawn(self.fallback.run(), "rest-fallback")
 
     async def _wire_optional(self, desk: Desk) -> None:
-        """Metrics and the execution algorithms, from the packages that provide them. The journaled
-        parent orders are recovered here (resumed or interrupted), before the control API opens."""
+        """Metrics and the execution algorithms onto the desk. The journaled parent orders are
+        recovered here (resumed or interrupted), before the control API opens."""
         if self.metrics is not None:
             self.metrics.marks = desk.mark  # unrealized PnL at the mids the desk shows in `positions`
             desk.metrics_render = self.metrics.render
-        self.parents = await extras.attach_parents(self, desk)
-        desk.kelly = extras.kelly_sizer()
+        on_restart = self.config.engine.parents_on_restart
+        self.parents = await AlgoParents.attach(desk, clock=self.clock, on_restart=on_restart)
+        desk.kelly = kelly_size
 
     def _status(self) -> dict[str, Any]:
         engine = self.engine
@@ -612,7 +383,7 @@ class Daemon:
         s = engine.stats
         stream = self.user_stream
         return {
-            "venue": self.config.venue,
+            "venue": self.config.venue.kind,
             "venue_url": self.venue_url,
             "wallet": self.venue.wallet,
             "signer": self.wallet.address,
@@ -692,13 +463,8 @@ class Daemon:
                 await asyncio.wait_for(engine.stop(), 10)
         if self.state is not None and self.state.journal is not None:
             self.state.journal.close()
-        if self.venue is not None:
-            await self.venue.close()
-        if self.hub is not None:
-            await self.hub.close()
-        self._final_snapshot()
-        if self.sim is not None:
-            await self.sim.stop()
+        if self.session is not None:
+            await self.session.close()
         if self._lock_fd is not None:
             with contextlib.suppress(OSError):
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -715,7 +481,7 @@ async def run(
     fresh: bool = False,
 ) -> None:
     """`polyoms run`: start, serve until SIGINT/SIGTERM or `polyoms stop`, then stop gracefully.
-    `fresh`: the local venue starts over (`Daemon.fresh`)."""
+    `fresh`: the venue's saved session starts over (`Daemon.fresh`)."""
     daemon = Daemon(config, secrets, fresh=fresh)
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []

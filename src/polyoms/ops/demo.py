@@ -42,14 +42,14 @@ from polyoms.core.enums import Side
 from polyoms.core.errors import PolyomsError
 from polyoms.core.units import MICRO, Micro, fmt_micro
 from polyoms.exchange.settlement import SettlementConfig
-from polyoms.oms import reconcile
+from polyoms.oms import repairs
 from polyoms.oms.engine import Engine
 from polyoms.oms.fills import FillTier
-from polyoms.oms.manager import OrderStatus
+from polyoms.oms.manager import OrderSnapshot
 from polyoms.oms.risk import Quote
 from polyoms.oms.state import TERMINAL
 from polyoms.ops import schema as api
-from polyoms.ops.config import DaemonConfig, EngineConfig, LocalConfig
+from polyoms.ops.config import DaemonConfig, EngineConfig, LocalConfig, VenueConfig
 from polyoms.ops.daemon import Daemon
 from polyoms.ops.desk import Desk
 from polyoms.ops.parents import AlgoParents
@@ -102,7 +102,7 @@ class DemoReport:
     elapsed_s: float = 0.0
     parents: list[tuple[str, ParentStatus]] = field(default_factory=list)
     """(job label, final status)."""
-    fok: OrderStatus | None = None
+    fok: OrderSnapshot | None = None
     fok_error: str = ""
     fok_arrival_mid: Fraction | None = None
     fills: int = 0
@@ -162,7 +162,7 @@ BASKET_HEADROOM = 2 * 10_000
 
 def demo_config(opts: DemoOptions, state_dir: Path) -> DaemonConfig:
     return DaemonConfig(
-        venue="local",
+        venue=VenueConfig("local"),
         state_dir=state_dir,
         engine=EngineConfig(heartbeat_s=5.0, reconcile_every_s=15.0, maintenance_s=0.5, unknown_grace_ms=3_000),
         local=LocalConfig(seed=opts.seed, fund=FUND, scenario="calm", faults=opts.faults),
@@ -227,7 +227,7 @@ async def _showcase(d: Daemon, opts: DemoOptions, sizes: _Sizes, report: DemoRep
     fok_id: str | None = None
     try:
         accepted = await desk.add_order(
-            api.OrderRequest(
+            api.OrderBody(
                 token_id=fok_token, side="BUY", kind="market", amount=fmt_micro(sizes.fok_amount), order_type="FOK"
             )
         )
@@ -256,7 +256,7 @@ async def _showcase(d: Daemon, opts: DemoOptions, sizes: _Sizes, report: DemoRep
     labels = {ice_token: f"{_short(ice_m)} YES", fok_token: f"{_short(fok_m)} YES", yes: f"{_short(set_m)} YES",
               no: f"{_short(set_m)} NO"}  # fmt: skip
 
-    def fok_status() -> OrderStatus | None:
+    def fok_status() -> OrderSnapshot | None:
         return d.manager.status(fok_id) if fok_id is not None and d.manager is not None else None
 
     def view() -> Group:
@@ -303,7 +303,7 @@ async def _showcase(d: Daemon, opts: DemoOptions, sizes: _Sizes, report: DemoRep
         f"{x.kind}: {x.detail}"
         for b in batches
         for x in b.diffs
-        if x.kind in (reconcile.CASH_DRIFT, reconcile.SHARES_DRIFT)
+        if x.kind in (repairs.CASH_DRIFT, repairs.SHARES_DRIFT)
     ]
     report.cash_end = lg.cash
     for t in tokens:
@@ -372,7 +372,7 @@ def _short(m: MarketInfo) -> str:
     return text if len(text) <= 22 else text[:21] + "…"
 
 
-def _order_avg(o: OrderStatus) -> Fraction | None:
+def _order_avg(o: OrderSnapshot) -> Fraction | None:
     """Average price of an order's fills, micro pUSD per share (before fees)."""
     shares = sum(f.size for f in o.fills)
     return Fraction(sum(f.cash for f in o.fills) * MICRO, shares) if shares else None
@@ -396,7 +396,7 @@ def _price(x: Fraction | Micro | None) -> str:
 def _live_view(
     parents: ParentManager,
     jobs: list[tuple[str, str]],
-    fok: OrderStatus | None,
+    fok: OrderSnapshot | None,
     fok_error: str,
     labels: dict[str, str],
     cash: Micro,

@@ -17,6 +17,7 @@ from typing import Final, Protocol
 
 import msgspec
 
+from polyoms.algos.catalog import algo_name, requested
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import (
     BelowMinimumSizeError,
@@ -34,7 +35,7 @@ from polyoms.oms.engine import Engine
 from polyoms.oms.errors import ConfirmationRequiredError, UnknownOrderError
 from polyoms.oms.fills import MAX_FEE_RATE_BPS
 from polyoms.oms.ledger import div_round, mid_mark
-from polyoms.oms.manager import OrderManager, OrderStatus
+from polyoms.oms.manager import OrderManager, OrderSnapshot
 from polyoms.oms.risk import MarketInfo as RiskMarket
 from polyoms.oms.risk import Quote, RiskLimits
 from polyoms.oms.state import OrderRecord, OrderState
@@ -48,11 +49,9 @@ from polyoms.polymarket.client.redact import redact
 from polyoms.polymarket.client.ws_market import MarketStream
 from polyoms.polymarket.protocol.amounts import MIN_MARKETABLE_BUY, SIZE_QUANTUM, check_quantity, implied_price
 from polyoms.polymarket.protocol.order import OrderBuilder, SignedOrder
+from polyoms.venues.polymarket_orders import prepared
 
 log = logging.getLogger(__name__)
-ALGOS = ("iceberg", "adaptive", "micro-price")
-ALGO_ALIASES: Final = {"microprice": "micro-price", "micro_price": "micro-price"}
-"""Other spellings accepted on input; answers always say the name in ALGOS."""
 MIN_ID_PREFIX: Final = 4
 """Characters (after "0x") an id prefix needs: fewer would match nearly anything."""
 TOKEN_ID_MAX_DIGITS: Final = 78
@@ -79,7 +78,7 @@ def check_token_id(text: str) -> str:
     return token
 
 
-def check_request(req: api.OrderRequest) -> None:
+def check_request(req: api.OrderBody) -> None:
     """What every order request must be before anything else looks at it (the control API's and the
     CLI's one gate): plain decimals for every number, an expiration only on a GTD order, a bounded wait."""
     for text, what in ((req.price, "price"), (req.size, "size"), (req.amount, "amount")):
@@ -141,7 +140,7 @@ class OrderSource(Protocol):
 class ParentPort(OrderSource, Protocol):
     """What the desk needs of the execution algorithms (`algos.parents.ParentManager`, adapted)."""
 
-    async def start(self, req: api.OrderRequest, side: Side, market: MarketInfo, size: Micro) -> str: ...
+    async def start(self, req: api.OrderBody, side: Side, market: MarketInfo, size: Micro) -> str: ...
 
     def status(self, parent_id: str) -> api.ParentView: ...
 
@@ -237,7 +236,7 @@ class Desk:
             raise InputError("give some words to search for", field="text")
         if not 1 <= limit <= 200:
             raise InputError(f"limit must be within [1, 200], got {limit}", field="limit")
-        if self.gamma is not None and self.venue_kind == "polymarket":
+        if self.gamma is not None:
             found = await self.gamma.search(words)
             markets = [m for e in found.events for m in e.markets]
             self.catalog.add_gamma(markets)
@@ -299,13 +298,13 @@ class Desk:
         if errors:
             raise errors[0]
 
-    async def add_order(self, req: api.OrderRequest) -> api.OrderAccepted:
+    async def add_order(self, req: api.OrderBody) -> api.OrderAccepted:
         """Place one order or start a parent; with `req.wait_ms`, answer once the venue has (the outcome,
         fills and fees in `order`, a refusal's typed reason in `order.error`), or the wait is over."""
         check_request(req)
         if req.algo is not None:
             name = req.algo.strip().lower()
-            req = msgspec.structs.replace(req, algo=ALGO_ALIASES.get(name, name))
+            req = msgspec.structs.replace(req, algo=algo_name(name))  # answers say the registered name
         acc = await self._place(req)
         if acc.kelly_size is not None:
             capped = req.size is not None and to_micro(acc.kelly_size, "size") > to_micro(req.size, "size")
@@ -334,13 +333,13 @@ class Desk:
         o = self.engine.state.orders.get(order_id)
         return None if o is None else self.catalog.by_token(o.token_id)
 
-    async def _place(self, req: api.OrderRequest) -> api.OrderAccepted:
+    async def _place(self, req: api.OrderBody) -> api.OrderAccepted:
         side = Side.parse(req.side)
         kind = req.kind.strip().lower()
         if kind not in ("limit", "market"):
             raise InputError(f"kind must be limit or market, got {req.kind!r}", field="kind")
-        if req.algo is not None and req.algo not in ALGOS:
-            raise InputError(f"algo must be one of {', '.join(ALGOS)}, got {req.algo!r}", field="algo")
+        if req.algo is not None:
+            requested(req.algo)  # one the control API can start, or InputError listing them
         if req.expiration < 0:
             raise InputError("expiration must be unix seconds (or 0)", field="expiration")
         info = await self.market_of(req.token_id)
@@ -369,7 +368,7 @@ class Desk:
                 rule="confirmation",
             )
         await self.watch_books(info)
-        order_id = await self.manager.submit(order, market=info.condition_id, notional=is_dollar)
+        order_id = await self.manager.submit(prepared(order, notional=is_dollar), market=info.condition_id)
         shares, _ = order.size_and_price
         price = order_price(order.side, order.maker_amount, order.taker_amount, info.tick)
         max_spend, fee_estimate, spend_note = self._spend_note(order) if is_dollar else (None, None, "")
@@ -399,7 +398,7 @@ class Desk:
         )
 
     def _limit(
-        self, req: api.OrderRequest, side: Side, info: MarketInfo, size: str | None
+        self, req: api.OrderBody, side: Side, info: MarketInfo, size: str | None
     ) -> tuple[SignedOrder, Micro, bool]:
         if req.price is None:
             raise InputError("a limit order needs a price (--price)", field="price")
@@ -439,7 +438,7 @@ class Desk:
         return fmt_micro(budget), fmt_micro(fee), note
 
     async def _market(
-        self, req: api.OrderRequest, side: Side, info: MarketInfo, size: str | None
+        self, req: api.OrderBody, side: Side, info: MarketInfo, size: str | None
     ) -> tuple[SignedOrder, Micro, bool]:
         otype = OrderType.parse(req.order_type or "FOK")
         if not otype.is_marketable_only:
@@ -504,7 +503,7 @@ class Desk:
         shares, price = order.size_and_price
         return order, shares * price // MICRO, False
 
-    async def _kelly_size(self, req: api.OrderRequest, side: Side) -> Micro:
+    async def _kelly_size(self, req: api.OrderBody, side: Side) -> Micro:
         k = req.kelly
         assert k is not None
         if self.kelly is None:
@@ -527,7 +526,7 @@ class Desk:
         return shares
 
     async def _add_parent(
-        self, req: api.OrderRequest, side: Side, info: MarketInfo, size: str | None
+        self, req: api.OrderBody, side: Side, info: MarketInfo, size: str | None
     ) -> api.OrderAccepted:
         if self.parents is None:
             raise InputError("parent orders need the execution algorithms (polyoms.algos), not available here")
@@ -909,7 +908,7 @@ def error_view(exc: PolyomsError) -> api.ErrorView:
 
 
 def order_view(
-    s: OrderStatus, record: OrderRecord | None, *, full: bool, info: MarketInfo | None = None
+    s: OrderSnapshot, record: OrderRecord | None, *, full: bool, info: MarketInfo | None = None
 ) -> api.OrderView:
     """One order as every view shows it. Price: `order_price` (the worst it can trade at, on the grid).
     A market BUY sized by amount counts in pUSD, as the venue reports it: `size` is the pUSD it may spend

@@ -27,6 +27,7 @@ from polyoms.ops.config import ENV_API_KEY, ENV_KEY_FILE, ENV_PRIVATE_KEY, Daemo
 from polyoms.polymarket.client import ClientConfig, ClientHub, Wallet
 from polyoms.polymarket.client.models import BalanceAllowance
 from polyoms.polymarket.protocol import constants
+from polyoms.venues.registry import VENUES, venue_kind
 
 MAX_SKEW_S: Final = 5
 """L1/L2 timestamps are unix seconds; the venue's freshness window is UNCONFIRMED (doc §2.1), so more
@@ -299,7 +300,7 @@ def key_findings(config: DaemonConfig, env: Mapping[str, str] | None = None) -> 
     """The key and credentials as configured; a refused key file comes back with its chmod fix."""
     env = os.environ if env is None else env
     try:
-        secrets = load_secrets(config, env, required=config.venue == "polymarket")
+        secrets = load_secrets(config, env, required=venue_kind(config.venue.kind).needs_key)
     except ConfigError as exc:
         fix = exc.message.split("Fix: ", 1)[1] if "Fix: " in exc.message else "see the message"
         return [Finding("key", Severity.ERROR, exc.message.split(" Fix: ")[0], fix)], None
@@ -399,11 +400,12 @@ async def diagnose(
     clock: Clock | None = None,
     hub: ClientHub | None = None,
 ) -> list[Finding]:
-    """Every finding for this config: key, state dir, and (for the polymarket venue) the venue checks."""
+    """Every finding for this config: key, state dir, and (for a remote venue) the venue checks."""
     findings, secrets = key_findings(config, env)
     findings += check_state_dir(config.state_dir)
-    if config.venue == "local":
-        findings.append(Finding("venue", Severity.OK, "venue local: the embedded exchange (nothing to reach)"))
+    entry = VENUES.entry(config.venue.kind)
+    if not entry.item.remote:
+        findings.append(Finding("venue", Severity.OK, f"venue {entry.name}: {entry.summary} (nothing to reach)"))
         return findings
     if secrets is None or secrets.private_key is None:
         return findings + not_checked(VENUE_CHECKS, "no signing key")

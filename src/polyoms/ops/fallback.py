@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from polyoms.core.market_events import BookSnapshot
-from polyoms.oms import reconcile
+from polyoms.oms import repairs
 from polyoms.oms.engine import Engine
 from polyoms.oms.fallback import DEGRADED, LIVE, BookWatch, FallbackConfig, StreamWatch, poll_interval_s, quote_of
-from polyoms.polymarket.client.ratelimit import IpLimiter, SlidingWindow
+from polyoms.polymarket.client.ratelimit import IpLimiter, SlidingWindow, ip_route
 from polyoms.polymarket.client.ws_user import UserStream
 
 if TYPE_CHECKING:
@@ -32,6 +34,25 @@ log = logging.getLogger(__name__)
 
 MAX_BOOK_TOKENS: Final = 200
 """Books polled at most per round (tokens with open orders first, then positions)."""
+
+
+POLL_REQUESTS: Final = (("GET", "/data/orders"), ("GET", "/data/trades"))
+"""One poll: the open orders and the trades (one page each, as a rule)."""
+BOOKS_PER_REQUEST: Final = 500
+"""Tokens per POST /books (ClobClient.books chunks by the same number)."""
+
+
+def poll_cost(books: int = 0) -> Counter[str]:
+    """Requests one poll (and `books` tokens' books) charges to each per-IP quota, by the client's own
+    routing (`ratelimit.ip_route`)."""
+    wanted = [(m, p, 1) for m, p in POLL_REQUESTS]
+    if books:
+        wanted.append(("POST", "/books", math.ceil(books / BOOKS_PER_REQUEST)))
+    cost: Counter[str] = Counter()
+    for method, path, n in wanted:
+        for name in ip_route("clob", method, path):
+            cost[name] += n
+    return cost
 
 
 def quotas_of(limiter: IpLimiter) -> dict[str, list[tuple[int, int]]]:
@@ -93,7 +114,8 @@ class RestFallback:
 
     def interval_s(self, books: int = 0) -> float:
         c = self.config
-        return poll_interval_s(self.quotas, books=books, budget_share=c.budget_share, min_interval_s=c.min_interval_s)
+        cost = poll_cost(books)
+        return poll_interval_s(self.quotas, cost, budget_share=c.budget_share, min_interval_s=c.min_interval_s)
 
     async def run(self) -> None:
         if not self.config.enabled:
@@ -140,7 +162,7 @@ class RestFallback:
             log.warning("rest fallback poll failed: %s", self.stats.last_error)
             return
         self.stats.polls += 1
-        learned = sum(1 for b in batches for d in b.diffs if d.kind == reconcile.MISSED_TRADE)
+        learned = sum(1 for b in batches for d in b.diffs if d.kind == repairs.MISSED_TRADE)
         if learned:
             self.stats.trades_learned += learned
             log.warning("rest fallback: %d trade(s) learned by polling while the user stream is down", learned)

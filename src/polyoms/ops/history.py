@@ -212,13 +212,13 @@ def equity_curve(
 def journal_rows(path: Path) -> Iterator[tuple[int, int, str, Any]]:
     """The committed inputs of the journal at `path`, decoded, read over a read-only connection of our
     own (the daemon's writer keeps writing; WAL gives this reader one consistent snapshot)."""
-    from polyoms.oms.journal import _decoder, committed_rows
+    from polyoms.oms.journal_recovery import committed_rows, decode_input
 
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     try:
         conn.execute("BEGIN")  # one read transaction: a snapshot, whatever commits meanwhile
         for seq, ts, kind, _order, _trade, payload, _effects in committed_rows(conn):
-            yield seq, ts, kind, _decoder(kind).decode(payload)
+            yield seq, ts, *decode_input(kind, payload)
     finally:
         conn.close()
 

@@ -46,10 +46,20 @@ from prometheus_client.registry import Collector
 from polyoms.core.clock import Clock, WallClock
 from polyoms.core.units import MICRO
 from polyoms.core.user_events import TradeEvent
+from polyoms.core.venue import (
+    CancelAnswer,
+    Instrument,
+    OrderReport,
+    OrderRequest,
+    PreparedOrder,
+    SettlementModel,
+    SubmitOutcome,
+    UserSink,
+    Venue,
+)
 from polyoms.oms.engine import Engine
 from polyoms.oms.inputs import Anomaly, FillUpdate, Notification, OrderUpdate
 from polyoms.oms.oms_state import OmsState
-from polyoms.oms.reconcile import VenueOrder
 from polyoms.oms.state import OrderState
 from polyoms.polymarket.client.breaker import BreakerState
 from polyoms.polymarket.client.hub import ClientHub
@@ -58,8 +68,6 @@ from polyoms.polymarket.client.redact import redact
 from polyoms.polymarket.client.ws_common import StreamBase
 from polyoms.polymarket.client.ws_market import MarketStream
 from polyoms.polymarket.client.ws_user import UserStream
-from polyoms.polymarket.protocol.order import SignedOrder
-from polyoms.venues.base import CancelAnswer, SubmitOutcome, UserSink, Venue
 
 __all__ = [
     "InstrumentedVenue",
@@ -124,12 +132,23 @@ class InstrumentedVenue:
         return getattr(self.inner, name)
 
     @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
     def wallet(self) -> str:
         return self.inner.wallet
 
     @property
     def owner(self) -> str:
         return self.inner.owner
+
+    @property
+    def settlement(self) -> SettlementModel:
+        return self.inner.settlement
+
+    def prepare(self, request: OrderRequest, instrument: Instrument) -> PreparedOrder:
+        return self.inner.prepare(request, instrument)
 
     def set_user_sink(self, sink: UserSink | None) -> None:
         self.inner.set_user_sink(sink)
@@ -144,10 +163,10 @@ class InstrumentedVenue:
         self._m.venue_call_seconds.labels(op, "ok").observe(time.perf_counter() - started)
         return result
 
-    async def submit(self, orders: Sequence[SignedOrder]) -> list[SubmitOutcome]:
+    async def submit(self, orders: Sequence[PreparedOrder]) -> list[SubmitOutcome]:
         outcomes = await self._timed("submit", self.inner.submit(orders))
         for out in outcomes:
-            kind = "acked" if out.response is not None else "refused" if out.error is not None else "unknown"
+            kind = "acked" if out.ack is not None else "refused" if out.error is not None else "unknown"
             self._m.submit_outcomes.labels(kind).inc()
         return outcomes
 
@@ -157,10 +176,10 @@ class InstrumentedVenue:
     async def cancel_all(self) -> CancelAnswer:
         return await self._timed("cancel_all", self.inner.cancel_all())
 
-    async def get_order(self, order_id: str) -> VenueOrder | None:
+    async def get_order(self, order_id: str) -> OrderReport | None:
         return await self._timed("get_order", self.inner.get_order(order_id))
 
-    async def open_orders(self) -> list[VenueOrder]:
+    async def open_orders(self) -> list[OrderReport]:
         return await self._timed("open_orders", self.inner.open_orders())
 
     async def trades(self, after_s: int | None = None) -> list[TradeEvent]:

@@ -7,27 +7,30 @@ every other order, journaled with `actor = "algo:<parent id>"`.
 
 Parents are journaled with the OMS (algos.parents): after a restart `recover` rebuilds them, each
 resumed or interrupted per its policy (`on_restart=` in its params, else the daemon's
-`engine.parents_on_restart`), and their markets' books are watched again.
+`engine.parents_on_restart`), and their markets' books are watched again. Requests name their algorithm
+and parameters as `algos.catalog` declares them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from polyoms.algos.base import Instrument, algo_name
+from polyoms.algos.base import Instrument
 from polyoms.algos.books import BookSource, MirrorBooks, RestBooks
-from polyoms.algos.parents import FAMILY, ParentManager, ParentStatus, UnknownParentError, decode_spec, spec_tokens
+from polyoms.algos.catalog import build_spec, on_restart_of
+from polyoms.algos.parents import FAMILY, ParentManager, ParentStatus, UnknownParentError, decode_spec
+from polyoms.algos.sizing import KellySizing, kelly_shares
+from polyoms.core.clock import Clock
 from polyoms.core.enums import Side
 from polyoms.core.errors import PolyomsError
 from polyoms.core.units import MICRO, Micro, fmt_micro
 from polyoms.ops import schema as api
-from polyoms.ops.algo_specs import build_spec, on_restart_of
 from polyoms.polymarket.client.catalog import MarketCatalog, MarketInfo
 
 if TYPE_CHECKING:
-    from polyoms.ops.daemon import Daemon
     from polyoms.ops.desk import Desk
 
 log = logging.getLogger(__name__)
@@ -57,9 +60,10 @@ class AlgoParents:
         self.desk = desk
 
     @classmethod
-    def create(cls, daemon: Daemon, desk: Desk) -> AlgoParents:
+    def create(cls, desk: Desk, *, clock: Clock, on_restart: str) -> AlgoParents:
+        """Over the desk's order manager and market data; `on_restart`: the parents' default policy."""
         books: BookSource = (
-            MirrorBooks(daemon.market_stream.books) if daemon.market_stream is not None else RestBooks(desk.public)
+            MirrorBooks(desk.market_stream.books) if desk.market_stream is not None else RestBooks(desk.public)
         )
         catalog = desk.catalog
 
@@ -67,15 +71,18 @@ class AlgoParents:
             info = await catalog.resolve_token(token_id)
             return None if info.tick is None else instrument_of(info, token_id)
 
-        pm = ParentManager(
-            desk.manager,
-            clock=daemon.clock,
-            book_source=books,
-            instruments=lookup,
-            builder=desk.builder,
-            on_restart=daemon.config.engine.parents_on_restart,
-        )
+        pm = ParentManager(desk.manager, clock=clock, book_source=books, instruments=lookup, on_restart=on_restart)
         return cls(pm, catalog, desk)
+
+    @classmethod
+    async def attach(cls, desk: Desk, *, clock: Clock, on_restart: str) -> AlgoParents:
+        """`create`, with the parents the journal holds recovered (`recover`), behind the desk's port."""
+        parents = cls.create(desk, clock=clock, on_restart=on_restart)
+        working = await parents.recover()
+        if working:
+            log.warning("recovered %d parent order(s) found working: %s", len(working), ", ".join(working))
+        desk.parents = parents
+        return parents
 
     async def recover(self) -> list[str]:
         """The journaled parents after a restart (`ParentManager.recover`). The markets of those still
@@ -95,10 +102,10 @@ class AlgoParents:
         for r in j.parents() if j is not None else []:
             if not r.ended and r.family == FAMILY:
                 with contextlib.suppress(Exception):  # an unreadable record fails in manager.recover
-                    tokens.update(spec_tokens(decode_spec(r.spec)[0]))
+                    tokens.update(decode_spec(r.spec)[0].tokens)
         return sorted(tokens)
 
-    async def start(self, req: api.OrderRequest, side: Side, market: MarketInfo, size: Micro) -> str:
+    async def start(self, req: api.OrderBody, side: Side, market: MarketInfo, size: Micro) -> str:
         algo = req.algo or ""
         spec = build_spec(algo, req.token_id, side, size, req.price, req.algo_params, post_only=req.post_only)
         return await self.manager.start(spec, on_restart=on_restart_of(req.algo_params))
@@ -149,7 +156,7 @@ def parent_view(s: ParentStatus) -> api.ParentView:
         detail["last_decision"] = str(s.decisions[-1])
     return api.ParentView(
         parent_id=s.parent_id,
-        algo=algo_name(s.kind),
+        algo=s.kind,
         state=s.state.value,
         done=s.done,
         side="" if s.side is None else s.side.name,
@@ -161,3 +168,9 @@ def parent_view(s: ParentStatus) -> api.ParentView:
         interrupted=s.interrupted,
         restarts=s.restarts,
     )
+
+
+def kelly_size(probability: str, fraction: str, price: Micro, bankroll: Micro, side: Side) -> Micro:
+    """The desk's Kelly sizing (`Desk.kelly`): shares µ for (probability, fraction of full Kelly, price µ,
+    bankroll µ, side); bad inputs raise the algorithms' typed config errors."""
+    return kelly_shares(KellySizing(Fraction(probability), Fraction(fraction)), price, bankroll, side)

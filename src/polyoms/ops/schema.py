@@ -21,7 +21,7 @@ class KellyRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """pUSD to size against; default: the wallet's available pUSD."""
 
 
-class OrderRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class OrderBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     token_id: str
     side: str
     kind: str = "limit"

@@ -1,5 +1,1 @@
-"""The Venue port and its adapters (architecture: "one code path, three venues")."""
-
-from polyoms.venues.base import CancelAnswer, SubmitOutcome, UserEvent, UserSink, Venue
-
-__all__ = ["CancelAnswer", "SubmitOutcome", "UserEvent", "UserSink", "Venue"]
+"""The venue adapters: each translates one venue's protocol to the port (`polyoms.core.venue`)."""

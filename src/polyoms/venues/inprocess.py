@@ -10,6 +10,9 @@ channel takes — so both venues yield the same typed `OrderEvent` / `TradeEvent
 
 Test hooks: `posts` counts POSTs per order hash; `lose_answer_rate` makes the exchange take an order but
 lose its answer (the caller gets an unknown outcome, as after a timeout).
+
+Latency (`venues/latency.py`, none by default): requests reach the exchange after the entry latency,
+answers come back after the response latency and user events after the market-data latency.
 """
 
 from __future__ import annotations
@@ -17,26 +20,54 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
+from functools import partial
 
 import msgspec
 
 from polyoms.core.errors import PolyomsError, VenueError
 from polyoms.core.user_events import OrderEvent, TradeEvent
+from polyoms.core.venue import (
+    MAX_BATCH,
+    CancelAnswer,
+    Instrument,
+    OrderReport,
+    OrderRequest,
+    PreparedOrder,
+    SettlementModel,
+    SubmitOutcome,
+    UserSink,
+)
 from polyoms.exchange.api import render, ws_render
 from polyoms.exchange.api.service import Caller, SimService
-from polyoms.exchange.events import Event
-from polyoms.exchange.events import OrderEvent as XOrderEvent
-from polyoms.exchange.events import TradeEvent as XTradeEvent
-from polyoms.oms.reconcile import VenueOrder
+from polyoms.exchange.events import Event, ExchangeOrderEvent, ExchangeTradeEvent
 from polyoms.polymarket.client import models
+from polyoms.polymarket.protocol import errors as venue_errors
 from polyoms.polymarket.protocol import user_messages
-from polyoms.polymarket.protocol.order import SignedOrder
+from polyoms.polymarket.protocol.errors import error_from_response
+from polyoms.polymarket.protocol.order import OrderBuilder
 from polyoms.polymarket.protocol.wire import decode_order_response
-from polyoms.venues.base import MAX_BATCH, CancelAnswer, SubmitOutcome, UserSink, from_open_order
+from polyoms.venues import polymarket_orders
+from polyoms.venues.latency import LatencyConfig, Link
+from polyoms.venues.polymarket_orders import ack, report_of, signed_payload
 
 
 class InProcessVenue:
-    def __init__(self, service: SimService, address: str, *, seed: int = 0, lose_answer_rate: float = 0.0) -> None:
+    """The Polymarket protocol without sockets (module doc). `builder` signs what `prepare` is given."""
+
+    name = "inprocess"
+    settlement = SettlementModel.ON_CHAIN
+
+    def __init__(
+        self,
+        service: SimService,
+        address: str,
+        *,
+        builder: OrderBuilder | None = None,
+        seed: int = 0,
+        lose_answer_rate: float = 0.0,
+        latency: LatencyConfig | None = None,
+    ) -> None:
+        self.builder = builder
         self.service = service
         self.exchange = service.exchange
         self.clock = service.clock
@@ -48,6 +79,7 @@ class InProcessVenue:
         self.lose_answer_rate = lose_answer_rate
         self.rng = random.Random(seed)
         self.heartbeat_id = ""
+        self.link = Link(self.clock, latency or LatencyConfig())
         service.add_listener(self._on_exchange_event)
 
     @property
@@ -69,11 +101,11 @@ class InProcessVenue:
             return
         now = self.clock.now_ms()
         key = self.owner
-        if isinstance(ev, XOrderEvent):
+        if isinstance(ev, ExchangeOrderEvent):
             if ev.order.owner != key:
                 return
             msg = ws_render.order_event(ev.kind, ev.order, ev.status, ev.size_matched, ev.trade_ids, now)
-        elif isinstance(ev, XTradeEvent):
+        elif isinstance(ev, ExchangeTradeEvent):
             t = ev.trade
             if t.owner == key:
                 side = "TAKER"
@@ -86,15 +118,22 @@ class InProcessVenue:
             return
         for decoded in user_messages.decode_user_frame(msgspec.json.encode(msg)):
             if isinstance(decoded, (OrderEvent, TradeEvent)):
-                sink(decoded)
+                self.link.deliver(partial(sink, decoded))
 
     # --- orders -----------------------------------------------------------------------------------
 
-    async def submit(self, orders: Sequence[SignedOrder]) -> list[SubmitOutcome]:
+    def prepare(self, request: OrderRequest, instrument: Instrument) -> PreparedOrder:
+        if self.builder is None:
+            raise ValueError("this in-process venue has no order builder: pass builder=")
+        return polymarket_orders.sign(self.builder, request, instrument)
+
+    async def submit(self, orders: Sequence[PreparedOrder]) -> list[SubmitOutcome]:
         if len(orders) > MAX_BATCH:
-            raise VenueError(f"Too many orders in payload: {len(orders)}, max allowed: {MAX_BATCH}", status=400)
+            raise VenueError(venue_errors.too_many_orders(len(orders), MAX_BATCH), status=400)
+        await self.link.send()
         out: list[SubmitOutcome] = []
-        for order in orders:
+        for prepared in orders:
+            order = signed_payload(prepared)
             self.posts[order.order_id] += 1
             try:
                 result = self.service.submit_verified(self.caller, order)
@@ -104,30 +143,42 @@ class InProcessVenue:
             if self.lose_answer_rate and self.rng.random() < self.lose_answer_rate:
                 out.append(SubmitOutcome(order.order_id, unknown="answer lost"))
                 continue
-            response = decode_order_response(msgspec.json.encode(render.order_response(result)))
-            out.append(SubmitOutcome(order.order_id, response=response))
+            # Through the venue's JSON, as over sockets: the same answer the REST client reads.
+            r = decode_order_response(msgspec.json.encode(render.order_response(result)))
+            if not r.success or (r.errorMsg and not r.status):
+                refusal = error_from_response(400, {"error": r.errorMsg or "success=false"}, order_id=order.order_id)
+                out.append(SubmitOutcome(order.order_id, error=refusal))
+                continue
+            out.append(
+                SubmitOutcome(order.order_id, ack=ack(r.orderID or order.order_id, r.status, tuple(r.tradeIDs or ())))
+            )
+        await self.link.answer()
         return out
 
     async def cancel(self, order_ids: Sequence[str]) -> CancelAnswer:
+        await self.link.send()
         r = self.service.cancel(self.caller, list(order_ids))
+        await self.link.answer()
         return CancelAnswer(tuple(r.canceled), dict(r.not_canceled))
 
     async def cancel_all(self) -> CancelAnswer:
+        await self.link.send()
         r = self.exchange.cancel_all(self.owner)
+        await self.link.answer()
         return CancelAnswer(tuple(r.canceled), dict(r.not_canceled))
 
     # --- queries ----------------------------------------------------------------------------------
 
-    async def get_order(self, order_id: str) -> VenueOrder | None:
+    async def get_order(self, order_id: str) -> OrderReport | None:
         o = self.exchange.get_order(order_id)
         if o is None or o.owner != self.owner:
             return None
-        return from_open_order(models.parse_open_order(msgspec.json.decode(msgspec.json.encode(render.open_order(o)))))
+        return report_of(models.parse_open_order(msgspec.json.decode(msgspec.json.encode(render.open_order(o)))))
 
-    async def open_orders(self) -> list[VenueOrder]:
+    async def open_orders(self) -> list[OrderReport]:
         rows = [render.open_order(o) for o in self.exchange.open_orders(owner=self.owner)]
         data = msgspec.json.decode(msgspec.json.encode(rows))
-        return [from_open_order(models.parse_open_order(d)) for d in data]
+        return [report_of(models.parse_open_order(d)) for d in data]
 
     async def trades(self, after_s: int | None = None) -> list[TradeEvent]:
         rows = [render.trade(t, self.owner) for t in self.exchange.trades(owner=self.owner, after=after_s)]
@@ -142,7 +193,7 @@ class InProcessVenue:
         ok, next_id = self.service.heartbeat(self.caller, self.heartbeat_id or None)
         if not ok:
             self.heartbeat_id = next_id
-            raise VenueError("Invalid Heartbeat ID", status=400, path="/v1/heartbeats")
+            raise VenueError(venue_errors.INVALID_HEARTBEAT, status=400, path="/v1/heartbeats")
         self.heartbeat_id = next_id
         return next_id
 

@@ -13,25 +13,40 @@ periodic reconciliation covers whatever either misses.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from polyoms.core.errors import PolyomsError
 from polyoms.core.user_events import TradeEvent
-from polyoms.oms.reconcile import VenueOrder, _order_event
+from polyoms.core.venue import (
+    MAX_BATCH,
+    CancelAnswer,
+    Instrument,
+    OrderReport,
+    OrderRequest,
+    PreparedOrder,
+    SettlementModel,
+    SubmitOutcome,
+    UserSink,
+    order_event_of,
+)
 from polyoms.polymarket.client.clob import ClobClient
 from polyoms.polymarket.client.errors import OrderOutcomeUnknownError
-from polyoms.polymarket.client.ws_user import UserStream, UserUpdate
-from polyoms.polymarket.protocol.order import SignedOrder
-from polyoms.polymarket.protocol.wire import OrderResponse
-from polyoms.venues.base import MAX_BATCH, CancelAnswer, SubmitOutcome, UserSink, from_open_order
+from polyoms.polymarket.client.ws_user import UserStream, UserStreamGapped, UserStreamLive, UserUpdate
+from polyoms.polymarket.protocol.order import OrderBuilder
+from polyoms.venues import polymarket_orders
+from polyoms.venues.polymarket_orders import ack, report_of, signed_payload
 
 
 class PolymarketVenue:
-    def __init__(self, client: ClobClient) -> None:
+    name = polymarket_orders.VENUE
+    settlement = SettlementModel.ON_CHAIN
+
+    def __init__(self, client: ClobClient, builder: OrderBuilder | None = None) -> None:
         wallet = client.wallet
         if wallet is None or wallet.creds is None:
             raise ValueError("the client needs a wallet with API credentials")
         self.client = client
+        self.builder = builder or wallet.order_builder()
         self._wallet = wallet.maker.lower()
         self._owner = wallet.creds.api_key
         self._sink: UserSink | None = None
@@ -69,32 +84,36 @@ class PolymarketVenue:
         for t in trades:
             sink(t)
         for o in orders:
-            sink(_order_event(o))
+            sink(order_event_of(o))
         return len(trades) + len(orders)
 
-    async def submit(self, orders: Sequence[SignedOrder]) -> list[SubmitOutcome]:
+    def prepare(self, request: OrderRequest, instrument: Instrument) -> PreparedOrder:
+        return polymarket_orders.sign(self.builder, request, instrument)
+
+    async def submit(self, orders: Sequence[PreparedOrder]) -> list[SubmitOutcome]:
         if not orders:
             return []
         if len(orders) > MAX_BATCH:
             raise ValueError(f"at most {MAX_BATCH} orders per submission")
+        signed = [signed_payload(o) for o in orders]
         if self._stream is not None:
-            self._stream.watch_orders(o.order_id for o in orders)
+            self._stream.watch_orders(o.key for o in orders)
         for o in orders:
-            self.posts[o.order_id] += 1
+            self.posts[o.key] += 1
         try:
-            if len(orders) == 1:
-                p = await self.client.post_order(orders[0])
-                return [SubmitOutcome(p.order_id, response=_response(p.order_id, p.status, p.trade_ids))]
-            results = await self.client.post_orders(orders)
+            if len(signed) == 1:
+                p = await self.client.post_order(signed[0])
+                return [SubmitOutcome(p.order_id, ack=ack(p.order_id, p.status, p.trade_ids))]
+            results = await self.client.post_orders(signed)
         except OrderOutcomeUnknownError as exc:
-            return [SubmitOutcome(o.order_id, unknown=exc.reason or "no answer") for o in orders]
+            return [SubmitOutcome(o.key, unknown=exc.reason or "no answer") for o in orders]
         except PolyomsError as exc:
-            return [SubmitOutcome(o.order_id, error=exc) for o in orders]
+            return [SubmitOutcome(o.key, error=exc) for o in orders]
         out: list[SubmitOutcome] = []
         for r in results:
             if r.placement is not None:
                 p = r.placement
-                out.append(SubmitOutcome(r.order_id, response=_response(r.order_id, p.status, p.trade_ids)))
+                out.append(SubmitOutcome(r.order_id, ack=ack(r.order_id, p.status, p.trade_ids)))
             else:
                 out.append(SubmitOutcome(r.order_id, error=r.error))
         return out
@@ -107,12 +126,12 @@ class PolymarketVenue:
         r = await self.client.cancel_all()
         return CancelAnswer(r.canceled, r.not_canceled)
 
-    async def get_order(self, order_id: str) -> VenueOrder | None:
+    async def get_order(self, order_id: str) -> OrderReport | None:
         o = await self.client.get_order(order_id)
-        return None if o is None else from_open_order(o)
+        return None if o is None else report_of(o)
 
-    async def open_orders(self) -> list[VenueOrder]:
-        return [from_open_order(o) for o in await self.client.open_orders()]
+    async def open_orders(self) -> list[OrderReport]:
+        return [report_of(o) for o in await self.client.open_orders()]
 
     async def trades(self, after_s: int | None = None) -> list[TradeEvent]:
         return await self.client.trades(after=after_s)
@@ -129,6 +148,14 @@ class PolymarketVenue:
         self._sink = None
 
 
-def _response(order_id: str, status: str, trade_ids: tuple[str, ...]) -> OrderResponse:
-    """The acknowledgement as the OMS state reads it (amounts are not used: fills come from trades)."""
-    return OrderResponse(success=True, orderID=order_id, status=status, tradeIDs=list(trade_ids))
+def follow_health(stream: UserStream, gapped: Callable[[str], None], recovered: Callable[[], None]) -> None:
+    """Tell the OMS of the user stream's continuity: `gapped(reason)` when it loses it (admission closes),
+    `recovered()` when it is complete again (the engine reconciles, then reopens admission)."""
+
+    def on_event(event: object) -> None:
+        if isinstance(event, UserStreamGapped):
+            gapped(event.reason)
+        elif isinstance(event, UserStreamLive):
+            recovered()
+
+    stream.add_listener(on_event)

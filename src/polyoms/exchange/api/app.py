@@ -14,16 +14,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+import msgspec
 from aiohttp import web
 
 from polyoms.core.enums import Side, SignatureType
 from polyoms.core.errors import AuthError, ConfigError, InputError, InvalidOrderError, NotFoundError, PolyomsError
 from polyoms.core.units import MICRO, fmt_micro, from_micro, to_micro
-from polyoms.exchange import messages as msg
 from polyoms.exchange.api import render, render_markets
-from polyoms.exchange.api.faults import INTERNAL_ERROR, RESTARTING_MESSAGE, TOO_MANY_REQUESTS
+from polyoms.exchange.api.faults import INTERNAL_ERROR, RESTARTING_MESSAGE
 from polyoms.exchange.api.http import (
     decode_json,
     error_body,
@@ -36,15 +36,17 @@ from polyoms.exchange.api.http import (
     query,
     too_deep,
 )
-from polyoms.exchange.api.service import INVALID_HEARTBEAT, Caller, SimService
+from polyoms.exchange.api.service import Caller, SimService
 from polyoms.exchange.api.ws import WsHub
 from polyoms.exchange.api.ws import install as install_ws
 from polyoms.exchange.markets import markets_from_config
 from polyoms.polymarket.protocol import constants
+from polyoms.polymarket.protocol import errors as venue_errors
 from polyoms.polymarket.protocol.auth import POLY_TIMESTAMP, verify_l1, verify_l2
 from polyoms.polymarket.protocol.wire import (
-    INVALID_ORDER_PAYLOAD,
-    OrderEnvelope,
+    PmCancelMarketOrders,
+    PmCancelOrder,
+    PmOrderEnvelope,
     decode_envelope,
     decode_envelopes,
 )
@@ -60,10 +62,9 @@ MAX_UINT256: Final = str(2**256 - 1)
 # UNCONFIRMED: how old (or how far ahead) a signed L1/L2 timestamp may be is not documented
 # (protocol doc §2.1: "accept at least ±60 s, probably more"). One symmetric window, in seconds.
 AUTH_WINDOW_S: Final = 120
-L1_REFUSED: Final = "Invalid L1 Request headers"
-L2_REFUSED: Final = "Unauthorized/Invalid api key"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 # --- middleware and auth ---------------------------------------------------------------------------
@@ -108,7 +109,7 @@ def _http_failure(request: web.Request) -> web.Response | None:
     status = faults.http_failure()
     if status == 429:
         headers = {"Retry-After": str(faults.config.retry_after_s)}
-        return json_response(error_body(TOO_MANY_REQUESTS), status=429, headers=headers)
+        return json_response(error_body(venue_errors.TOO_MANY_REQUESTS), status=429, headers=headers)
     if status is not None:
         return json_response(error_body(INTERNAL_ERROR), status=status)
     return None
@@ -131,26 +132,26 @@ def _signed_headers_ok(request: web.Request) -> bool:
 async def _l2(request: web.Request) -> tuple[Caller, bytes]:
     body = await request.read()
     if not _signed_headers_ok(request):
-        raise AuthError(L2_REFUSED, status=401)
+        raise AuthError(venue_errors.L2_REFUSED, status=401)
     owner, creds, _ = verify_l2(request.headers, request.method, request.path, body, _svc(request).keys.lookup())
     return Caller(owner, creds), body
 
 
 def _l1(request: web.Request) -> tuple[str, int]:
     if not _signed_headers_ok(request):
-        raise AuthError(L1_REFUSED, status=401)
+        raise AuthError(venue_errors.L1_REFUSED, status=401)
     address, nonce, _ = verify_l1(request.headers, _svc(request).chain_id)
     return address, nonce
 
 
-def _envelopes(body: bytes, *, batch: bool) -> list[OrderEnvelope]:
+def _envelopes(body: bytes, *, batch: bool) -> list[PmOrderEnvelope]:
     # The typed decoders skip unknown fields by recursing too: absurd nesting is refused first.
     if too_deep(body):
-        raise InvalidOrderError(INVALID_ORDER_PAYLOAD, status=400)
+        raise InvalidOrderError(venue_errors.INVALID_ORDER_PAYLOAD, status=400)
     try:
         return decode_envelopes(body) if batch else [decode_envelope(body)]
     except RecursionError:
-        raise InvalidOrderError(INVALID_ORDER_PAYLOAD, status=400) from None
+        raise InvalidOrderError(venue_errors.INVALID_ORDER_PAYLOAD, status=400) from None
 
 
 def _token_param(request: web.Request) -> str:
@@ -407,42 +408,49 @@ async def post_orders(request: web.Request) -> web.Response:
     return json_response(out)
 
 
-def _cancel_body(result: Any) -> dict[str, Any]:
-    return {"canceled": result.canceled, "not_canceled": result.not_canceled}
+_cancel_order: Final = msgspec.json.Decoder(PmCancelOrder)
+_cancel_orders: Final = msgspec.json.Decoder(list[str])
+_cancel_market: Final = msgspec.json.Decoder(PmCancelMarketOrders)
+
+
+def _cancel_request(body: bytes, decoder: msgspec.json.Decoder[T], empty: T | None = None) -> T:
+    """A cancel body by its wire schema (`empty` stands for no body where one is optional), or a 400."""
+    if not body and empty is not None:
+        return empty
+    if too_deep(body):
+        raise InputError(venue_errors.INVALID_ORDER_PAYLOAD, status=400)
+    try:
+        return decoder.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        raise InputError(venue_errors.INVALID_ORDER_PAYLOAD, status=400) from None
 
 
 async def cancel_order(request: web.Request) -> web.Response:
     caller, body = await _l2(request)
-    payload = decode_json(body, msg.INVALID_PAYLOAD)
-    if not isinstance(payload, dict) or not isinstance(payload.get("orderID"), str):
-        raise InputError(msg.INVALID_PAYLOAD, status=400)
-    return json_response(_cancel_body(_svc(request).cancel(caller, [payload["orderID"]])))
+    payload = _cancel_request(body, _cancel_order)
+    return json_response(render.cancel_answer(_svc(request).cancel(caller, [payload.orderID])))
 
 
 async def cancel_orders(request: web.Request) -> web.Response:
     caller, body = await _l2(request)
-    payload = decode_json(body, msg.INVALID_PAYLOAD)
-    if not isinstance(payload, list) or not all(isinstance(x, str) for x in payload):
-        raise InputError(msg.INVALID_PAYLOAD, status=400)
-    if len(payload) > 1000:
-        raise InputError(f"Too many orders in payload: {len(payload)}, max allowed: 1000", status=400)
-    return json_response(_cancel_body(_svc(request).cancel(caller, payload)))
+    ids = _cancel_request(body, _cancel_orders)
+    if len(ids) > 1000:
+        raise InputError(venue_errors.too_many_orders(len(ids), 1000), status=400)
+    return json_response(render.cancel_answer(_svc(request).cancel(caller, ids)))
 
 
 async def cancel_all(request: web.Request) -> web.Response:
     caller, _ = await _l2(request)
-    return json_response(_cancel_body(_svc(request).exchange.cancel_all(caller.api_key)))
+    return json_response(render.cancel_answer(_svc(request).exchange.cancel_all(caller.api_key)))
 
 
 async def cancel_market_orders(request: web.Request) -> web.Response:
     caller, body = await _l2(request)
-    payload = decode_json(body, msg.INVALID_PAYLOAD) or {}
-    if not isinstance(payload, dict) or not all(isinstance(payload.get(k) or "", str) for k in ("market", "asset_id")):
-        raise InputError(msg.INVALID_PAYLOAD, status=400)
+    payload = _cancel_request(body, _cancel_market, PmCancelMarketOrders())
     result = _svc(request).exchange.cancel_market(
-        caller.api_key, market=payload.get("market") or None, asset_id=payload.get("asset_id") or None
+        caller.api_key, market=payload.market or None, asset_id=payload.asset_id or None
     )
-    return json_response(_cancel_body(result))
+    return json_response(render.cancel_answer(result))
 
 
 async def get_order(request: web.Request) -> web.Response:
@@ -506,7 +514,7 @@ async def balance_allowance(request: web.Request) -> web.Response:
         raise InputError(f"invalid asset_type: {asset_type}", status=400)
     spenders = (constants.CTF_EXCHANGE_V2, constants.NEG_RISK_CTF_EXCHANGE_V2, constants.NEG_RISK_ADAPTER)
     allowance_text = MAX_UINT256 if allowance >= 2**256 - 1 else str(allowance)
-    return json_response({"balance": str(balance), "allowances": dict.fromkeys(spenders, allowance_text)})
+    return json_response(render.balance_allowance(balance, allowance_text, spenders))
 
 
 async def heartbeat(request: web.Request) -> web.Response:
@@ -515,7 +523,7 @@ async def heartbeat(request: web.Request) -> web.Response:
     hb_id = payload.get("heartbeat_id") if isinstance(payload, dict) else None
     accepted, next_id = _svc(request).heartbeat(caller, hb_id if isinstance(hb_id, str) else None)
     if not accepted:
-        return json_response(error_body(INVALID_HEARTBEAT, heartbeat_id=next_id), status=400)
+        return json_response(error_body(venue_errors.INVALID_HEARTBEAT, heartbeat_id=next_id), status=400)
     return json_response({"heartbeat_id": next_id})
 
 
@@ -528,7 +536,7 @@ async def orders_scoring(request: web.Request) -> web.Response:
     _, body = await _l2(request)
     ids = decode_json(body) or []
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise InputError(msg.INVALID_PAYLOAD, status=400)
+        raise InputError(venue_errors.INVALID_ORDER_PAYLOAD, status=400)
     return json_response(dict.fromkeys(ids, False))
 
 

@@ -19,9 +19,7 @@ from polyoms.core.errors import ConfigError
 if TYPE_CHECKING:
     from polyoms.exchange.api.ws import Connection
 
-POST_ONLY_MESSAGE: Final = "post-only mode: only post-only orders and cancels are allowed"
 RESTARTING_MESSAGE: Final = "the matching engine is restarting, please retry later"
-TOO_MANY_REQUESTS: Final = "Too Many Requests"
 INTERNAL_ERROR: Final = "internal server error"
 
 

@@ -25,6 +25,8 @@ from polyoms.core.errors import (
     VenueRestartingError,
     VenueUnavailableError,
 )
+from polyoms.polymarket.protocol import errors as venue_errors
+from polyoms.polymarket.protocol.wire import PmPage
 
 # ASCII digits only: int() and str.isdigit() also take "²", Arabic-Indic digits, "1_0" and " 5 ".
 _UINT = re.compile(r"[0-9]{1,18}")
@@ -76,12 +78,8 @@ def error_response(exc: PolyomsError) -> web.Response:
     if retry_after is not None:
         headers["Retry-After"] = str(int(retry_after))
         if isinstance(exc, PostOnlyModeError):
-            extra = {"code": "post_only_mode", "retry_after_seconds": int(retry_after)}
+            extra = {"code": venue_errors.POST_ONLY_MODE_CODE, "retry_after_seconds": int(retry_after)}
     return json_response(error_body(exc.message, **extra), status=status_for(exc), headers=headers or None)
-
-
-def bad_request(message: str) -> web.HTTPException:
-    return web.HTTPBadRequest(body=_encoder.encode(error_body(message)), content_type="application/json")
 
 
 def too_deep(data: bytes | str, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -162,5 +160,5 @@ def paginate(items: Sequence[T], cursor: str | None, limit: int) -> tuple[Sequen
     return page, (encode_cursor(end) if end < len(items) else END_CURSOR)
 
 
-def page_body(items: Sequence[Any], next_cursor: str, limit: int) -> dict[str, Any]:
-    return {"limit": limit, "count": len(items), "next_cursor": next_cursor, "data": list(items)}
+def page_body(items: Sequence[T], next_cursor: str, limit: int) -> PmPage[T]:
+    return PmPage(limit, len(items), next_cursor, list(items))

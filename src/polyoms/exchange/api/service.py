@@ -12,7 +12,6 @@ import dataclasses
 import heapq
 from dataclasses import dataclass, field
 from random import Random
-from typing import Final
 
 from polyoms.core.clock import Clock
 from polyoms.core.enums import OrderType, Side, SignatureType
@@ -26,23 +25,18 @@ from polyoms.core.errors import (
 )
 from polyoms.core.units import MICRO, Micro
 from polyoms.exchange import messages as msg
-from polyoms.exchange.api.faults import POST_ONLY_MESSAGE, Faults
+from polyoms.exchange.api.faults import Faults
 from polyoms.exchange.api.heartbeats import Heartbeats
 from polyoms.exchange.api.keys import KeyRegistry, new_auth_secret
-from polyoms.exchange.engine import CancelResult, Exchange, SubmitResult
+from polyoms.exchange.engine import Exchange, ExchangeCancelResult, SubmitResult
 from polyoms.exchange.events import Event, Listener
 from polyoms.exchange.life.market import MarketLife
 from polyoms.exchange.orders import EngineOrder
 from polyoms.polymarket.protocol import constants
+from polyoms.polymarket.protocol import errors as venue_errors
 from polyoms.polymarket.protocol.auth import ApiCreds
 from polyoms.polymarket.protocol.order import SignedOrder, recover_order_signer
-from polyoms.polymarket.protocol.wire import MAX_BATCH, OrderEnvelope, signed_order_from_wire
-
-OWNER_MISMATCH: Final = "the order owner has to be the owner of the API KEY"
-SIGNER_MISMATCH: Final = "the order signer address has to be the address of the API KEY"
-INVALID_SIGNATURE: Final = "invalid signature"
-TOO_MANY_ORDERS: Final = "Too many orders in payload: {n}, max allowed: {max}"
-INVALID_HEARTBEAT: Final = "Invalid Heartbeat ID"
+from polyoms.polymarket.protocol.wire import MAX_BATCH, PmOrderEnvelope, signed_order_from_wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +144,12 @@ class SimService:
     def derive_key(self, address: str, nonce: int) -> ApiCreds:
         creds = self.keys.derive(address, nonce)
         if creds is None:
-            raise AuthError("Could not derive api key!", status=400)
+            raise AuthError(venue_errors.DERIVE_KEY_FAILED, status=400)
         return creds
 
     # --- orders --------------------------------------------------------------------------------
 
-    def verify(self, caller: Caller, env: OrderEnvelope) -> SignedOrder:
+    def verify(self, caller: Caller, env: PmOrderEnvelope) -> SignedOrder:
         """The typed, signature-checked order of an envelope, or the venue's error."""
         token_id = str(env.order.tokenId)
         market = self.exchange.market_of_token(token_id) if self._known_token(token_id) else None
@@ -163,25 +157,25 @@ class SimService:
             raise InvalidOrderError(msg.unknown_token(token_id), status=400, token_id=token_id)
         order = signed_order_from_wire(env, chain_id=self.chain_id, neg_risk=market.neg_risk)
         if env.owner != caller.api_key:
-            raise AuthError(OWNER_MISMATCH, status=400)
+            raise AuthError(venue_errors.OWNER_MISMATCH, status=400)
         if order.signature_type is SignatureType.POLY_1271:
             eoa = recover_order_signer(order)
         else:
             if order.signer.lower() != caller.address.lower():
-                raise AuthError(SIGNER_MISMATCH, status=400)
+                raise AuthError(venue_errors.SIGNER_MISMATCH, status=400)
             eoa = recover_order_signer(order)
             if order.signature_type is SignatureType.EOA and order.maker != order.signer:
-                raise InvalidSignatureError(INVALID_SIGNATURE, status=400, order_id=order.order_id)
+                raise InvalidSignatureError(venue_errors.INVALID_SIGNATURE, status=400, order_id=order.order_id)
         if eoa.lower() != caller.address.lower():
-            raise InvalidSignatureError(INVALID_SIGNATURE, status=400, order_id=order.order_id)
+            raise InvalidSignatureError(venue_errors.INVALID_SIGNATURE, status=400, order_id=order.order_id)
         if order.signature_type is not SignatureType.EOA:
             # Proxy/Safe makers are not checked against the factories' CREATE2 addresses here.
             self.link_wallet(caller.address, int(order.signature_type), order.maker)
         if order.order_type is OrderType.GTD:
             if order.expiration <= self.clock.now_ms() // 1000 + constants.GTD_SECURITY_THRESHOLD_S:
-                raise InvalidExpirationError(msg.INVALID_EXPIRATION, status=400, order_id=order.order_id)
+                raise InvalidExpirationError(venue_errors.INVALID_EXPIRATION, status=400, order_id=order.order_id)
         elif order.order_type.is_marketable_only and order.post_only:
-            raise InvalidOrderError(msg.INVALID_PAYLOAD, status=400)
+            raise InvalidOrderError(venue_errors.INVALID_ORDER_PAYLOAD, status=400)
         return order
 
     def _known_token(self, token_id: str) -> bool:
@@ -191,14 +185,16 @@ class SimService:
             return False
         return True
 
-    def submit(self, caller: Caller, env: OrderEnvelope) -> SubmitResult:
+    def submit(self, caller: Caller, env: PmOrderEnvelope) -> SubmitResult:
         return self.submit_verified(caller, self.verify(caller, env))
 
     def submit_verified(self, caller: Caller, order: SignedOrder) -> SubmitResult:
         now = self.clock.now_ms()
         post_only_left = self.faults.post_only(now)
         if post_only_left is not None and not order.post_only:
-            raise PostOnlyModeError(POST_ONLY_MESSAGE, status=503, retry_after=max(1, int(post_only_left + 0.999)))
+            raise PostOnlyModeError(
+                venue_errors.POST_ONLY_MODE, status=503, retry_after=max(1, int(post_only_left + 0.999))
+            )
         if self._marketable(order) and self.faults.delay_order():
             self._delayed_seq += 1
             due = now + self.faults.config.delayed_ms
@@ -232,10 +228,10 @@ class SimService:
         return result
 
     def submit_batch(
-        self, caller: Caller, envelopes: list[OrderEnvelope]
+        self, caller: Caller, envelopes: list[PmOrderEnvelope]
     ) -> list[tuple[str, SubmitResult | PolyomsError]]:
         if len(envelopes) > MAX_BATCH:
-            raise InvalidOrderError(TOO_MANY_ORDERS.format(n=len(envelopes), max=MAX_BATCH), status=400)
+            raise InvalidOrderError(venue_errors.too_many_orders(len(envelopes), MAX_BATCH), status=400)
         out: list[tuple[str, SubmitResult | PolyomsError]] = []
         for env in envelopes:
             order_id = ""
@@ -247,7 +243,7 @@ class SimService:
                 out.append((order_id, exc))
         return out
 
-    def cancel(self, caller: Caller, order_ids: list[str]) -> CancelResult:
+    def cancel(self, caller: Caller, order_ids: list[str]) -> ExchangeCancelResult:
         return self.exchange.cancel_many(order_ids, caller.api_key)
 
     # --- heartbeats ----------------------------------------------------------------------------

@@ -26,11 +26,11 @@ from polyoms.exchange.api.http import too_deep
 from polyoms.exchange.api.service import SimService
 from polyoms.exchange.events import (
     Event,
+    ExchangeOrderEvent,
+    ExchangeTradeEvent,
     MarketResolvedEvent,
     NewMarketEvent,
-    OrderEvent,
     TickSizeChangeEvent,
-    TradeEvent,
 )
 from polyoms.exchange.life.feed import RTDS_TOPIC, PriceTick, to_rtds_message, to_rtds_snapshot
 
@@ -187,10 +187,10 @@ class WsHub:
         touched: dict[str, None] = {}
         retick: dict[str, TickSizeChangeEvent] = {}
         for ev in events:
-            if isinstance(ev, OrderEvent):
+            if isinstance(ev, ExchangeOrderEvent):
                 touched[ev.order.market] = None
                 self._user_order(ev, now)
-            elif isinstance(ev, TradeEvent):
+            elif isinstance(ev, ExchangeTradeEvent):
                 touched[ev.trade.market] = None
                 self._trade(ev, now)
             elif isinstance(ev, TickSizeChangeEvent):
@@ -209,7 +209,7 @@ class WsHub:
         for ev in retick.values():
             self._publish_tick_change(ev, now)
 
-    def _user_order(self, ev: OrderEvent, now: int) -> None:
+    def _user_order(self, ev: ExchangeOrderEvent, now: int) -> None:
         o = ev.order
         message = None
         for conn in self.user_conns:
@@ -218,7 +218,7 @@ class WsHub:
                     message = ws_render.order_event(ev.kind, o, ev.status, ev.size_matched, ev.trade_ids, now)
                 conn.send(message)
 
-    def _trade(self, ev: TradeEvent, now: int) -> None:
+    def _trade(self, ev: ExchangeTradeEvent, now: int) -> None:
         # Render from the event's snapshot: the trade record may have moved on since.
         t, status, tx = ev.trade, ev.status, ev.transaction_hash
         if status == "MATCHED":

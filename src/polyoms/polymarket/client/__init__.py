@@ -5,6 +5,7 @@ Start with `ClientHub` (shared pools and per-IP limits), `hub.clob(wallet)` per 
 trusted or say why not) and `UserStream` (our orders and trades, gaps backfilled exactly once).
 """
 
+from polyoms.polymarket.client.book_trust import UntrustReason
 from polyoms.polymarket.client.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from polyoms.polymarket.client.catalog import MarketCatalog, MarketInfo
 from polyoms.polymarket.client.clob import ClobClient
@@ -30,7 +31,6 @@ from polyoms.polymarket.client.ws_market import (
     BookVerified,
     MarketStream,
     MarketStreamConfig,
-    UntrustReason,
 )
 from polyoms.polymarket.client.ws_user import (
     UserStream,

@@ -41,12 +41,20 @@ from polyoms.polymarket.client.rest import AuthFn, HttpResponse, Params, RestCor
 from polyoms.polymarket.client.wallet import Wallet, register_creds
 from polyoms.polymarket.protocol import codec, rest
 from polyoms.polymarket.protocol.auth import ApiCreds, l1_headers, l2_headers
-from polyoms.polymarket.protocol.errors import error_from_response
+from polyoms.polymarket.protocol.errors import (
+    INVALID_HEARTBEAT,
+    ORDER_VERSION_MISMATCH,
+    error_from_response,
+    too_many_orders,
+)
 from polyoms.polymarket.protocol.messages import decode_book, decode_books
 from polyoms.polymarket.protocol.order import SignedOrder
 from polyoms.polymarket.protocol.rest import LastTradeInfo, PricePoint
 from polyoms.polymarket.protocol.wire import (
     MAX_BATCH,
+    PmCancelAnswer,
+    PmCancelMarketOrders,
+    PmCancelOrder,
     decode_order_response,
     decode_order_responses,
     encode_json,
@@ -59,7 +67,7 @@ T = TypeVar("T")
 
 MAX_CANCEL_IDS: Final = 1000
 MAX_LAST_TRADES: Final = 500
-INVALID_HEARTBEAT: Final = "invalid heartbeat id"
+_cancel_answer: Final = msgspec.json.Decoder(PmCancelAnswer)
 
 
 class ClobClient:
@@ -354,7 +362,7 @@ class ClobClient:
             version = None
         log.warning("%s: order_version_mismatch; venue version now %s: re-sign", self.core.name, version)
         return OrderVersionMismatchError(
-            f"order_version_mismatch: sign again for exchange version {version}",
+            f"{ORDER_VERSION_MISMATCH}: sign again for exchange version {version}",
             source="venue",
             status=exc.status,
             venue_message=exc.venue_message,
@@ -419,7 +427,7 @@ class ClobClient:
         if not orders:
             return []
         if len(orders) > MAX_BATCH:
-            raise InvalidOrderError(f"Too many orders in payload: {len(orders)}, max allowed: {MAX_BATCH}")
+            raise InvalidOrderError(too_many_orders(len(orders), MAX_BATCH))
         auth = self._l2()
         assert self.creds is not None
         self._check_orders(orders)
@@ -452,20 +460,20 @@ class ClobClient:
                 mismatch = mismatch or isinstance(error, OrderVersionMismatchError)
                 out.append(models.BatchOutcome(order_id, None, error))
         if mismatch:
-            await self._version_mismatch(VenueError("order_version_mismatch"), ids)
+            await self._version_mismatch(VenueError(ORDER_VERSION_MISMATCH), ids)
         return out
 
-    async def cancel_order(self, order_id: str) -> models.CancelResult:
-        body = encode_json({"orderID": order_id})
+    async def cancel_order(self, order_id: str) -> PmCancelAnswer:
+        body = encode_json(PmCancelOrder(order_id))
         resp = await self.core.request(
             "DELETE", "/order", body=body, auth=self._l2(), idempotent=True, signer=(CANCELS, 1)
         )
-        return models.parse_cancel(resp.json("cancel"))
+        return models.decode(resp.body, _cancel_answer, "cancel")
 
-    async def cancel_orders(self, order_ids: Iterable[str]) -> models.CancelResult:
+    async def cancel_orders(self, order_ids: Iterable[str]) -> PmCancelAnswer:
         """DELETE /orders in chunks no bigger than the venue's 1000 nor this signer's cancel burst."""
         ids = list(dict.fromkeys(order_ids))
-        result = models.CancelResult((), {})
+        result = PmCancelAnswer()
         if not ids:
             return result
         bucket = self.core.signer_buckets.get(CANCELS)
@@ -476,25 +484,25 @@ class ClobClient:
             resp = await self.core.request(
                 "DELETE", "/orders", body=encode_json(part), auth=auth, idempotent=True, signer=(CANCELS, len(part))
             )
-            result = result.merge(models.parse_cancel(resp.json("cancel")))
+            result = result.merge(models.decode(resp.body, _cancel_answer, "cancel"))
         return result
 
-    async def _cancel_counted(self, path: str, body: bytes | None) -> models.CancelResult:
+    async def _cancel_counted(self, path: str, body: bytes | None) -> PmCancelAnswer:
         resp = await self.core.request("DELETE", path, body=body, auth=self._l2(), idempotent=True, signer=(CANCELS, 1))
-        result = models.parse_cancel(resp.json("cancel"))
+        result = models.decode(resp.body, _cancel_answer, "cancel")
         bucket = self.core.signer_buckets.get(CANCELS)
         if bucket is not None and self.core.ip_limiter.config.enabled and result.canceled:
             # The venue charges 1 + the number cancelled; the count is known only now.
             bucket.charge(self.core.clock.now_ms(), len(result.canceled))
         return result
 
-    async def cancel_all(self) -> models.CancelResult:
+    async def cancel_all(self) -> PmCancelAnswer:
         return await self._cancel_counted("/cancel-all", None)
 
     async def cancel_market_orders(
         self, *, market: str | None = None, asset_id: str | int | None = None
-    ) -> models.CancelResult:
-        body = encode_json({"market": market or "", "asset_id": str(asset_id) if asset_id is not None else ""})
+    ) -> PmCancelAnswer:
+        body = encode_json(PmCancelMarketOrders(market or "", str(asset_id) if asset_id is not None else ""))
         return await self._cancel_counted("/cancel-market-orders", body)
 
     async def get_order(self, order_id: str) -> models.OpenOrder | None:
@@ -505,7 +513,7 @@ class ClobClient:
             return None
         if not resp.body.strip() or resp.body.strip() in (b"null", b"{}", b'""'):
             return None
-        return models.parse_open_order(resp.json("order"))
+        return models.decode_open_order(resp.body)
 
     async def orders_page(
         self,
@@ -516,8 +524,7 @@ class ClobClient:
         asset_id: str | int | None = None,
     ) -> models.Page[models.OpenOrder]:
         params = _params(next_cursor=cursor, id=order_id, market=market, asset_id=asset_id)
-        data = await self._get("/data/orders", "orders", params, auth=self._l2())
-        return models.parse_page(data, models.parse_open_order, "orders")
+        return models.decode_orders_page((await self._get_raw("/data/orders", params, auth=self._l2())).body)
 
     async def open_orders(
         self, *, order_id: str | None = None, market: str | None = None, asset_id: str | int | None = None
@@ -588,7 +595,7 @@ class ClobClient:
     ) -> models.BalanceAllowance:
         """pUSD (COLLATERAL) or one outcome token (CONDITIONAL + token_id), in micro-units."""
         params = self._balance_params(asset_type, token_id, signature_type)
-        return models.parse_balance(await self._get("/balance-allowance", "balance-allowance", params, auth=self._l2()))
+        return models.decode_balance((await self._get_raw("/balance-allowance", params, auth=self._l2())).body)
 
     async def update_balance_allowance(
         self, asset_type: str = "COLLATERAL", *, token_id: str | int | None = None, signature_type: int | None = None
@@ -620,7 +627,7 @@ class ClobClient:
                 return new_id
             expected = models.text(d, "heartbeat_id")
             message = models.text(d, "error") or models.text(d, "error_msg")
-            if expected and INVALID_HEARTBEAT in message.lower() and expected != self.heartbeat_id:
+            if expected and INVALID_HEARTBEAT.lower() in message.lower() and expected != self.heartbeat_id:
                 log.warning("%s: heartbeat chain resumed with the venue's expected id", self.core.name)
                 self.heartbeat_id = expected
                 self.heartbeat_resyncs += 1

@@ -1,8 +1,8 @@
 """Typed results of the REST clients.
 
 Bodies are decoded by the protocol layer's wire schemas (`protocol.rest`, `protocol.gamma`,
-`protocol.user_messages`, `protocol.wire`) and converted here into exact typed values; the few
-bodies without a protocol schema yet (orders, cancels, balances) are read field by field.
+`protocol.user_messages`, `protocol.wire`, shared with the local exchange) and converted here into
+exact typed values; a few small bodies without a schema (version, prices, keys) are read field by field.
 
 Prices, sizes and pUSD amounts are integer micro-units (`polyoms.core.units`), never floats. Venue
 numbers that are exact decimals (CLOB prices and sizes, tick and minimum sizes) are converted
@@ -24,13 +24,14 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Final, Generic, TypeVar
 
 import msgspec
+from msgspec import UNSET
 
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import InputError, MalformedMessageError, PolyomsError
 from polyoms.core.units import MICRO, Micro, TickSize, to_decimal, to_micro
 from polyoms.core.user_events import OrderStatus, TradeEvent
 from polyoms.polymarket.protocol import codec, gamma, rest, user_messages
-from polyoms.polymarket.protocol.wire import OrderResponse
+from polyoms.polymarket.protocol.wire import PmBalanceAllowance, PmOpenOrder, PmOrderAnswer, PmPage
 
 T = TypeVar("T")
 FIRST_CURSOR: Final = "MA=="
@@ -145,10 +146,16 @@ class Page(Generic[T]):
         return self.next_cursor in (END_CURSOR, "")
 
 
-def parse_page(data: Any, item: Callable[[Any], T], what: str) -> Page[T]:
-    d = obj(data, what)
-    items = tuple(item(x) for x in arr(d.get("data", []), f"{what}.data"))
-    return Page(items, text(d, "next_cursor", END_CURSOR), integer(d, "limit"), integer(d, "count"))
+def decode(data: bytes, decoder: msgspec.json.Decoder[T], what: str) -> T:
+    """A body by its wire schema; an unreadable one is the venue's MalformedMessageError."""
+    try:
+        return decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise malformed(f"{what}: {exc}"[:300], what=what) from None
+
+
+def page_from_wire(page: PmPage[Any], item: Callable[[Any], T]) -> Page[T]:
+    return Page(tuple(item(x) for x in page.data), page.next_cursor or END_CURSOR, page.limit, page.count)
 
 
 # --- markets (converted from the protocol layer's wire schemas, `protocol.rest`) ----------------------------
@@ -325,7 +332,7 @@ class OrderPlacement:
     transaction_hashes: tuple[str, ...] = ()
 
 
-def placement_from_response(r: OrderResponse, order_id: str) -> OrderPlacement:
+def placement_from_response(r: PmOrderAnswer, order_id: str) -> OrderPlacement:
     try:
         making, taking = r.making_micro, r.taking_micro
     except InputError:
@@ -387,52 +394,62 @@ class OpenOrder(msgspec.Struct, frozen=True):
         return max(0, self.original_size - self.size_matched)
 
 
-def parse_open_order(data: Any) -> OpenOrder:
-    d = obj(data, "order")
-    order_type = text(d, "order_type")
-    trades = d.get("associate_trades") or []
+def open_order_from_wire(w: PmOpenOrder) -> OpenOrder:
+    trades = w.associate_trades
     return OpenOrder(
-        id=text(d, "id"),
-        status=strip_status(text(d, "status"), "ORDER_STATUS_"),
-        market=text(d, "market"),
-        asset_id=text(d, "asset_id"),
-        side=codec.side(text(d, "side")),
-        original_size=exact_required(d, "original_size"),
-        size_matched=exact(d, "size_matched") or 0,
-        price=exact_required(d, "price"),
-        owner=text(d, "owner"),
-        maker_address=text(d, "maker_address"),
-        outcome=text(d, "outcome"),
-        expiration=integer(d, "expiration", 0) or 0,
-        order_type=OrderType.parse(order_type) if order_type else None,
-        associate_trades=tuple(str(t) for t in trades) if isinstance(trades, list) else (),
-        created_at=integer(d, "created_at"),
+        id=w.id or "",
+        status=strip_status(w.status or "", "ORDER_STATUS_"),
+        market=w.market or "",
+        asset_id=w.asset_id or "",
+        side=codec.side(w.side or ""),
+        original_size=_required(w.original_size, "original_size"),
+        size_matched=_exact(w.size_matched, "size_matched") or 0,
+        price=_required(w.price, "price"),
+        owner=w.owner or "",
+        maker_address=w.maker_address or "",
+        outcome=w.outcome or "",
+        expiration=codec.integer(w.expiration, "expiration") or 0,
+        order_type=OrderType.parse(w.order_type) if w.order_type else None,
+        associate_trades=tuple(trades) if trades else (),
+        created_at=codec.integer(w.created_at, "created_at"),
     )
+
+
+def _exact(value: str | int | float | None, what: str) -> Micro | None:
+    return None if value is None or value == "" else codec.number(value, what)
+
+
+def _required(value: str | int | float | None, what: str) -> Micro:
+    amount = _exact(value, what)
+    if amount is None:
+        raise malformed(f"{what} is missing", field=what)
+    return amount
+
+
+def parse_open_order(data: Any) -> OpenOrder:
+    """An order already decoded to Python values (the in-process venue's rows)."""
+    try:
+        return open_order_from_wire(msgspec.convert(data, PmOpenOrder))
+    except msgspec.ValidationError as exc:
+        raise malformed(f"order: {exc}"[:300], what="order") from None
+
+
+_open_order: Final = msgspec.json.Decoder(PmOpenOrder)
+_orders_page: Final = msgspec.json.Decoder(PmPage[PmOpenOrder])
+
+
+def decode_open_order(data: bytes) -> OpenOrder:
+    return open_order_from_wire(decode(data, _open_order, "order"))
+
+
+def decode_orders_page(data: bytes) -> Page[OpenOrder]:
+    return page_from_wire(decode(data, _orders_page, "orders"), open_order_from_wire)
 
 
 def decode_trades_page(data: bytes) -> Page[TradeEvent]:
     """A /data/trades page; items decode exactly as user-channel trades do (`protocol.user_messages`)."""
     page = user_messages.decode_trades_page(data)
     return Page(page.data, page.next_cursor or END_CURSOR, page.limit, page.count)
-
-
-class CancelResult(msgspec.Struct, frozen=True):
-    """DELETE /order(s), /cancel-all, /cancel-market-orders: what was cancelled and why not the rest."""
-
-    canceled: tuple[str, ...]
-    not_canceled: dict[str, str]
-
-    def merge(self, other: CancelResult) -> CancelResult:
-        return CancelResult(self.canceled + other.canceled, {**self.not_canceled, **other.not_canceled})
-
-
-def parse_cancel(data: Any) -> CancelResult:
-    d = obj(data, "cancel")
-    canceled = d.get("canceled") or []
-    not_canceled = d.get("not_canceled") or {}
-    if not isinstance(canceled, list) or not isinstance(not_canceled, dict):
-        raise malformed("cancel: canceled must be a list and not_canceled an object")
-    return CancelResult(tuple(str(x) for x in canceled), {str(k): str(v) for k, v in not_canceled.items()})
 
 
 class BalanceAllowance(msgspec.Struct, frozen=True):
@@ -447,18 +464,22 @@ class BalanceAllowance(msgspec.Struct, frozen=True):
         return min(self.allowances.values()) if self.allowances else 0
 
 
-def parse_balance(data: Any) -> BalanceAllowance:
-    d = obj(data, "balance-allowance")
-    balance = integer(d, "balance", 0) or 0
-    raw = d.get("allowances")
+def balance_from_wire(w: PmBalanceAllowance) -> BalanceAllowance:
+    balance = codec.integer(w.balance, "balance") or 0
     allowances: dict[str, int] = {}
-    if isinstance(raw, dict):
-        for spender, value in raw.items():
-            amount = codec.integer(value, f"allowances[{spender}]")
-            allowances[str(spender)] = amount or 0
-    elif "allowance" in d:  # V1 shape: one allowance
-        allowances[""] = integer(d, "allowance", 0) or 0
+    if w.allowances is not None:
+        for spender, value in w.allowances.items():
+            allowances[spender] = codec.integer(value, f"allowances[{spender}]") or 0
+    elif w.allowance is not UNSET:  # V1 shape: one allowance
+        allowances[""] = codec.integer(w.allowance, "allowance") or 0
     return BalanceAllowance(balance, allowances)
+
+
+_balance: Final = msgspec.json.Decoder(PmBalanceAllowance)
+
+
+def decode_balance(data: bytes) -> BalanceAllowance:
+    return balance_from_wire(decode(data, _balance, "balance-allowance"))
 
 
 # --- Gamma and the Data API (converted from `protocol.gamma`) ---------------------------------------------------

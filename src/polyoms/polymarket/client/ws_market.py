@@ -1,5 +1,7 @@
 """Market-channel client (doc §6.2): mirrored books that are either right or say they are not.
 
+This module does the I/O (sockets, REST rounds, events); the rules below are decided in `book_trust`.
+
     stream = MarketStream(MarketStreamConfig(url=...), rest=hub.public)
     async with stream:
         await stream.subscribe(token_ids)
@@ -50,12 +52,10 @@ A stream serves any number of tokens: subscriptions go out in chunks of `subscri
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Final, Literal
 
 import aiohttp
@@ -63,7 +63,6 @@ import msgspec
 
 from polyoms.core.book import Book, BookSet
 from polyoms.core.clock import Clock
-from polyoms.core.enums import Side
 from polyoms.core.errors import ConfigError, MalformedMessageError, NotFoundError, PolyomsError
 from polyoms.core.market_events import (
     BestBidAsk,
@@ -78,7 +77,25 @@ from polyoms.core.market_events import (
     TickSizeChange,
     UnknownEvent,
 )
-from polyoms.core.units import MICRO, Micro, fmt_micro
+from polyoms.polymarket.client.book_trust import (
+    Expected,
+    HashCheck,
+    HashTrust,
+    HashVerdict,
+    Recorded,
+    RestMode,
+    RestVerdict,
+    SnapshotVerdict,
+    TokenTrust,
+    UntrustReason,
+    best_price_problem,
+    complement_last_trade,
+    expected_book,
+    levels_difference,
+    rebuilt_snapshot,
+    rest_verdict,
+    round_robin,
+)
 from polyoms.polymarket.client.clob import ClobClient
 from polyoms.polymarket.client.redact import redact
 from polyoms.polymarket.client.timing import Sleep
@@ -93,31 +110,11 @@ from polyoms.polymarket.client.ws_common import (
     _Socket,
     log,
 )
-from polyoms.polymarket.protocol.codec import fmt_optional
 from polyoms.polymarket.protocol.messages import decode_market_frame
 
 DEFAULT_MARKET_URL: Final = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
 
-HashCheck = Literal["auto", "on", "off"]
 ResyncMode = Literal["rest", "resubscribe"]
-_RestMode = Literal["resync", "verify", "probe"]
-
-
-class UntrustReason(StrEnum):
-    DISCONNECTED = "disconnected"
-    """The socket carrying the book ended or went stale."""
-    OUT_OF_ORDER = "out of order"
-    """An update stamped earlier than one already applied (events of one asset come in order, §6.4)."""
-    BEST_PRICE = "best price mismatch"
-    HASH = "hash mismatch"
-    REST_MISMATCH = "rest mismatch"
-    SILENCE = "silence"
-    """No update for `asset_silence_s` and the liveness probe failed."""
-    INVALID_UPDATE = "invalid update"
-    BAD_SNAPSHOT = "bad snapshot"
-    STALE_SNAPSHOT = "stale snapshot"
-    TICK_SIZE = "tick size change"
-    MALFORMED = "malformed frame"
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,51 +216,20 @@ class MarketStreamStats:
     unknown_assets: int = 0
 
 
-# Recorded while a REST request is in flight: (venue ms, change) or (venue ms, last trade price).
-_Recorded = tuple[int | None, PriceLevelChange | int]
-# A side's level JSON fragments for the hash, by price: (size, fragment).
-_LevelCache = dict[Micro, tuple[Micro, str]]
+class _Asset(TokenTrust):
+    """Per-token stream state: the trust rules' state, its socket and any REST round in flight."""
 
-
-class _Asset:
-    """Per-token stream state (the book itself lives in the BookSet)."""
-
-    __slots__ = (
-        "awaiting",
-        "dead",
-        "deadline_ms",
-        "epoch",
-        "hash_cache",
-        "last_change_ts",
-        "last_live_ms",
-        "no_check_until_ts",
-        "recording",
-        "rest_busy",
-        "seen_while_awaiting_ts",
-        "sock",
-    )
+    __slots__ = ("recording", "rest_busy", "sock")
 
     def __init__(self, sock: _MarketSocket, now_ms: int) -> None:
+        super().__init__(now_ms)
         self.sock = sock
-        self.awaiting = False
-        """A `book` event is expected (after subscribing on the current connection)."""
-        self.deadline_ms = 0
-        self.seen_while_awaiting_ts = -1
-        self.last_change_ts = -1
-        self.no_check_until_ts = -1
-        """After adopting a REST snapshot taken at venue time T: updates stamped <= T are not checked."""
-        self.last_live_ms = now_ms
-        self.recording: list[_Recorded] | None = None
+        self.recording: list[Recorded] | None = None
         self.rest_busy = False
-        self.epoch = 0
-        """Bumped by every snapshot and trust change: a REST answer started before is stale."""
-        self.dead = False
-        """The venue does not know the token (REST 404): never resynced again."""
-        self.hash_cache: tuple[_LevelCache, _LevelCache] = ({}, {})
 
 
 class _MarketSocket(_Socket):
-    __slots__ = ("assets", "first_assets", "hash_given_up", "hash_matched", "hash_misses", "max_ts")
+    __slots__ = ("assets", "first_assets", "hashes", "max_ts")
 
     def __init__(self, index: int, backoff: Backoff) -> None:
         super().__init__(index, backoff)
@@ -271,9 +237,7 @@ class _MarketSocket(_Socket):
         self.first_assets: set[str] = set()
         self.max_ts = -1
         """The newest venue timestamp received on the current connection."""
-        self.hash_matched = False
-        self.hash_misses = 0
-        self.hash_given_up = False
+        self.hashes = HashTrust()
 
 
 _encode = msgspec.json.Encoder().encode
@@ -468,23 +432,15 @@ class MarketStream(StreamBase[_MarketSocket]):
 
     def _on_open(self, sock: _MarketSocket) -> None:
         sock.max_ts = -1
-        sock.hash_matched = False
-        sock.hash_misses = 0
-        sock.hash_given_up = False
+        sock.hashes.reset()
         self._await_snapshots(list(sock.assets), self.clock.now_ms())
 
     def _await_snapshots(self, assets: Iterable[str], now_ms: int) -> None:
         deadline = now_ms + int(self.config.snapshot_timeout_s * 1000)
         for asset in assets:
             st = self._assets.get(asset)
-            if st is None:
-                continue
-            st.awaiting = True
-            st.deadline_ms = deadline
-            st.seen_while_awaiting_ts = -1
-            st.last_change_ts = -1
-            st.no_check_until_ts = -1
-            st.epoch += 1
+            if st is not None:
+                st.expect_snapshot(deadline)
 
     def _on_lost(self, sock: _MarketSocket, reason: str) -> None:
         for asset in list(sock.assets):
@@ -628,13 +584,7 @@ class MarketStream(StreamBase[_MarketSocket]):
         now = self.clock.now_ms()
         for asset, change in last.items():
             st = assets[asset]
-            st.last_live_ms = now
-            previous = st.last_change_ts
-            if ts is not None:
-                if ts > previous:
-                    st.last_change_ts = ts
-                if st.awaiting and ts > st.seen_while_awaiting_ts:
-                    st.seen_while_awaiting_ts = ts
+            previous = st.note_update(ts, now)
             book = books.get(asset)
             if book is None:
                 continue  # no snapshot yet
@@ -643,80 +593,46 @@ class MarketStream(StreamBase[_MarketSocket]):
                 continue
             if not book.trusted or book.awaiting_snapshot:
                 continue
-            if ts is not None and ts < previous:
-                # Each update reproduces its own best prices and hash even when two of one level are
-                # swapped; only the order of their stamps tells.
-                self._untrust(asset, UntrustReason.OUT_OF_ORDER, f"update stamped {ts} after one stamped {previous}")
+            problem = st.order_problem(ts, previous)
+            if problem is not None:
+                self._untrust(asset, UntrustReason.OUT_OF_ORDER, problem)
                 continue
-            if ts is not None and ts <= st.no_check_until_ts:
-                continue  # may predate the REST snapshot this book was rebuilt from
-            if self.config.verify_best_prices:
-                problem = self._check_best(book, change)
+            if st.unchecked(ts):
+                continue
+            if self.config.verify_best_prices and (
+                change.best_bid_text is not None or change.best_ask_text is not None
+            ):
+                self.stats.best_checks += 1
+                problem = best_price_problem(book, change)
                 if problem is not None:
                     self._untrust(asset, UntrustReason.BEST_PRICE, problem)
                     continue
-            if self._check_hash(sock, st, book, change, event.timestamp_text) is False:
+            if not self._hash_holds(sock, st, book, change, event.timestamp_text):
                 self._untrust(asset, UntrustReason.HASH, f"venue hash {change.hash} at {event.timestamp_text}")
 
-    def _check_best(self, book: Book, change: PriceLevelChange) -> str | None:
-        """None if the venue's best prices after the change equal the mirror's (or were not sent)."""
-        if change.best_bid_text is None and change.best_ask_text is None:
-            return None
-        self.stats.best_checks += 1
-        try:
-            bid, ask = change.best_bid, change.best_ask
-        except MalformedMessageError as exc:
-            return f"unreadable best prices: {exc}"
-        mine_bid, mine_ask = book.best_bid_or_zero(), book.best_ask_or_one()
-        if (bid is not None and bid != mine_bid) or (ask is not None and ask != mine_ask):
-            return (
-                f"venue {change.best_bid_text}/{change.best_ask_text} != mirror "
-                f"{fmt_micro(mine_bid)}/{fmt_micro(mine_ask)}"
-            )
-        return None
-
-    def _check_hash(
-        self, sock: _MarketSocket, st: _Asset, book: Book, change: PriceLevelChange, ts_text: str
-    ) -> bool | None:
-        """True: reproduced; False: a mismatch to act on; None: not checked or not conclusive."""
-        mode = self.config.hash_check
-        if mode == "off" or not change.hash or (mode == "auto" and sock.hash_given_up):
-            return None
-        if book.tick_size is None or book.min_order_size is None:
-            return None
-        if mirror_hash(book, ts_text, book.last_trade_price, st.hash_cache) == change.hash:
-            sock.hash_matched = True
-            self.stats.hash_matches += 1
-            return True
-        # The last trade of a token also moves its complement's (BUY YES at p = SELL NO at 1 - p); the
-        # venue may report it on one token only.
-        alt = self._complement_last_trade(book)
-        if (
-            alt is not None
-            and alt != book.last_trade_price
-            and mirror_hash(book, ts_text, alt, st.hash_cache) == change.hash
-        ):
-            book.last_trade_price = alt
-            sock.hash_matched = True
-            self.stats.hash_matches += 1
-            return True
-        if mode == "on" or sock.hash_matched:
-            self.stats.hash_mismatches += 1
+    def _hash_holds(self, sock: _MarketSocket, st: _Asset, book: Book, change: PriceLevelChange, ts_text: str) -> bool:
+        """False only for a hash mismatch to act on."""
+        cfg = self.config
+        verdict = sock.hashes.judge(
+            cfg.hash_check,
+            cfg.hash_auto_give_up,
+            book,
+            change,
+            ts_text,
+            st.hash_cache,
+            lambda: complement_last_trade(self.books, self._by_market.get(book.market, ()), book),
+        )
+        stats = self.stats
+        if verdict is HashVerdict.MATCH:
+            stats.hash_matches += 1
+        elif verdict is HashVerdict.MISMATCH:
+            stats.hash_mismatches += 1
             return False
-        self.stats.hash_unconfirmed_misses += 1
-        sock.hash_misses += 1
-        if sock.hash_misses >= self.config.hash_auto_give_up:
-            sock.hash_given_up = True
-            log.info("market socket %d: the venue's price_change hash never reproduced; not checked", sock.index)
-        return None
-
-    def _complement_last_trade(self, book: Book) -> Micro | None:
-        for other in self._by_market.get(book.market, ()):
-            if other != book.asset_id:
-                other_book = self.books.get(other)
-                if other_book is not None and other_book.last_trade_price is not None:
-                    return MICRO - other_book.last_trade_price
-        return None
+        elif verdict is not HashVerdict.UNCHECKED:
+            stats.hash_unconfirmed_misses += 1
+            if verdict is HashVerdict.GIVE_UP:
+                log.info("market socket %d: the venue's price_change hash never reproduced; not checked", sock.index)
+        return True
 
     def _on_snapshot(self, sock: _MarketSocket, snapshot: BookSnapshot) -> None:
         asset = snapshot.asset_id
@@ -727,30 +643,23 @@ class MarketStream(StreamBase[_MarketSocket]):
         if ts is not None and ts > sock.max_ts:
             sock.max_ts = ts
             sock.notify()
-        if st.awaiting:
-            st.awaiting = False
-            if ts is not None and st.seen_while_awaiting_ts >= ts:
-                # Updates as new as the snapshot arrived before it: frames were reordered.
-                self.stats.stale_snapshots += 1
-                book = self.books.get(asset)
-                if book is None or not book.trusted:  # (a REST snapshot may have restored it meanwhile)
-                    detail = f"snapshot at {ts} arrived after an update at {st.seen_while_awaiting_ts}"
-                    self._untrust(asset, UntrustReason.STALE_SNAPSHOT, detail)
-                return
-        elif ts is not None and ts < st.last_change_ts:
-            self.stats.stale_snapshots += 1  # older than updates already applied: a reordered frame
+        verdict = st.snapshot_verdict(ts)
+        if verdict is SnapshotVerdict.OVERTAKEN:
+            self.stats.stale_snapshots += 1
+            book = self.books.get(asset)
+            if book is None or not book.trusted:  # (a REST snapshot may have restored it meanwhile)
+                detail = f"snapshot at {ts} arrived after an update at {st.seen_while_awaiting_ts}"
+                self._untrust(asset, UntrustReason.STALE_SNAPSHOT, detail)
+            return
+        if verdict is SnapshotVerdict.STALE:
+            self.stats.stale_snapshots += 1
             return
         book = self.books.get(asset)
         was = book is not None and book.trusted
         book = self.books.apply_snapshot(snapshot)
         if book.market:
             self._by_market.setdefault(book.market, set()).add(asset)
-        st.epoch += 1
-        st.seen_while_awaiting_ts = -1
-        st.no_check_until_ts = -1
-        if ts is not None and ts > st.last_change_ts:
-            st.last_change_ts = ts
-        st.last_live_ms = self.clock.now_ms()
+        st.took_snapshot(ts, self.clock.now_ms())
         sock.backoff.reset()
         if book.trusted:
             if not was:
@@ -792,7 +701,7 @@ class MarketStream(StreamBase[_MarketSocket]):
 
     # --- REST: resync, verification, liveness ---------------------------------------------------------------------
 
-    async def _rest_round(self, assets: list[str], mode: _RestMode) -> None:
+    async def _rest_round(self, assets: list[str], mode: RestMode) -> None:
         """Fetch REST snapshots of `assets` and resync, verify or probe them (see the module docstring)."""
         if self.rest is None:
             return
@@ -855,7 +764,7 @@ class MarketStream(StreamBase[_MarketSocket]):
         started: dict[str, tuple[_Asset, _MarketSocket, int, int]],
         snapshots: dict[str, BookSnapshot],
         caught_up: dict[_MarketSocket, bool],
-        mode: _RestMode,
+        mode: RestMode,
     ) -> None:
         now = self.clock.now_ms()
         retry: list[str] = []
@@ -865,28 +774,27 @@ class MarketStream(StreamBase[_MarketSocket]):
             if st.sock is not sock or sock.generation != generation or not sock.live:
                 continue  # the socket was lost meanwhile: its resubscription brings fresh snapshots
             snapshot = snapshots.get(asset)
-            if snapshot is None or not caught_up.get(sock, False):
-                if mode == "probe":
-                    why = "the REST request failed" if snapshot is None else "the socket did not answer a PING"
-                    self._untrust(asset, UntrustReason.SILENCE, f"no update, and {why}", resync=False)
-                if mode != "verify":
-                    retry.append(asset)
-                continue
+            answered = snapshot is not None and caught_up.get(sock, False)
+            expected = expected_book(snapshot, st.recording or []) if snapshot is not None and answered else None
             book = self.books.get(asset)
-            expected = _expected(snapshot, st.recording or [])
-            if mode != "resync":
-                if book is None or not book.trusted or st.epoch != epoch:
-                    continue
-                if _same_levels(book, expected):
-                    st.last_live_ms = now
-                    self.stats.rest_verified += 1
-                    self._events.emit(BookVerified(asset, now))
-                    continue
-                self.stats.rest_mismatches += 1
-                self._untrust(asset, UntrustReason.REST_MISMATCH, _difference(book, expected), resync=False)
-            elif book is not None and book.trusted and st.epoch != epoch:
-                continue  # a stream snapshot restored it meanwhile
-            self._adopt(asset, st, book, snapshot, expected)
+            verdict = rest_verdict(mode, book, st.epoch == epoch, expected)
+            if verdict is RestVerdict.PROBE_FAILED:
+                why = "the REST request failed" if snapshot is None else "the socket did not answer a PING"
+                self._untrust(asset, UntrustReason.SILENCE, f"no update, and {why}", resync=False)
+                retry.append(asset)
+            elif verdict is RestVerdict.RETRY:
+                retry.append(asset)
+            elif verdict is RestVerdict.VERIFIED:
+                st.last_live_ms = now
+                self.stats.rest_verified += 1
+                self._events.emit(BookVerified(asset, now))
+            elif verdict is RestVerdict.MISMATCH or verdict is RestVerdict.ADOPT:
+                assert snapshot is not None and expected is not None  # answered
+                if verdict is RestVerdict.MISMATCH:
+                    assert book is not None  # a trusted book was compared
+                    self.stats.rest_mismatches += 1
+                    self._untrust(asset, UntrustReason.REST_MISMATCH, levels_difference(book, expected), resync=False)
+                self._adopt(asset, st, book, snapshot, expected)
         loop = asyncio.get_running_loop()
         if retry:
             loop.call_later(self.config.rest_retry_s, self._retry_resyncs, retry)
@@ -934,26 +842,12 @@ class MarketStream(StreamBase[_MarketSocket]):
             self.stats.unknown_assets += 1
             log.warning("market token %s… is unknown to the venue; it stays untrusted", asset[:12])
 
-    def _adopt(self, asset: str, st: _Asset, book: Book | None, snapshot: BookSnapshot, expected: _Expected) -> None:
-        bids, asks, last_trade, ts = expected
-        rebuilt = BookSnapshot(
-            market=snapshot.market or (book.market if book is not None else ""),
-            asset_id=asset,
-            bids=tuple(sorted(bids.items())),
-            asks=tuple(sorted(asks.items(), reverse=True)),
-            timestamp_ms=ts,
-            min_order_size=snapshot.min_order_size,
-            tick_size=snapshot.tick_size,
-            neg_risk=snapshot.neg_risk,
-            last_trade_price=last_trade,
-        )
+    def _adopt(self, asset: str, st: _Asset, book: Book | None, snapshot: BookSnapshot, expected: Expected) -> None:
         was = book is not None and book.trusted
-        book = self.books.apply_snapshot(rebuilt)
+        book = self.books.apply_snapshot(rebuilt_snapshot(asset, snapshot, book, expected))
         if book.market:
             self._by_market.setdefault(book.market, set()).add(asset)
-        st.epoch += 1
-        st.no_check_until_ts = snapshot.timestamp_ms if snapshot.timestamp_ms is not None else st.last_change_ts
-        st.last_live_ms = self.clock.now_ms()
+        st.took_rest_snapshot(snapshot.timestamp_ms, self.clock.now_ms())
         self.stats.rest_adopted += 1
         if book.trusted and not was:
             self._trusted_now(asset, "rest")
@@ -963,8 +857,7 @@ class MarketStream(StreamBase[_MarketSocket]):
     def _on_tick(self, now_ms: int) -> None:
         cfg = self.config
         for asset, st in self._assets.items():
-            if st.awaiting and now_ms >= st.deadline_ms and st.sock.live:
-                st.awaiting = False
+            if st.sock.live and st.snapshot_overdue(now_ms):
                 book = self.books.get(asset)
                 if book is None or not book.trusted:
                     self.stats.snapshot_timeouts += 1
@@ -980,7 +873,7 @@ class MarketStream(StreamBase[_MarketSocket]):
             silent = [
                 a
                 for a, st in self._assets.items()
-                if now_ms - st.last_live_ms >= silence_ms and not st.rest_busy and st.sock.live and self.is_trusted(a)
+                if st.silent(now_ms, silence_ms) and not st.rest_busy and st.sock.live and self.is_trusted(a)
             ]
             if silent:
                 self._probe(silent, now_ms)
@@ -1000,124 +893,11 @@ class MarketStream(StreamBase[_MarketSocket]):
             self._untrust(asset, UntrustReason.SILENCE, f"no update for {silence} s; resubscribing to check")
 
     def _verify_batch(self) -> list[str]:
-        keys = list(self._assets)
-        n = len(keys)
-        out: list[str] = []
-        if not n:
-            return out
-        start = self._verify_cursor % n
-        for i in range(n):
-            asset = keys[(start + i) % n]
-            st = self._assets[asset]
-            if not st.rest_busy and self.is_trusted(asset):
-                out.append(asset)
-                if len(out) >= self.config.rest_verify_batch:
-                    self._verify_cursor = start + i + 1
-                    return out
-        self._verify_cursor = 0
-        return out
-
-
-# --- pure helpers ------------------------------------------------------------------------------------------------
-
-_Expected = tuple[dict[Micro, Micro], dict[Micro, Micro], Micro | None, int | None]
-
-
-def mirror_hash(
-    book: Book,
-    timestamp_text: str,
-    last_trade_price: Micro | None,
-    cache: tuple[_LevelCache, _LevelCache] | None = None,
-) -> str:
-    """The §6.5 hash of the mirrored book as the venue would serve it at `timestamp_text`.
-
-    The same bytes as `protocol.book_hash.book_hash` over the served summary, written directly: each
-    level's JSON fragment is kept in `cache` (per side, by price, with its size), so only the levels that
-    changed since the last call are formatted again (formatting is most of the cost).
-    """
-    bids_cache, asks_cache = cache if cache is not None else ({}, {})
-    bids = book.levels(Side.BUY)
-    bids.reverse()
-    asks = book.levels(Side.SELL)
-    asks.reverse()
-    payload = "".join(
-        (
-            '{"market":',
-            _json_text(book.market),
-            ',"asset_id":',
-            _json_text(book.asset_id),
-            ',"timestamp":',
-            _json_text(timestamp_text),
-            ',"hash":"","bids":[',
-            _levels_json(bids, bids_cache),
-            '],"asks":[',
-            _levels_json(asks, asks_cache),
-            '],"min_order_size":',
-            _json_text(fmt_optional(book.min_order_size)),
-            ',"tick_size":',
-            _json_text(str(book.tick_size) if book.tick_size is not None else ""),
-            ',"neg_risk":',
-            "true" if book.neg_risk else "false",
-            ',"last_trade_price":',
-            _json_text(fmt_optional(last_trade_price)),
-            "}",
+        assets = self._assets
+        batch, self._verify_cursor = round_robin(
+            list(assets),
+            self._verify_cursor,
+            lambda a: not assets[a].rest_busy and self.is_trusted(a),
+            self.config.rest_verify_batch,
         )
-    )
-    return hashlib.sha1(payload.encode()).hexdigest()
-
-
-def _json_text(text: str) -> str:
-    return _encode(text).decode()
-
-
-def _levels_json(levels: list[tuple[Micro, Micro]], cache: _LevelCache) -> str:
-    out: list[str] = []
-    for price, size in levels:
-        hit = cache.get(price)
-        if hit is None or hit[0] != size:
-            hit = (size, f'{{"price":"{fmt_micro(price)}","size":"{fmt_micro(size)}"}}')
-            cache[price] = hit
-        out.append(hit[1])
-    return ",".join(out)
-
-
-def _expected(snapshot: BookSnapshot, recorded: list[_Recorded]) -> _Expected:
-    """The book now: a REST snapshot taken at T plus the updates recorded since, stamped at or after T."""
-    bids = {p: s for p, s in snapshot.bids if s}
-    asks = {p: s for p, s in snapshot.asks if s}
-    at = snapshot.timestamp_ms
-    last_trade = snapshot.last_trade_price
-    latest = at
-    for ts, item in recorded:
-        if at is not None and ts is not None and ts < at:
-            continue  # the snapshot holds it already
-        if ts is not None and (latest is None or ts > latest):
-            latest = ts
-        if isinstance(item, int):
-            last_trade = item
-            continue
-        try:
-            side, price, size = item.side, item.price, item.size
-        except MalformedMessageError:
-            continue  # the mirror rejected it too (and stopped trusting the book)
-        levels = bids if side is Side.BUY else asks
-        if size:
-            levels[price] = size
-        else:
-            levels.pop(price, None)
-    return bids, asks, last_trade, latest
-
-
-def _same_levels(book: Book, expected: _Expected) -> bool:
-    return dict(book.iter_levels(Side.BUY)) == expected[0] and dict(book.iter_levels(Side.SELL)) == expected[1]
-
-
-def _difference(book: Book, expected: _Expected) -> str:
-    parts: list[str] = []
-    for name, side, want in (("bid", Side.BUY, expected[0]), ("ask", Side.SELL, expected[1])):
-        mine = dict(book.iter_levels(side))
-        for price in sorted(mine.keys() | want.keys()):
-            a, b = mine.get(price, 0), want.get(price, 0)
-            if a != b:
-                parts.append(f"{name} {fmt_micro(price)}: mirror {fmt_micro(a)} venue {fmt_micro(b)}")
-    return "; ".join(parts[:4]) + (f" (+{len(parts) - 4} more)" if len(parts) > 4 else "")
+        return batch

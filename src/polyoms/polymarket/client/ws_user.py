@@ -203,11 +203,6 @@ class UserEventDeduper:
         entry = self._orders.get(order_id)
         return None if entry is None else entry[1]
 
-    def trade_status(self, trade_id: str) -> int | None:
-        """The rank of the trade's admitted status (0 matched, 1 mined/retrying, 2 final), None if unseen."""
-        entry = self._trades.get(trade_id)
-        return None if entry is None else entry[0]
-
     def _trim(self, table: dict[str, Any]) -> None:
         while len(table) > self.capacity:
             del table[next(iter(table))]

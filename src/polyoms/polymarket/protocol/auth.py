@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from polyoms.core.errors import AuthError, InvalidKeyError
 from polyoms.polymarket.protocol.eip712 import clob_auth_digest
+from polyoms.polymarket.protocol.errors import L1_REFUSED, L2_REFUSED
 from polyoms.polymarket.protocol.keys import Signer, parse_hex_bytes, recover_address, to_checksum_address
 
 POLY_ADDRESS = "POLY_ADDRESS"
@@ -93,7 +94,7 @@ def verify_l1(headers: Mapping[str, str], chain_id: int) -> tuple[str, int, int]
     signature = _header(headers, POLY_SIGNATURE)
     timestamp = _header(headers, POLY_TIMESTAMP)
     nonce_text = _header(headers, POLY_NONCE) or "0"
-    bad = AuthError("Invalid L1 Request headers", status=401)
+    bad = AuthError(L1_REFUSED, status=401)
     if not address or not signature or not timestamp:
         raise bad
     try:
@@ -117,7 +118,7 @@ def verify_l2(
 
     Returns (owner address, creds, timestamp). Raises AuthError("Unauthorized/Invalid api key").
     """
-    bad = AuthError("Unauthorized/Invalid api key", status=401)
+    bad = AuthError(L2_REFUSED, status=401)
     api_key = _header(headers, POLY_API_KEY)
     signature = _header(headers, POLY_SIGNATURE)
     timestamp = _header(headers, POLY_TIMESTAMP)

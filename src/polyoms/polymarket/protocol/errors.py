@@ -1,13 +1,14 @@
-"""The venue's error catalogue: status codes and message strings to typed errors (protocol doc §5).
+"""The venue's error catalogue (protocol doc §5): its exact message texts, and status codes and
+messages to typed errors.
 
-Matching is by substring on the lower-cased message because wording varies slightly between
-endpoints and versions; the most specific pattern comes first. The local exchange emits the
-exact strings listed in `exchange/messages.py`, so both directions are checked by tests.
+The texts are defined here once: the local exchange answers with them and the client refers to them.
+Matching is by substring on the lower-cased message because wording varies slightly between endpoints
+and versions; the most specific pattern comes first. Tests check both directions.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -38,6 +39,62 @@ from polyoms.core.errors import (
     VenueRestartingError,
     VenueUnavailableError,
 )
+from polyoms.core.units import fmt_micro
+
+# --- the venue's texts (protocol doc §5.2; SDKs pattern-match some): never reworded ----------------
+# Templates use `str.format` fields; the functions below fill them with venue-style numbers.
+
+INVALID_ORDER_PAYLOAD: Final = "Invalid order payload"
+TOO_MANY_ORDERS: Final = "Too many orders in payload: {n}, max allowed: {max}"
+OWNER_MISMATCH: Final = "the order owner has to be the owner of the API KEY"
+SIGNER_MISMATCH: Final = "the order signer address has to be the address of the API KEY"
+INVALID_SIGNATURE: Final = "invalid signature"
+ORDER_VERSION_MISMATCH: Final = "order_version_mismatch"
+POST_ONLY_CROSSES: Final = "invalid post-only order: order crosses book"
+INVALID_TICK: Final = "order {id} is invalid. Price ({price}) breaks minimum tick size rule: {tick}"
+BELOW_MIN_SIZE: Final = "order {id} is invalid. Size ({size}) lower than the minimum: {min}"
+MARKETABLE_BUY_MIN: Final = "invalid amount for a marketable BUY order (${amount}), min size: $1"
+FOK_NOT_FILLED: Final = "order couldn't be fully filled. FOK orders are fully filled or killed."
+FAK_NO_MATCH: Final = (
+    "no orders found to match with FAK order. FAK orders are partially filled or killed if no match is found."
+)
+DUPLICATED: Final = "order {id} is invalid. Duplicated."
+NOT_ENOUGH_BALANCE: Final = "not enough balance / allowance"
+MARKET_NOT_READY: Final = "the market is not yet ready to process new orders"
+INVALID_EXPIRATION: Final = "invalid expiration"
+NO_ORDERBOOK: Final = "No orderbook exists for the requested token id"
+"""The /book answer for an unknown token (404)."""
+INVALID_HEARTBEAT: Final = "Invalid Heartbeat ID"
+L1_REFUSED: Final = "Invalid L1 Request headers"
+L2_REFUSED: Final = "Unauthorized/Invalid api key"
+DERIVE_KEY_FAILED: Final = "Could not derive api key!"
+POST_ONLY_MODE: Final = "post-only mode: only post-only orders and cancels are allowed"
+POST_ONLY_MODE_CODE: Final = "post_only_mode"
+"""The `code` field of the 503 answer in post-only mode."""
+TOO_MANY_REQUESTS: Final = "Too Many Requests"
+
+
+def too_many_orders(count: int, maximum: int) -> str:
+    return TOO_MANY_ORDERS.format(n=count, max=maximum)
+
+
+def invalid_tick(order_id: str, price_text: str, tick_text: str) -> str:
+    return INVALID_TICK.format(id=order_id, price=price_text, tick=tick_text)
+
+
+def below_min_size(order_id: str, size_micro: int, min_micro: int) -> str:
+    return BELOW_MIN_SIZE.format(id=order_id, size=fmt_micro(size_micro), min=fmt_micro(min_micro))
+
+
+def marketable_buy_min(amount_micro: int) -> str:
+    return MARKETABLE_BUY_MIN.format(amount=fmt_micro(amount_micro))
+
+
+def duplicated(order_id: str) -> str:
+    return DUPLICATED.format(id=order_id)
+
+
+# --- texts to typed errors ------------------------------------------------------------------------
 
 # (substring of the lower-cased message, class); first match wins.
 MESSAGE_PATTERNS: tuple[tuple[str, type[PolyomsError]], ...] = (

@@ -43,7 +43,7 @@ from polyoms.core.market_events import (
 )
 from polyoms.core.units import fmt_micro
 from polyoms.polymarket.protocol import codec
-from polyoms.polymarket.protocol.book_hash import book_hash, legacy_book_hash
+from polyoms.polymarket.protocol.book_hash import book_hash, legacy_book_hash, summary_hash
 from polyoms.polymarket.protocol.codec import (
     Number,
     TextFrameError,
@@ -514,27 +514,13 @@ def book_summary(snapshot: BookSnapshot) -> dict[str, Any]:
     body["hash"] = snapshot.hash
     body["bids"] = _levels_wire(snapshot.bids)
     body["asks"] = _levels_wire(snapshot.asks)
-    modern = snapshot.tick_size is not None
-    if modern:
+    if snapshot.tick_size is not None:
         body["min_order_size"] = fmt_optional(snapshot.min_order_size)
         body["tick_size"] = str(snapshot.tick_size)
         body["neg_risk"] = bool(snapshot.neg_risk)
         body["last_trade_price"] = fmt_optional(snapshot.last_trade_price)
     if not snapshot.hash:
-        if modern:
-            body["hash"] = book_hash(
-                body["market"],
-                body["asset_id"],
-                body.get("timestamp", ""),
-                body["bids"],
-                body["asks"],
-                body["min_order_size"],
-                body["tick_size"],
-                body["neg_risk"],
-                body["last_trade_price"],
-            )
-        else:
-            body["hash"] = legacy_book_hash(body["market"], body["asset_id"], body["bids"], body["asks"])
+        body["hash"] = summary_hash(body)
     return body
 
 

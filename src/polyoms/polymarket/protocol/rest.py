@@ -23,10 +23,10 @@ from polyoms.polymarket.protocol.messages import book_summary, decode_book, deco
 
 __all__ = [
     "ClobMarket",
-    "ClobMarketInfo",
     "ClobMarketsPage",
     "ClobToken",
     "LastTradeInfo",
+    "PmClobMarketInfo",
     "PricePoint",
     "decode_book",
     "decode_books",
@@ -292,7 +292,7 @@ class ClobFeeCurve(msgspec.Struct, frozen=True):
     to: bool | None = None
 
 
-class ClobMarketInfo(msgspec.Struct, frozen=True):
+class PmClobMarketInfo(msgspec.Struct, frozen=True):
     """GET /clob-markets/{condition_id}: the compact form the V2 SDKs read (doc §4.4); keys are the
     venue's short ones, omitted when false or empty."""
 
@@ -336,8 +336,8 @@ class ClobMarketInfo(msgspec.Struct, frozen=True):
         return None if self.mos is None else _micro(self.mos, "mos")
 
 
-def decode_clob_market_info(data: bytes | str) -> ClobMarketInfo:
-    info: ClobMarketInfo = _decode(data, ClobMarketInfo, "clob-markets")
+def decode_clob_market_info(data: bytes | str) -> PmClobMarketInfo:
+    info: PmClobMarketInfo = _decode(data, PmClobMarketInfo, "clob-markets")
     if not info.t:
         malformed("clob-markets without tokens", endpoint="clob-markets")  # the SDK refuses it too
     _ = info.tick_size

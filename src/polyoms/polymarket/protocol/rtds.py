@@ -9,7 +9,6 @@ Other topics decode to `UnknownEvent` (their shapes are not needed for trading).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, Final
 
@@ -115,7 +114,3 @@ def encode_rtds_event(event: RtdsEvent) -> bytes:
     if isinstance(event, UnknownEvent):
         return codec.encoder.encode(event.data)
     return codec.encoder.encode(crypto_prices_wire(event))
-
-
-def encode_rtds_frame(events: Iterable[RtdsEvent]) -> bytes:
-    return b"[" + b",".join(encode_rtds_event(e) for e in events if not isinstance(e, TextFrame)) + b"]"

@@ -13,9 +13,10 @@ in others (normalized to ms); the match time is `match_time` (recorded) or `matc
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from polyoms.core import speedups
 from polyoms.core.enums import OrderType
@@ -34,11 +35,14 @@ from polyoms.core.user_events import (
 )
 from polyoms.polymarket.protocol import codec
 from polyoms.polymarket.protocol.codec import _SECONDS_LIMIT, Number, TextFrameError, malformed
+from polyoms.polymarket.protocol.wire import PmPage
+
+T = TypeVar("T")
 
 # --- wire schemas ----------------------------------------------------------------------------------
 
 
-class WireOrder(msgspec.Struct, tag="order", tag_field="event_type", gc=False):
+class PmOrderMessage(msgspec.Struct, tag="order", tag_field="event_type", gc=False):
     id: str
     asset_id: str
     side: str
@@ -59,21 +63,24 @@ class WireOrder(msgspec.Struct, tag="order", tag_field="event_type", gc=False):
     timestamp: str | int | None = None
 
 
-class WireMakerOrder(msgspec.Struct, gc=False):
+class PmMakerOrder(msgspec.Struct, kw_only=True, gc=False):
+    """One maker of a trade, in a user-channel trade and a /data/trades item (fields in the REST key
+    order; the REST item has no `outcome_index`)."""
+
     order_id: str
-    matched_amount: Number
-    price: str
-    asset_id: str = ""
     owner: str = ""
     maker_address: str = ""
+    matched_amount: Number
+    price: str
     fee_rate_bps: Number | None = None
+    asset_id: str = ""
     outcome: str = ""
-    outcome_index: int | None = None
     side: str | None = None
+    outcome_index: int | UnsetType | None = UNSET
 
 
-class WireTrade(msgspec.Struct, tag="trade", tag_field="event_type", gc=False):
-    """User-channel `trade` and a /data/trades item (the tag is optional when decoded on its own)."""
+class PmTradeMessage(msgspec.Struct, tag="trade", tag_field="event_type", gc=False):
+    """User-channel `trade` event."""
 
     id: str
     asset_id: str
@@ -83,7 +90,7 @@ class WireTrade(msgspec.Struct, tag="trade", tag_field="event_type", gc=False):
     status: str
     taker_order_id: str = ""
     market: str = ""
-    maker_orders: list[WireMakerOrder] | None = None
+    maker_orders: list[PmMakerOrder] | None = None
     fee_rate_bps: Number | None = None
     outcome: str = ""
     owner: str = ""
@@ -100,21 +107,40 @@ class WireTrade(msgspec.Struct, tag="trade", tag_field="event_type", gc=False):
     type: str = "TRADE"
 
 
-WireUserEvent = WireOrder | WireTrade
-WIRE_USER_TYPES: Final[dict[str, type[WireUserEvent]]] = {"order": WireOrder, "trade": WireTrade}
+class PmTrade(msgspec.Struct, kw_only=True, gc=False):
+    """A GET /data/trades item, fields in the venue's key order. It also reads a user-channel trade
+    on its own (`decode_trade`): the fields only that message has are `UNSET` here, never written."""
 
-_frame_decoder: Final = msgspec.json.Decoder(WireUserEvent | list[WireUserEvent])
-_trade_decoder: Final = msgspec.json.Decoder(WireTrade)
+    id: str
+    taker_order_id: str = ""
+    market: str = ""
+    asset_id: str
+    side: str
+    size: Number
+    fee_rate_bps: Number | None = None
+    price: str
+    status: str
+    match_time: str | int | None = None
+    last_update: str | int | None = None
+    outcome: str = ""
+    bucket_index: int | None = None
+    owner: str = ""
+    maker_address: str = ""
+    transaction_hash: str | None = None
+    maker_orders: list[PmMakerOrder] | None = None
+    trader_side: str | None = None
+    err_msg: str | UnsetType | None = UNSET
+    trade_owner: str | UnsetType = UNSET
+    matchtime: str | int | UnsetType | None = UNSET
+    timestamp: str | int | UnsetType | None = UNSET
 
 
-class WireTradesPage(msgspec.Struct, gc=False):
-    data: list[WireTrade]
-    next_cursor: str = ""
-    limit: int | None = None
-    count: int | None = None
+PmUserMessage = PmOrderMessage | PmTradeMessage
+PM_USER_TYPES: Final[dict[str, type[PmUserMessage]]] = {"order": PmOrderMessage, "trade": PmTradeMessage}
 
-
-_trades_page_decoder: Final = msgspec.json.Decoder(WireTradesPage)
+_frame_decoder: Final = msgspec.json.Decoder(PmUserMessage | list[PmUserMessage])
+_trade_decoder: Final = msgspec.json.Decoder(PmTrade)
+_trades_page_decoder: Final = msgspec.json.Decoder(PmPage[PmTrade])
 
 
 class TradesPage(msgspec.Struct, frozen=True):
@@ -147,7 +173,7 @@ def _amount(value: Number, what: str) -> Micro:
     return result
 
 
-def order_from_wire(w: WireOrder) -> OrderEvent:
+def order_from_wire(w: PmOrderMessage) -> OrderEvent:
     order_type = None
     if w.order_type:
         try:
@@ -176,7 +202,11 @@ def order_from_wire(w: WireOrder) -> OrderEvent:
     )
 
 
-def _maker(m: WireMakerOrder) -> MakerOrderFill:
+def _given(value: T | UnsetType) -> T | None:
+    return None if isinstance(value, UnsetType) else value
+
+
+def _maker(m: PmMakerOrder) -> MakerOrderFill:
     return MakerOrderFill(
         order_id=m.order_id,
         matched_amount=_amount(m.matched_amount, "matched_amount"),
@@ -186,13 +216,13 @@ def _maker(m: WireMakerOrder) -> MakerOrderFill:
         maker_address=m.maker_address,
         fee_rate_bps=codec.integer(m.fee_rate_bps, "fee_rate_bps"),
         outcome=m.outcome,
-        outcome_index=m.outcome_index,
+        outcome_index=_given(m.outcome_index),
         side=codec.optional_side(m.side),
     )
 
 
-def trade_from_wire(w: WireTrade) -> TradeEvent:
-    match_time = w.match_time if w.match_time is not None else w.matchtime
+def trade_from_wire(w: PmTradeMessage | PmTrade) -> TradeEvent:
+    match_time = w.match_time if w.match_time is not None else _given(w.matchtime)
     return TradeEvent(
         id=w.id,
         taker_order_id=w.taker_order_id,
@@ -206,20 +236,20 @@ def trade_from_wire(w: WireTrade) -> TradeEvent:
         fee_rate_bps=codec.integer(w.fee_rate_bps, "fee_rate_bps"),
         outcome=w.outcome,
         owner=w.owner,
-        trade_owner=w.trade_owner,
+        trade_owner=w.trade_owner or "",
         maker_address=w.maker_address,
         transaction_hash=w.transaction_hash or "",
         bucket_index=w.bucket_index,
         trader_side=TraderSide.parse(w.trader_side) if w.trader_side else None,
         match_time=codec.integer(match_time, "match_time"),
         last_update=codec.integer(w.last_update, "last_update"),
-        timestamp_ms=codec.timestamp_ms(w.timestamp),
+        timestamp_ms=codec.timestamp_ms(_given(w.timestamp)),
         err_msg=w.err_msg or "",
     )
 
 
-def user_event_from_wire(w: WireUserEvent) -> OrderEvent | TradeEvent:
-    return order_from_wire(w) if type(w) is WireOrder else trade_from_wire(w)  # type: ignore[arg-type]
+def user_event_from_wire(w: PmUserMessage) -> OrderEvent | TradeEvent:
+    return order_from_wire(w) if type(w) is PmOrderMessage else trade_from_wire(w)  # type: ignore[arg-type]
 
 
 # --- fast path --------------------------------------------------------------------------------------
@@ -485,7 +515,7 @@ def _decode_each(frame: bytes | str) -> list[UserEvent]:
     out: list[UserEvent] = []
     for obj in codec.decode_objects(frame):
         event_type = obj.get("event_type")
-        cls = WIRE_USER_TYPES.get(event_type) if isinstance(event_type, str) else None
+        cls = PM_USER_TYPES.get(event_type) if isinstance(event_type, str) else None
         if cls is None:
             out.append(UnknownEvent(str(event_type or ""), obj))
             continue
@@ -537,28 +567,57 @@ def order_event_wire(e: OrderEvent) -> dict[str, Any]:
     }
 
 
-def _maker_wire(m: MakerOrderFill) -> dict[str, Any]:
+def _maker_wire(m: MakerOrderFill) -> PmMakerOrder:
+    return PmMakerOrder(
+        order_id=m.order_id,
+        owner=m.owner,
+        maker_address=m.maker_address,
+        matched_amount=fmt_micro(m.matched_amount),
+        price=fmt_micro(m.price),
+        fee_rate_bps="" if m.fee_rate_bps is None else str(m.fee_rate_bps),
+        asset_id=m.asset_id,
+        outcome=m.outcome,
+        side=None if m.side is None else m.side.name,
+        outcome_index=UNSET if m.outcome_index is None else m.outcome_index,
+    )
+
+
+def trade_wire(e: TradeEvent) -> dict[str, Any]:
+    """A user-channel trade event."""
     out: dict[str, Any] = {
-        "order_id": m.order_id,
-        "owner": m.owner,
-        "maker_address": m.maker_address,
-        "matched_amount": fmt_micro(m.matched_amount),
-        "price": fmt_micro(m.price),
-        "fee_rate_bps": "" if m.fee_rate_bps is None else str(m.fee_rate_bps),
-        "asset_id": m.asset_id,
-        "outcome": m.outcome,
+        "event_type": "trade",
+        "type": "TRADE",
+        "id": e.id,
+        "taker_order_id": e.taker_order_id,
+        "market": e.market,
+        "asset_id": e.asset_id,
+        "side": e.side.name,
+        "size": fmt_micro(e.size),
+        "fee_rate_bps": "" if e.fee_rate_bps is None else str(e.fee_rate_bps),
+        "price": fmt_micro(e.price),
+        "status": e.status.value,
+        "match_time": codec.ts_text(e.match_time),
+        "last_update": codec.ts_text(e.last_update),
+        "timestamp": codec.ts_text(e.timestamp_ms),
+        "outcome": e.outcome,
+        "owner": e.owner,
+        "trade_owner": e.trade_owner,
+        "maker_address": e.maker_address,
+        "transaction_hash": e.transaction_hash,
     }
-    if m.outcome_index is not None:
-        out["outcome_index"] = m.outcome_index
-    if m.side is not None:
-        out["side"] = m.side.name
+    if e.bucket_index is not None:
+        out["bucket_index"] = e.bucket_index
+    if e.trader_side is not None:
+        out["trader_side"] = e.trader_side.value
+    if e.err_msg:
+        out["err_msg"] = e.err_msg
+    out["maker_orders"] = [_maker_wire(m) for m in e.maker_orders]
     return out
 
 
-def trade_wire(e: TradeEvent, *, event: bool = True) -> dict[str, Any]:
-    """A user-channel trade event (`event=True`) or a /data/trades item (no event_type/type/timestamp)."""
-    out: dict[str, Any] = {"event_type": "trade", "type": "TRADE"} if event else {}
-    out.update(
+def trade_item(e: TradeEvent) -> PmTrade:
+    """A GET /data/trades item."""
+    return PmTrade(
         id=e.id,
         taker_order_id=e.taker_order_id,
         market=e.market,
@@ -570,21 +629,15 @@ def trade_wire(e: TradeEvent, *, event: bool = True) -> dict[str, Any]:
         status=e.status.value,
         match_time=codec.ts_text(e.match_time),
         last_update=codec.ts_text(e.last_update),
+        outcome=e.outcome,
+        bucket_index=e.bucket_index,
+        owner=e.owner,
+        maker_address=e.maker_address,
+        transaction_hash=e.transaction_hash,
+        maker_orders=[_maker_wire(m) for m in e.maker_orders],
+        trader_side=None if e.trader_side is None else e.trader_side.value,
+        err_msg=e.err_msg or UNSET,
     )
-    if event:
-        out["timestamp"] = codec.ts_text(e.timestamp_ms)
-    out.update(outcome=e.outcome, owner=e.owner)
-    if event:
-        out["trade_owner"] = e.trade_owner
-    out.update(maker_address=e.maker_address, transaction_hash=e.transaction_hash)
-    if e.bucket_index is not None:
-        out["bucket_index"] = e.bucket_index
-    if e.trader_side is not None:
-        out["trader_side"] = e.trader_side.value
-    if e.err_msg:
-        out["err_msg"] = e.err_msg
-    out["maker_orders"] = [_maker_wire(m) for m in e.maker_orders]
-    return out
 
 
 def user_event_wire(event: UserEvent) -> dict[str, Any]:
@@ -608,11 +661,12 @@ def encode_user_frame(events: Iterable[UserEvent]) -> bytes:
 
 
 def encode_trades_page(page: TradesPage) -> bytes:
+    count = len(page.data)
     return codec.encoder.encode(
-        {
-            "limit": page.limit if page.limit is not None else len(page.data),
-            "count": page.count if page.count is not None else len(page.data),
-            "next_cursor": page.next_cursor,
-            "data": [trade_wire(t, event=False) for t in page.data],
-        }
+        PmPage(
+            page.limit if page.limit is not None else count,
+            page.count if page.count is not None else count,
+            page.next_cursor,
+            [trade_item(t) for t in page.data],
+        )
     )

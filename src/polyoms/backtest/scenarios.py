@@ -4,12 +4,16 @@ A `World` is the whole stack of a backtest — the exchange (`SimService`), the 
 engine and order manager, a `ParentManager` driven step by step (no background tasks) — plus a scripted
 counterparty ("them") that quotes and takes on the same exchange. `World.run` interleaves the script with
 the parents: it lets the OMS and the parents settle, then moves the clock to the next thing due (a
-scripted event, a parent's timer, a settlement step, or at most one second later), and again. Nothing
-reads the wall clock, so one seed gives one run, event for event; a scenario takes milliseconds to a
-second of real time for minutes of market time.
+scripted event, a parent's timer, a settlement step, a latency running out, or at most one second later),
+and again. Nothing reads the wall clock, so one seed gives one run, event for event.
 
-The scenarios (`SCENARIOS`, name → coroutine(seed) → `ScenarioRun`) are shared by the tests in
+The scenarios (`SCENARIOS`, name → coroutine(seed, latency) → `ScenarioRun`) are shared by the tests in
 tests/algos/ and by `polyoms report algos`, which turns their measurements into docs/algos.md.
+
+Latency: our venue may have entry, response and market-data latencies (`venues/latency.py`); settling then
+moves the clock through them (`latency.drive`). Worlds have none unless asked (the tests pin exact
+sequences); the report runs the scenarios with `BACKTEST_LATENCY`. The counterparty never has any: its
+script is the market, at the times written.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Final
+
+import msgspec
 
 from polyoms.algos.adaptive import AdaptivePricing, AdaptiveSpec
 from polyoms.algos.base import Action
@@ -44,7 +50,10 @@ from polyoms.oms.manager import OrderManager
 from polyoms.oms.oms_state import OmsState
 from polyoms.polymarket.client.wallet import Wallet
 from polyoms.polymarket.protocol.order import OrderBuilder
+from polyoms.venues import latency
 from polyoms.venues.inprocess import InProcessVenue
+from polyoms.venues.latency import DelayConfig, LatencyConfig
+from polyoms.venues.polymarket_orders import prepared
 
 START_MS: Final = 1_777_000_000_000
 CASH: Final = 1_000 * MICRO
@@ -52,9 +61,18 @@ SHARES: Final = 500 * MICRO
 ALPHA, BETA, FINE, CUP = "algos-alpha", "algos-beta", "algos-fine", "algos-cup"
 CUP_OUTCOMES: Final = ("Red", "Green", "Blue")
 
+BACKTEST_LATENCY: Final = LatencyConfig(
+    entry=DelayConfig(median_ms=35, sigma=0.3, min_ms=20, max_ms=60),
+    response=DelayConfig(median_ms=35, sigma=0.3, min_ms=20, max_ms=60),
+    market_data=DelayConfig(median_ms=15, sigma=0.6, min_ms=5, max_ms=50),
+)
+"""A client near the venue: orders and cancels ~35 ms there and ~35 ms back (20–60 ms, a skewed tail),
+user-channel events ~15 ms behind the exchange (5–50 ms). Seeded by the scenario's seed."""
+
 
 def _key(name: str) -> str:
-    """A private key for a simulated participant, derived from its name (never funded anywhere real)."""
+    """A private key for a simulated participant, derived from its name (never funded anywhere real).
+    The prefix is this module's old path: it keeps the addresses, and so the order ids, of earlier runs."""
     return "0x" + hashlib.sha256(f"polyoms/algos/scenarios/{name}".encode()).hexdigest()
 
 
@@ -122,7 +140,7 @@ class World:
         """Rest a GTC order of theirs."""
         spec = self.exchange.market_of_token(token)
         order = self.them_builder.limit(token, side, price, str(size), tick=spec.tick)
-        (out,) = await self.them.submit([order])
+        (out,) = await self.them.submit([prepared(order)])
         if out.error is not None:
             raise out.error
         return order.order_id
@@ -140,8 +158,8 @@ class World:
         Returns the shares it traded (0 when nothing matched)."""
         spec = self.exchange.market_of_token(token)
         order = self.them_builder.limit(token, side, price, str(size), tick=spec.tick, order_type=OrderType.FAK)
-        (out,) = await self.them.submit([order])
-        if out.response is None:
+        (out,) = await self.them.submit([prepared(order)])
+        if out.ack is None:
             return 0
         traded = sum(t.size for t in self.exchange.all_trades if t.taker_order_id == order.order_id)
         self.taken.append((self.now, token, side, traded))
@@ -161,6 +179,11 @@ class World:
         self.clock.set(t_ms)
         self.service.tick()
         self.exchange.advance()
+        self.venue.link.release(t_ms)
+
+    async def settle(self) -> None:
+        """Let the OMS and the parents settle, the clock moving only through our venue's latencies."""
+        await latency.drive(self.parents.settle(), [self.venue.link], self._advance_to)
 
     async def run(self, pids: Sequence[str], script: Sequence[Event] = (), *, max_ms: int = 600_000) -> None:
         """Run the script and the parents until every parent of `pids` has ended (or `max_ms`)."""
@@ -169,14 +192,14 @@ class World:
         while True:
             while events and events[0].at_ms <= self.now:
                 await events.pop(0).action(self)
-            await pm.settle()
+            await self.settle()
             if all(pm.status(pid).done for pid in pids) or self.now >= max_ms:
                 return
             now = self.clock.now_ms()
             due = [now + 1_000, self.started_ms + max_ms]
-            wake = pm.next_wake_ms()
-            if wake is not None:
-                due.append(wake)
+            for t in (pm.next_wake_ms(), self.venue.link.next_ms):
+                if t is not None:
+                    due.append(t)
             if self.exchange.settlement.next_ms < NEVER:
                 due.append(self.exchange.settlement.next_ms)
             if events:
@@ -187,10 +210,11 @@ class World:
         """Let `ms` of market time pass (settlement, expiries), the parents following."""
         end = self.clock.now_ms() + ms
         while self.clock.now_ms() < end:
-            await self.parents.settle()
-            nxt = self.exchange.settlement.next_ms
-            self._advance_to(min(end, max(self.clock.now_ms() + 1, min(nxt, self.clock.now_ms() + 1_000))))
-        await self.parents.settle()
+            await self.settle()
+            now = self.clock.now_ms()
+            nxt = min(self.exchange.settlement.next_ms, self.venue.link.next_ms or NEVER, now + 1_000)
+            self._advance_to(min(end, max(now + 1, nxt)))
+        await self.settle()
 
     async def close(self) -> None:
         await self.parents.close()
@@ -216,8 +240,9 @@ class World:
         return out
 
 
-async def new_world(seed: int, *, failure_rate: float = 0.0) -> World:
-    """A fresh exchange with `scenario_markets()`, us and them funded, the OMS running (virtual clock)."""
+async def new_world(seed: int, *, failure_rate: float = 0.0, latency: LatencyConfig | None = None) -> World:
+    """A fresh exchange with `scenario_markets()`, us and them funded, the OMS running (virtual clock);
+    `latency`: our venue's (none by default)."""
     clock = VirtualClock(START_MS)
     markets = scenario_markets()
     exchange = Exchange(markets, clock, seed=seed, settlement=SettlementConfig())
@@ -228,14 +253,14 @@ async def new_world(seed: int, *, failure_rate: float = 0.0) -> World:
     tokens = [t for mk in markets for t in mk.token_ids]
     service.fund(us.address, CASH, dict.fromkeys(tokens, SHARES))
     service.fund(them.address, 1_000 * CASH, dict.fromkeys(tokens, 1_000 * SHARES))
-    venue = InProcessVenue(service, us.address, seed=seed)
+    venue = InProcessVenue(service, us.address, builder=us.order_builder(clock=clock), seed=seed, latency=latency)
     other = InProcessVenue(service, them.address, seed=seed + 1)
     state = OmsState(clock)
     state.add_wallet(us.address, [venue.owner])
     state.set_balance(us.address, cash=CASH, positions=dict.fromkeys(tokens, SHARES))
     engine = Engine(state, venue, markets={t: mk.condition_id for mk in markets for t in mk.token_ids})
     engine.start()
-    manager = OrderManager(engine, us.order_builder(clock=clock), actor="scenario")
+    manager = OrderManager(engine, actor="scenario")
     parents = ParentManager(
         manager, clock=clock, book_source=ExchangeBooks(exchange), seed=seed, autorun=False, deterministic_salts=True
     )
@@ -274,7 +299,7 @@ class ScenarioRun:
         return [self.status(i) for i in range(len(self.parent_ids))]
 
 
-ScenarioFn = Callable[[int], Awaitable[ScenarioRun]]
+ScenarioFn = Callable[[int, LatencyConfig | None], Awaitable[ScenarioRun]]
 SCENARIOS: dict[str, ScenarioFn] = {}
 
 
@@ -314,10 +339,10 @@ def _steady_seller(token: Callable[[World], str], price: str, size: int, every_m
 
 
 @scenario("iceberg/partial-fills")
-async def iceberg_partial_fills(seed: int) -> ScenarioRun:
+async def iceberg_partial_fills(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """BUY 100 at 0.50 shown ~20 at a time; a seller hits the best bid with 7 shares every 1.5 s, so
     every tranche fills in pieces and some sales find no tranche up (the pause)."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     yes = w.yes(ALPHA)
     await w.book(yes, bids=[("0.48", 200)], asks=[("0.52", 200)])
     pid = await _start(w, IcebergSpec(yes, Side.BUY, m(100), m("0.50"), display=m(20), timeout_ms=300_000))
@@ -326,9 +351,9 @@ async def iceberg_partial_fills(seed: int) -> ScenarioRun:
 
 
 @scenario("iceberg/timeout")
-async def iceberg_timeout(seed: int) -> ScenarioRun:
+async def iceberg_timeout(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """The seller stops after six sales: the iceberg times out and reports exactly what filled."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     yes = w.yes(ALPHA)
     await w.book(yes, bids=[("0.48", 200)], asks=[("0.52", 200)])
     pid = await _start(w, IcebergSpec(yes, Side.BUY, m(100), m("0.50"), display=m(20), timeout_ms=60_000))
@@ -337,9 +362,9 @@ async def iceberg_timeout(seed: int) -> ScenarioRun:
 
 
 @scenario("iceberg/settlement-failure")
-async def iceberg_settlement_failure(seed: int) -> ScenarioRun:
+async def iceberg_settlement_failure(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """The first sale's settlement fails (FAILED voids the fill): the iceberg works that quantity again."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     yes = w.yes(ALPHA)
     await w.book(yes, bids=[("0.48", 200)], asks=[("0.52", 200)])
     pid = await _start(w, IcebergSpec(yes, Side.BUY, m(60), m("0.50"), display=m(20), timeout_ms=300_000))
@@ -356,9 +381,9 @@ async def iceberg_settlement_failure(seed: int) -> ScenarioRun:
 
 
 @scenario("iceberg/thin-book")
-async def iceberg_thin_book(seed: int) -> ScenarioRun:
+async def iceberg_thin_book(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """SELL 60 with a limit of 0.45 into a thin bid ladder: each tranche takes the next levels down."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     yes = w.yes(BETA)
     await w.book(
         yes,
@@ -371,12 +396,12 @@ async def iceberg_thin_book(seed: int) -> ScenarioRun:
 
 
 @scenario("iceberg/adaptive-undercut")
-async def iceberg_adaptive_undercut(seed: int) -> ScenarioRun:
+async def iceberg_adaptive_undercut(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """BUY 60 shown ~20 at a time, adaptive pricing up to 0.50 (MEDIUM), starting at the best bid. A small
     sale fills part of the first tranche; a competitor bids 2¢ over it and the tranche's remainder is moved
     over them (cancel, confirm, replace); the second tranche starts at that price, not at the start, and
     is moved over a second competitor bid the same way; sellers fill the rest, never above the limit."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     yes = w.yes(BETA)
     await w.book(yes, bids=[("0.44", 5)], asks=[("0.52", 100)])
     pricing = AdaptivePricing(m("0.50"), urgency=Urgency.MEDIUM)
@@ -401,10 +426,10 @@ async def iceberg_adaptive_undercut(seed: int) -> ScenarioRun:
 
 
 @scenario("adaptive/undercut")
-async def adaptive_undercut(seed: int) -> ScenarioRun:
+async def adaptive_undercut(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """BUY 40 up to 0.50 (MEDIUM). A small sale fills part of it; a competitor bids 2¢ over it twice; the
     repricer steps over each time (cancel, confirm, replace) and is then filled by sellers."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     yes = w.yes(BETA)
     await w.book(yes, bids=[("0.44", 5)], asks=[("0.52", 100)])
     pid = await _start(w, AdaptiveSpec(yes, Side.BUY, m("0.50"), m(40), urgency=Urgency.MEDIUM, timeout_ms=120_000))
@@ -427,9 +452,9 @@ async def adaptive_undercut(seed: int) -> ScenarioRun:
 
 
 @scenario("adaptive/undercut-sell")
-async def adaptive_undercut_sell(seed: int) -> ScenarioRun:
+async def adaptive_undercut_sell(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """SELL 30 down to 0.50: a competitor offers 2¢ under; the repricer lowers its ask and a buyer takes it."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     no = w.no(ALPHA)
     await w.book(no, bids=[("0.40", 100)], asks=[("0.55", 20)])
     pid = await _start(w, AdaptiveSpec(no, Side.SELL, m("0.50"), m(30), urgency=Urgency.HIGH, timeout_ms=60_000))
@@ -443,10 +468,10 @@ async def adaptive_undercut_sell(seed: int) -> ScenarioRun:
 
 
 @scenario("adaptive/trend")
-async def adaptive_trend(seed: int) -> ScenarioRun:
+async def adaptive_trend(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """BUY 30 up to 0.55 (HIGH) while the market climbs 2¢ every 4 s: the repricer chases to its limit,
     never beyond, and gives up when its patience runs out there."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     yes = w.yes(ALPHA)
     await w.book(yes, bids=[("0.45", 50)], asks=[("0.50", 50)])
     pid = await _start(w, AdaptiveSpec(yes, Side.BUY, m("0.55"), m(30), urgency=Urgency.HIGH, timeout_ms=120_000))
@@ -464,8 +489,8 @@ async def adaptive_trend(seed: int) -> ScenarioRun:
 
 
 def _stale(urgency: Urgency) -> ScenarioFn:
-    async def run(seed: int) -> ScenarioRun:
-        w = await new_world(seed)
+    async def run(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
+        w = await new_world(seed, latency=latency)
         yes = w.yes(FINE)
         await w.book(yes, bids=[("0.440", 100)], asks=[("0.500", 200)])
         spec = AdaptiveSpec(
@@ -487,10 +512,10 @@ for _u in Urgency:
 
 
 @scenario("microprice/imbalance")
-async def microprice_imbalance(seed: int) -> ScenarioRun:
+async def microprice_imbalance(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """BUY 40 pegged to the micro-price (50 bps band, limit 0.515) on a 0.1¢ grid while the book's
     imbalance flips and then the market moves up; sellers fill it."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     yes = w.yes(FINE)
     await w.book(yes, bids=[("0.480", 200)], asks=[("0.520", 50)])
     pid = await _start(w, MicroPriceSpec(yes, Side.BUY, m("0.515"), m(40), band_bps=50, timeout_ms=120_000))
@@ -514,10 +539,10 @@ async def microprice_imbalance(seed: int) -> ScenarioRun:
 
 
 @scenario("microprice/thin-book")
-async def microprice_thin_book(seed: int) -> ScenarioRun:
+async def microprice_thin_book(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """A heavy bid and a thin ask put the micro-price at the ask; when the thin ask goes, it jumps past the
     aggression limit (0.620): the order goes to the limit and stays there."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     no = w.no(FINE)
     await w.book(no, bids=[("0.600", 500)], asks=[("0.610", 10), ("0.640", 100)])
     pid = await _start(w, MicroPriceSpec(no, Side.BUY, m("0.620"), m(30), band_bps=50, timeout_ms=30_000))
@@ -536,11 +561,11 @@ KELLY: Final = KellySizing(Fraction(60, 100), Fraction(1, 4))
 
 
 @scenario("kelly/trend")
-async def kelly_trend(seed: int) -> ScenarioRun:
+async def kelly_trend(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """Quarter-Kelly BUY (p = 0.60, bankroll from the ledger) pegged to the micro-price while the market
     climbs from 0.50 to 0.62 and falls back to 0.55: the size shrinks with the edge, there is no order
     at no edge, and it comes back with the edge."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     yes = w.yes(FINE)
     await w.book(yes, bids=[("0.490", 100)], asks=[("0.510", 100)])
     spec = MicroPriceSpec(yes, Side.BUY, m("0.700"), kelly=KELLY, band_bps=50, timeout_ms=90_000)
@@ -569,10 +594,10 @@ async def kelly_trend(seed: int) -> ScenarioRun:
 
 
 @scenario("multileg/complete-set")
-async def multileg_complete_set(seed: int) -> ScenarioRun:
+async def multileg_complete_set(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """YES + NO of one market, 20 each, both legs FOK at once. One book serves both tokens (a NO ask at
     1 − b is a YES bid at b), so a complete set costs 1 + the spread: 0.47 + 0.55."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     yes, no = w.yes(ALPHA), w.no(ALPHA)
     await w.book(yes, bids=[("0.45", 100)], asks=[("0.47", 50)])
     spec = MultiLegSpec.complete_set(yes, no, m(20), m("0.48"), m("0.56"), mode=LegMode.PARALLEL)
@@ -582,10 +607,10 @@ async def multileg_complete_set(seed: int) -> ScenarioRun:
 
 
 @scenario("multileg/one-leg-killed")
-async def multileg_one_leg_killed(seed: int) -> ScenarioRun:
+async def multileg_one_leg_killed(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """The NO leg's FOK is killed (only 5 offered within its limit): the YES leg is naked. The unwinder
     (AUTO, 2¢ a share) buys the 5 complements there are, waits, and flattens the rest when a buyer shows."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     yes, no = w.yes(ALPHA), w.no(ALPHA)
     await w.book(yes, bids=[("0.45", 5), ("0.40", 50)], asks=[("0.47", 50)])
     spec = MultiLegSpec.complete_set(yes, no, m(20), m("0.48"), m("0.56"), mode=LegMode.PARALLEL)
@@ -615,9 +640,9 @@ def _cup_legs(w: World, size: int = 20) -> tuple[LegSpec, ...]:
 
 
 @scenario("multileg/neg-risk-sequential")
-async def multileg_neg_risk_sequential(seed: int) -> ScenarioRun:
+async def multileg_neg_risk_sequential(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """Every outcome of a three-way neg-risk event, one leg after the other: 0.95 for a sure 1."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     await _cup_book(w)()
     pid = await _start(w, MultiLegSpec(_cup_legs(w), mode=LegMode.SEQUENTIAL))
     await w.run([pid])
@@ -625,10 +650,10 @@ async def multileg_neg_risk_sequential(seed: int) -> ScenarioRun:
 
 
 @scenario("multileg/leg-timeout")
-async def multileg_leg_timeout(seed: int) -> ScenarioRun:
+async def multileg_leg_timeout(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """The third outcome's offer is gone before its turn: its GTC leg rests unfilled for the leg timeout,
     is cancelled, and the two bought legs are unwound (complement or sale, within 2¢ a share)."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     await _cup_book(w)()
     blue = w.yes(f"{CUP}-blue")
     offers = [o.order_id for o in w.exchange.open_orders(w.them.owner, asset_id=blue) if o.side is Side.SELL]
@@ -639,10 +664,10 @@ async def multileg_leg_timeout(seed: int) -> ScenarioRun:
 
 
 @scenario("multileg/settlement-failure")
-async def multileg_settlement_failure(seed: int) -> ScenarioRun:
+async def multileg_settlement_failure(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """A complete set bought leg by leg; the NO leg rests until a seller comes, and that trade fails at
     settlement: the YES leg, naked after the fact, is sold back (SELL_BACK, within 3¢ a share)."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     yes, no = w.yes(BETA), w.no(BETA)
     await w.book(yes, bids=[("0.45", 100)], asks=[("0.47", 50)])
     policy = UnwindPolicy(UnwindMethod.SELL_BACK, max_loss=m("0.03"))
@@ -670,10 +695,10 @@ async def multileg_settlement_failure(seed: int) -> ScenarioRun:
 
 
 @scenario("parents/concurrent")
-async def parents_concurrent(seed: int) -> ScenarioRun:
+async def parents_concurrent(seed: int, latency: LatencyConfig | None) -> ScenarioRun:
     """Four parents on four markets at once — iceberg, adaptive, micro-price, a basket — one cancelled
     midway; each keeps to its own children, status and limits."""
-    w = await new_world(seed)
+    w = await new_world(seed, latency=latency)
     a, b, f = w.yes(ALPHA), w.yes(BETA), w.yes(FINE)
     await w.book(a, bids=[("0.48", 200)], asks=[("0.52", 200)])
     await w.book(b, bids=[("0.40", 50)], asks=[("0.60", 50)])
@@ -703,9 +728,10 @@ def decisions_of(status: ParentStatus, *actions: Action) -> list[str]:
     return [str(d) for d in status.decisions if not actions or d.action in actions]
 
 
-async def run_scenario(name: str, seed: int) -> ScenarioRun:
+async def run_scenario(name: str, seed: int, latency: LatencyConfig | None = None) -> ScenarioRun:
+    """One scenario; `latency` (None: none) draws from `seed` too, so the seed alone fixes the run."""
     try:
         fn = SCENARIOS[name]
     except KeyError:
         raise PolyomsError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}") from None
-    return await fn(seed)
+    return await fn(seed, None if latency is None else msgspec.structs.replace(latency, seed=seed))

@@ -1,8 +1,9 @@
 """The OMS on a venue that is not Polymarket: client order ids as the exactly-once key, fills final at once.
 
-`CidVenue` exists only here. It keys orders by a client id it mints in `prepare` (its own ids differ),
-reports every fill CONFIRMED (`SettlementModel.IMMEDIATE`) and knows nothing of signing, hashes or pUSD. The
-OMS, its journal and its recovery run unchanged through submit, fill, cancel, a crash and a restart.
+`CidVenue` exists only here. It keys orders by a client id it mints in `prepare`, gives them ids of its
+own and cancels only by those (so the OMS must remember them, across a restart too), reports every fill
+CONFIRMED (`SettlementModel.IMMEDIATE`) and knows nothing of signing, hashes or pUSD. The OMS, its journal
+and its recovery run unchanged through submit, fill, cancel, a crash and a restart.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from polyoms.core.venue import (
     Ack,
     CancelAnswer,
     Instrument,
+    OrderRef,
     OrderReport,
     OrderRequest,
     PreparedOrder,
@@ -77,6 +79,8 @@ class CidVenue:
         self.book: dict[str, OrderReport] = {}
         """Resting orders by client id (the venue looks our orders up by it)."""
         self.sent: Counter[str] = Counter()
+        self.venue_ids: dict[str, str] = {}
+        """The venue's id → our client id."""
         self.history: list[TradeEvent] = []
         self.cash = 100 * MICRO
         self.shares: Counter[str] = Counter()
@@ -125,7 +129,9 @@ class CidVenue:
                 owner=self.owner,
                 maker_address=WALLET,
             )
-            out.append(SubmitOutcome(o.key, ack=Ack(OrderStatus.LIVE, venue_id=next(self._venue_ids))))
+            venue_id = next(self._venue_ids)
+            self.venue_ids[venue_id] = o.key
+            out.append(SubmitOutcome(o.key, ack=Ack(OrderStatus.LIVE, venue_id=venue_id)))
         return out
 
     def fill(self, key: str, size: int, trade_id: str) -> None:
@@ -157,15 +163,19 @@ class CidVenue:
         if self._sink is not None:
             self._sink(trade)
 
-    async def cancel(self, order_ids: Sequence[str]) -> CancelAnswer:
-        done = tuple(k for k in order_ids if self.book.pop(k, None) is not None)
+    async def cancel(self, orders: Sequence[OrderRef]) -> CancelAnswer:
+        # This venue knows orders to cancel by its own ids only.
+        done = tuple(
+            o.key for o in orders if self.venue_ids.get(o.venue_id) == o.key and self.book.pop(o.key, None) is not None
+        )
         for k in done:
             if self._sink is not None:
                 self._sink(_cancelled(k))
-        return CancelAnswer(done, {k: "not found" for k in order_ids if k not in done})
+        return CancelAnswer(done, {o.key: "unknown order id" for o in orders if o.key not in done})
 
     async def cancel_all(self) -> CancelAnswer:
-        return await self.cancel(list(self.book))
+        mine = {key: vid for vid, key in self.venue_ids.items()}
+        return await self.cancel([OrderRef(k, mine[k]) for k in list(self.book)])
 
     async def get_order(self, order_id: str) -> OrderReport | None:
         return self.book.get(order_id)
@@ -223,7 +233,7 @@ def test_a_client_id_venue_runs_the_oms_unchanged(tmp_path: Path) -> None:
     venue = CidVenue()
     journal = tmp_path / "cid.db"
 
-    async def first_life() -> tuple[str, str]:
+    async def first_life() -> tuple[str, str, str]:
         engine = _engine(journal, venue, clock)
         engine.start()
         manager = OrderManager(engine, actor="test")
@@ -258,11 +268,15 @@ def test_a_client_id_venue_runs_the_oms_unchanged(tmp_path: Path) -> None:
             await manager.cancel(cancel_me)
             await _settle(engine)
             assert manager.status(cancel_me).state is OrderState.CANCELLED
-            return fine, rest
+            keep = await manager.place(
+                OrderRequest(token_id=TOKEN, side=Side.BUY, price=200_000, size=10 * MICRO), INSTRUMENT
+            )
+            await _settle(engine)
+            return fine, rest, keep
         finally:
             await engine.stop()
 
-    fine, rest = asyncio.run(first_life())
+    fine, rest, keep = asyncio.run(first_life())
     # The crash: the state is gone, the journal and the venue remain. Meanwhile the rest fills.
     venue.fill(rest, 15 * MICRO, "T3")
 
@@ -282,7 +296,12 @@ def test_a_client_id_venue_runs_the_oms_unchanged(tmp_path: Path) -> None:
             again = await manager.place(
                 OrderRequest(token_id=TOKEN, side=Side.SELL, price=960_000, size=10 * MICRO), INSTRUMENT
             )
-            assert again not in (fine, rest) and venue.sent[again] == 1
+            assert again not in (fine, rest, keep) and venue.sent[again] == 1
+            # Cancelled by the venue's own id, which the journal kept across the restart.
+            assert engine.state.ref(keep).venue_id.startswith("V")
+            await manager.cancel(keep)
+            await _settle(engine)
+            assert manager.status(keep).state is OrderState.CANCELLED
         finally:
             await engine.stop()
 

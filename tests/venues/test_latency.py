@@ -11,7 +11,7 @@ from polyoms.backtest.scenarios import ALPHA, BACKTEST_LATENCY, CASH, SHARES, ST
 from polyoms.core.clock import VirtualClock
 from polyoms.core.enums import Side
 from polyoms.core.user_events import OrderEvent, TradeEvent
-from polyoms.core.venue import PreparedOrder
+from polyoms.core.venue import OrderRef, PreparedOrder
 from polyoms.exchange.api.service import SimService
 from polyoms.exchange.engine import Exchange
 from polyoms.exchange.events import Event, ExchangeOrderEvent
@@ -93,7 +93,7 @@ def test_an_order_and_its_cancel_sent_at_once_arrive_in_order_at_distinct_instan
         answered["submit"] = s.clock.now_ms()
 
     async def cancel() -> None:
-        answer = await s.venue.cancel([oid])
+        answer = await s.venue.cancel([OrderRef(oid)])
         assert answer.canceled == (oid,)
         answered["cancel"] = s.clock.now_ms()
 
@@ -114,7 +114,7 @@ def test_random_latencies_replay_with_the_seed() -> None:
         oid, order = s.order("0.40")
 
         async def both() -> None:
-            await asyncio.gather(s.venue.submit([order]), s.venue.cancel([oid]))
+            await asyncio.gather(s.venue.submit([order]), s.venue.cancel([OrderRef(oid)]))
 
         asyncio.run(latency.drive(both(), [s.venue.link], s.advance))
         assert s.placed[oid] < s.cancelled[oid]
@@ -130,7 +130,7 @@ def test_without_latency_nothing_waits() -> None:
     async def body() -> None:
         (out,) = await s.venue.submit([order])
         assert out.ack is not None and s.received and s.placed[oid] == START_MS
-        await s.venue.cancel([oid])
+        await s.venue.cancel([OrderRef(oid)])
 
     with pytest.raises(StopIteration):  # not even one suspension: as before there was a latency model
         body().send(None)

@@ -40,6 +40,7 @@ from polyoms.core.clock import VirtualClock
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import PolyomsError
 from polyoms.core.units import MICRO, Micro, to_micro
+from polyoms.core.venue import OrderRef
 from polyoms.exchange.api.faults import FaultConfig, Faults
 from polyoms.exchange.api.service import SimService
 from polyoms.exchange.engine import Exchange
@@ -656,7 +657,7 @@ async def multileg_leg_timeout(seed: int, latency: LatencyConfig | None) -> Scen
     w = await new_world(seed, latency=latency)
     await _cup_book(w)()
     blue = w.yes(f"{CUP}-blue")
-    offers = [o.order_id for o in w.exchange.open_orders(w.them.owner, asset_id=blue) if o.side is Side.SELL]
+    offers = [OrderRef(o.order_id) for o in w.exchange.open_orders(w.them.owner, asset_id=blue) if o.side is Side.SELL]
     await w.them.cancel(offers)
     pid = await _start(w, MultiLegSpec(_cup_legs(w), mode=LegMode.SEQUENTIAL, leg_timeout_ms=5_000))
     await w.run([pid])

@@ -11,7 +11,8 @@ Contract
 * `submit(orders)`: at most `MAX_BATCH` prepared orders, each sent at most once (never retried here).
   One `SubmitOutcome` per order in request order: an `Ack`, a typed refusal, or `unknown` (timeout, 5xx,
   unreadable answer: the order may or may not rest; the OMS resolves it from evidence).
-* cancels answer with the venue's `canceled` / `not_canceled` keys.
+* `cancel(orders)` takes `OrderRef`s (our key and the venue's own id, learned from its acknowledgement)
+  and answers with `canceled` / `not_canceled` keys.
 * queries return the venue's truth as reports (`OrderReport`, `TradeEvent`), keyed by our keys.
 * user events (`OrderEvent` / `TradeEvent`, `core.user_events`) go to the sink set with `set_user_sink`.
 * `settlement` says whether a fill is provisional until settled (on chain) or final at once.
@@ -203,6 +204,18 @@ class SubmitOutcome(msgspec.Struct, frozen=True):
     """Non-empty (the cause) when the venue may or may not have the order."""
 
 
+class OrderRef(msgspec.Struct, frozen=True):
+    """An order as a cancel names it: our `key` and the venue's own id ("" when the venue never said one,
+    or it is the key itself, as on Polymarket)."""
+
+    key: str
+    venue_id: str = ""
+
+    @property
+    def id_at_venue(self) -> str:
+        return self.venue_id or self.key
+
+
 class CancelAnswer(msgspec.Struct, frozen=True):
     canceled: tuple[str, ...] = ()
     not_canceled: dict[str, str] = msgspec.field(default_factory=dict)
@@ -283,7 +296,7 @@ class Venue(Protocol):
 
     async def submit(self, orders: Sequence[PreparedOrder]) -> list[SubmitOutcome]: ...
 
-    async def cancel(self, order_ids: Sequence[str]) -> CancelAnswer: ...
+    async def cancel(self, orders: Sequence[OrderRef]) -> CancelAnswer: ...
 
     async def cancel_all(self) -> CancelAnswer: ...
 

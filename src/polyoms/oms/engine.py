@@ -726,7 +726,7 @@ class Engine:
 
     async def _cancel_io(self, order_ids: tuple[str, ...]) -> None:
         try:
-            answer = await self.venue.cancel(order_ids)
+            answer = await self.venue.cancel([self.state.ref(oid) for oid in order_ids])
         except Exception as exc:
             self._put(_CancelDone(None, f"{type(exc).__name__}: {exc}"))
             return

@@ -2,32 +2,9 @@
 
 A fill is keyed by (trade id, our order id): one trade can fill several of our orders (we were maker
 with two orders, or taker and maker at once — a self-trade), and every status change re-sends the whole
-trade with the same id.
-
-Tiers (architecture principle 3): MATCHED / MATCHED_NOT_BROADCASTED / MINED / RETRYING = PROVISIONAL,
-CONFIRMED = CONFIRMED (final), FAILED = VOIDED (final; whatever it moved is restored).
-
-Attribution (doc §6.3, §4.7; the recorded fixtures confirm the field meanings):
-* top-level `side / price / size / asset_id` are the taker's; the top-level `maker_address` is the
-  taker order's funder (in every recorded trade where we were a maker it is someone else's address);
-* a maker entry is ours if its `order_id` is one of our orders, or its `maker_address` is one of our
-  funders, or its `owner` is one of our API keys (in that order: that is also how its wallet is found);
-  it is read from its own entry: its token, its price, its `matched_amount` — in a MINT/MERGE that is the
-  complementary token (our BUY NO at 0.482 filled against a taker BUY YES at 0.518 is a fill of NO at
-  0.482). Older messages omit the maker's `side`: same token
-  → the taker's opposite side; complementary token → the taker's side (MINT: both BUY, MERGE: both SELL);
-* the taker is ours if `trader_side` is TAKER (the venue says so), or `taker_order_id` is one of our
-  orders, or the top-level `maker_address` is one of our funders — both can hold (self-trade).
-
-Cash of a fill, in pUSD micro-units before fees: a maker's is `price × matched_amount`; a taker's is the
-sum over the makers at their prices (a complementary maker's price p is 1 − p for the taker: executions
-happen at the makers' prices, the taker keeps any improvement), or `price × size` when the maker list
-does not add up to the taker's size. A product that is not a whole number of micro-units (only sizes
-with more than 2 decimals, from dollar-sized market orders, make one) is rounded per maker fill in the
-maker's favour — a maker BUY pays the floor, a maker SELL receives the ceiling — and so against the
-taker (its BUY pays Σ ceilings, its SELL receives Σ floors): the exchange derives the taker's side
-from the makers' fills, and the local exchange settles exactly so. Any other rounding at the venue
-shows up as a sub-micro CASH_DRIFT in reconciliation.
+trade with the same id. Its tier follows the trade status (architecture principle 3, `TIER`); which legs
+are ours and what each moved is decided in `legs_of`; cash is rounded per maker fill in the maker's
+favour (`maker_cash`); `taker_fee` is the one fee rule.
 """
 
 from __future__ import annotations
@@ -43,6 +20,9 @@ from polyoms.core.user_events import TradeEvent, TraderSide, TradeStatus
 
 
 class FillTier(StrEnum):
+    """MATCHED / MATCHED_NOT_BROADCASTED / MINED / RETRYING = PROVISIONAL, CONFIRMED = CONFIRMED (final),
+    FAILED = VOIDED (final; whatever it moved is restored)."""
+
     PROVISIONAL = "PROVISIONAL"
     CONFIRMED = "CONFIRMED"
     VOIDED = "VOIDED"
@@ -130,14 +110,22 @@ def fee_allowance(
 
 
 def maker_cash(side: Side, price: Micro, size: Micro) -> Micro:
-    """pUSD of a maker fill, rounded in the maker's favour (module doc)."""
+    """pUSD of a maker fill, rounded in the maker's favour.
+
+    A product that is not a whole number of micro-units (only sizes with more than 2 decimals, from
+    dollar-sized market orders, make one) is rounded per maker fill in the maker's favour — a maker BUY
+    pays the floor, a maker SELL receives the ceiling — and so against the taker (its BUY pays Σ
+    ceilings, its SELL receives Σ floors, `taker_cash`): the exchange derives the taker's side from the
+    makers' fills, and the local exchange settles exactly so. Any other rounding at the venue shows up
+    as a sub-micro CASH_DRIFT in reconciliation.
+    """
     if side is Side.BUY:
         return price * size // MICRO
     return -(-price * size // MICRO)
 
 
 def taker_cash(side: Side, price: Micro, size: Micro) -> Micro:
-    """pUSD of (part of) a taker fill, rounded against the taker (module doc)."""
+    """pUSD of (part of) a taker fill, rounded against the taker (`maker_cash`)."""
     if side is Side.BUY:
         return -(-price * size // MICRO)
     return price * size // MICRO
@@ -227,10 +215,27 @@ def legs_of(
     fee_exponent: int = 1,
     default_wallet: str | None = None,
 ) -> tuple[list[Leg], list[str]]:
-    """Our legs of `ev` (module doc) and the reasons for any part we could not attribute.
+    """Our legs of `ev` and the reasons for any part we could not attribute.
 
     `order_wallet` maps every order id we know to its wallet. `default_wallet` is used for a leg that
     is ours but names no wallet we know (only sensible with a single wallet).
+
+    Attribution (doc §6.3, §4.7; the recorded fixtures confirm the field meanings):
+    * top-level `side / price / size / asset_id` are the taker's; the top-level `maker_address` is the
+      taker order's funder (in every recorded trade where we were a maker it is someone else's address);
+    * a maker entry is ours if its `order_id` is one of our orders, or its `maker_address` is one of our
+      funders, or its `owner` is one of our API keys (in that order: that is also how its wallet is
+      found); it is read from its own entry: its token, its price, its `matched_amount` — in a
+      MINT/MERGE that is the complementary token (our BUY NO at 0.482 filled against a taker BUY YES at
+      0.518 is a fill of NO at 0.482). Older messages omit the maker's `side`: same token → the taker's
+      opposite side; complementary token → the taker's side (MINT: both BUY, MERGE: both SELL);
+    * the taker is ours if `trader_side` is TAKER (the venue says so), or `taker_order_id` is one of our
+      orders, or the top-level `maker_address` is one of our funders — both can hold (self-trade).
+
+    Cash of a fill, in pUSD micro-units before fees: a maker's is `price × matched_amount`; a taker's is
+    the sum over the makers at their prices (a complementary maker's price p is 1 − p for the taker:
+    executions happen at the makers' prices, the taker keeps any improvement), or `price × size` when
+    the maker list does not add up to the taker's size; rounded as `maker_cash` says.
     """
     legs: list[Leg] = []
     problems: list[str] = []

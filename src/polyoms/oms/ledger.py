@@ -1,39 +1,10 @@
 """Per-wallet ledgers: pUSD and positions in three tiers, reservations, average cost and PnL.
 
 Everything is an integer number of micro-units (pUSD, shares); a price average is an exact Fraction
-and every division is rounded explicitly (half to even) where it happens.
-
-pUSD, per wallet
-    cash       confirmed balance: funding/adjustments (`base`) + Σ cash deltas of CONFIRMED fills
-    prov_out   owed by PROVISIONAL BUY fills (their cash + fee)
-    prov_in    due from PROVISIONAL SELL fills (their cash − fee)
-    reserved   locked by open BUY orders: remaining shares × limit price, plus a fee allowance
-    available  = cash − reserved − prov_out      (provisional proceeds are not spendable)
-
-Shares, per wallet and token
-    confirmed  base + Σ share deltas of CONFIRMED fills
-    prov_in / prov_out   shares bought / sold in PROVISIONAL fills
-    reserved   locked by open SELL orders (remaining shares)
-    sellable   = confirmed − prov_out − reserved (provisional buys are not sellable)
-
-Sellable-now is deliberately conservative. The venue lets bought shares be sold once the trade is
-MINED (the local exchange models the same "pending until mined" rule), but a mined trade can still be
-retried and fail; counting only CONFIRMED shares means a sell can never outrun a fill that is later
-voided. The cost is latency: a market maker waits for CONFIRMED before re-selling what it just bought.
-
-Reservations follow the venue's rule (doc §4.9: size − matched of every open order, pUSD at the limit
-price for BUYs, shares for SELLs), taking "matched" as the larger of what the user channel's order
-events and our own fills say (whichever arrives first releases it, and the fill moves the money into
-`prov_out`/`prov_in` at the same time). On top of a BUY's pUSD the fee allowance of
-`fills.fee_allowance`; post-only orders never take and reserve no fee. An order finished by an
-acknowledgement whose fills have not arrived yet keeps its reservation until they do.
-
-Average cost, realized and unrealized PnL are computed over CONFIRMED fills only (a provisional fill
-may still be voided), in confirmation order, with fees in the cost (BUY) or deducted from proceeds
-(SELL). `cost` is signed like the position; at every step Σ cash deltas = realized − cost exactly.
-Mark-to-market values the confirmed shares at a mark with one rounding rule (`Position.value`, half to
-even): unrealized = value − cost. The mark is the book's mid (`mid_mark`); the liquidation value takes
-the side the position would close into (`Position.liquidation_mark`: a long sells at the bid).
+and every division is rounded explicitly (half to even) where it happens. Amounts are held in tiers —
+confirmed, provisional in and out, reserved by open orders — so that only what can no longer be voided
+is spent or sold: `WalletLedger` holds a wallet's pUSD, `Position` its shares of one token, and
+`reservation` says what an open order locks. Average cost and PnL count CONFIRMED fills only.
 """
 
 from __future__ import annotations
@@ -69,6 +40,27 @@ def mid_mark(bid: Micro | None, ask: Micro | None) -> Micro | None:
 
 
 class Position(msgspec.Struct, array_like=True, gc=False):
+    """A wallet's shares of one token, in tiers, with its average cost and PnL.
+
+    confirmed  base + Σ share deltas of CONFIRMED fills
+    prov_in / prov_out   shares bought / sold in PROVISIONAL fills
+    reserved   locked by open SELL orders (remaining shares)
+    sellable   = confirmed − prov_out − reserved (provisional buys are not sellable)
+
+    Sellable-now is deliberately conservative. The venue lets bought shares be sold once the trade is
+    MINED (the local exchange models the same "pending until mined" rule), but a mined trade can still
+    be retried and fail; counting only CONFIRMED shares means a sell can never outrun a fill that is
+    later voided. The cost is latency: a market maker waits for CONFIRMED before re-selling what it
+    just bought.
+
+    Average cost, realized and unrealized PnL are computed over CONFIRMED fills only (a provisional
+    fill may still be voided), in confirmation order, with fees in the cost (BUY) or deducted from
+    proceeds (SELL). `cost` is signed like the position; at every step Σ cash deltas = realized − cost
+    exactly. Mark-to-market values the confirmed shares at a mark with one rounding rule (`value`, half
+    to even): unrealized = value − cost. The mark is the book's mid (`mid_mark`); the liquidation value
+    takes the side the position would close into (`liquidation_mark`: a long sells at the bid).
+    """
+
     token_id: str
     market: str = ""
     base: Micro = 0
@@ -136,6 +128,15 @@ class Position(msgspec.Struct, array_like=True, gc=False):
 
 
 class WalletLedger(msgspec.Struct, gc=False):
+    """One wallet's pUSD, in tiers, and its positions.
+
+    cash       confirmed balance: funding/adjustments (`base`) + Σ cash deltas of CONFIRMED fills
+    prov_out   owed by PROVISIONAL BUY fills (their cash + fee)
+    prov_in    due from PROVISIONAL SELL fills (their cash − fee)
+    reserved   locked by open BUY orders: remaining shares × limit price, plus a fee allowance
+    available  = cash − reserved − prov_out      (provisional proceeds are not spendable)
+    """
+
     wallet: str
     base: Micro = 0
     """pUSD from balance snapshots and adjustments (not from fills)."""
@@ -223,7 +224,15 @@ class WalletLedger(msgspec.Struct, gc=False):
 
 
 def reservation(o: OrderRecord) -> tuple[Micro, Micro]:
-    """(pUSD, shares) that order `o` locks right now (module doc)."""
+    """(pUSD, shares) that order `o` locks right now.
+
+    The venue's rule (doc §4.9: size − matched of every open order, pUSD at the limit price for BUYs,
+    shares for SELLs), taking "matched" as the larger of what the user channel's order events and our
+    own fills say (whichever arrives first releases it, and the fill moves the money into
+    `prov_out`/`prov_in` at the same time). On top of a BUY's pUSD the fee allowance of
+    `fills.fee_allowance`; post-only orders never take and reserve no fee. An order finished by an
+    acknowledgement whose fills have not arrived yet keeps its reservation until they do.
+    """
     if o.state in TERMINAL and not o.awaiting_fills:
         return 0, 0
     if o.side is Side.SELL:

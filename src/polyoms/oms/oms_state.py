@@ -32,7 +32,7 @@ from polyoms.core.clock import Clock
 from polyoms.core.enums import OrderType
 from polyoms.core.errors import PolyomsError
 from polyoms.core.user_events import OrderEvent, OrderEventType, TradeEvent
-from polyoms.core.venue import Ack
+from polyoms.core.venue import Ack, OrderRef
 from polyoms.oms import inputs
 from polyoms.oms.errors import DuplicateIntentError, IllegalTransitionError, JournalError, UnknownOrderError
 from polyoms.oms.fills import STATUS_RANK, TIER, Fill, FillTier, Identity, Leg, legs_of
@@ -107,6 +107,9 @@ class OmsState:
         self.trade_checkpoint_s = 0
         """Latest `match_time` (unix seconds) of any trade applied: reconciliation asks for trades after it."""
         self.anomaly_count = 0
+        self.venue_ids: dict[str, str] = {}
+        """Our key → the venue's own id, where the venue's acknowledgement gave one that differs (a venue
+        with client order ids); rebuilt by replaying the acknowledgements."""
         self.halted = ""
         """Non-empty when the journal failed: nothing new may be sent (fail closed)."""
         self.notifications: list[Notification] = []
@@ -327,6 +330,8 @@ class OmsState:
     def _apply_ack(self, inp: AckInput, ts: int, seq: int) -> None:
         o = self.orders[inp.order_id]
         a = inp.ack
+        if a.venue_id and a.venue_id != o.order_id:
+            self.venue_ids[o.order_id] = a.venue_id
         word = a.raw_status or (a.status.lower() if a.status is not None else "")
         target = None if a.status is None else ack_target(o, a.status)
         if target is None:
@@ -639,6 +644,10 @@ class OmsState:
         for oid in moved:
             self._evidence(self.orders[oid], S.UNKNOWN, ts, inp.reason, "system", seq)
         return moved
+
+    def ref(self, order_id: str) -> OrderRef:
+        """How a cancel names the order at the venue."""
+        return OrderRef(order_id, self.venue_ids.get(order_id, ""))
 
     def apply_reconciliation(self, batch: RepairBatch) -> None:
         """Journal the reconciliation's diffs and apply its repairs (reconcile.diff computes them); a

@@ -6,26 +6,6 @@ batch to `OmsState.apply_reconciliation`, which journals it (the diffs as `diff`
 through the same evidence rules as the user channel — forward only, idempotent — so a batch applied
 twice, or after the events it anticipated have arrived, changes nothing more. Apply it right after
 computing it; one `CancelAtVenue` action is for the engine to send, not for the state.
-
-Rules
-* Trades: every leg of ours in the venue's trades that we do not have, or have at an earlier status
-  (MISSED_TRADE, TRADE_BEHIND) → ApplyTrade. Applied first, so orders are resolved with their fills.
-* An order the venue lists as open that we do not know (ORDER_UNKNOWN_LOCALLY) → ApplyOrder: adopted as
-  an external order. One we know as open but behind the venue (ORDER_BEHIND: SUBMITTING/UNKNOWN, or
-  less matched) → ApplyOrder. One we consider finished (TERMINAL_BUT_OPEN) → CancelAtVenue: terminal
-  states stay terminal, and an order we do not account for must not stay on the book.
-* An order we think open that the venue does not list (ORDER_MISSING_AT_VENUE) → Resolve, by evidence:
-  the venue's own status for it when looked up (/data/order), else its fills: fully matched (or an IOC
-  that traded) → FILLED; otherwise a GTD past expiration → EXPIRED, an order the venue had acknowledged
-  → CANCELLED, one it never acknowledged (SUBMITTING/UNKNOWN) without any trade → REJECTED. SUBMITTING
-  and UNKNOWN orders younger than `unknown_grace_ms` are left alone (the POST may still be in flight),
-  and "no trade" is only concluded when the venue's trade list covers the order's whole life.
-* An acknowledgement hold (FOK/FAK finished by its answer, fills not seen) whose trades the venue does
-  not have either → ReleaseHold (HOLD_RELEASED).
-* Balances: the venue's on-chain balance should equal confirmed + the deltas of provisional fills
-  already MINED; provisional fills not yet mined widen the band by their deltas. Outside the band →
-  CASH_DRIFT / SHARES_DRIFT and, if `repair_balances`, SetCash / SetShares so the confirmed figure
-  matches. Skipped (BALANCE_DEFERRED) while the same batch still applies trades: reconcile again after.
 """
 
 from __future__ import annotations
@@ -75,7 +55,27 @@ def diff(
     cash_tolerance: Micro = 0,
     repair_balances: bool = True,
 ) -> RepairBatch:
-    """Compare (pure; see the module doc for the rules)."""
+    """Compare `state` with the venue's `truth` (pure): the differences and the actions that repair them.
+
+    * Trades: every leg of ours in the venue's trades that we do not have, or have at an earlier status
+      (MISSED_TRADE, TRADE_BEHIND) → ApplyTrade. Applied first, so orders are resolved with their fills.
+    * An order the venue lists as open that we do not know (ORDER_UNKNOWN_LOCALLY) → ApplyOrder: adopted as
+      an external order. One we know as open but behind the venue (ORDER_BEHIND: SUBMITTING/UNKNOWN, or
+      less matched) → ApplyOrder. One we consider finished (TERMINAL_BUT_OPEN) → CancelAtVenue: terminal
+      states stay terminal, and an order we do not account for must not stay on the book.
+    * An order we think open that the venue does not list (ORDER_MISSING_AT_VENUE) → Resolve, by evidence:
+      the venue's own status for it when looked up (/data/order), else its fills: fully matched (or an IOC
+      that traded) → FILLED; otherwise a GTD past expiration → EXPIRED, an order the venue had acknowledged
+      → CANCELLED, one it never acknowledged (SUBMITTING/UNKNOWN) without any trade → REJECTED. SUBMITTING
+      and UNKNOWN orders younger than `unknown_grace_ms` are left alone (the POST may still be in flight),
+      and "no trade" is only concluded when the venue's trade list covers the order's whole life.
+    * An acknowledgement hold (FOK/FAK finished by its answer, fills not seen) whose trades the venue does
+      not have either → ReleaseHold (HOLD_RELEASED).
+    * Balances: the venue's on-chain balance should equal confirmed + the deltas of provisional fills
+      already MINED; provisional fills not yet mined widen the band by their deltas. Outside the band →
+      CASH_DRIFT / SHARES_DRIFT and, if `repair_balances`, SetCash / SetShares so the confirmed figure
+      matches. Skipped (BALANCE_DEFERRED) while the same batch still applies trades: reconcile again after.
+    """
     diffs: list[Diff] = []
     actions: list[Action] = []
     now = truth.as_of_ms

@@ -49,6 +49,7 @@ from polyoms.core.user_events import TradeEvent
 from polyoms.core.venue import (
     CancelAnswer,
     Instrument,
+    OrderRef,
     OrderReport,
     OrderRequest,
     PreparedOrder,
@@ -170,8 +171,8 @@ class InstrumentedVenue:
             self._m.submit_outcomes.labels(kind).inc()
         return outcomes
 
-    async def cancel(self, order_ids: Sequence[str]) -> CancelAnswer:
-        return await self._timed("cancel", self.inner.cancel(order_ids))
+    async def cancel(self, orders: Sequence[OrderRef]) -> CancelAnswer:
+        return await self._timed("cancel", self.inner.cancel(orders))
 
     async def cancel_all(self) -> CancelAnswer:
         return await self._timed("cancel_all", self.inner.cancel_all())

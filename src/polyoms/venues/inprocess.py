@@ -30,6 +30,7 @@ from polyoms.core.venue import (
     MAX_BATCH,
     CancelAnswer,
     Instrument,
+    OrderRef,
     OrderReport,
     OrderRequest,
     PreparedOrder,
@@ -155,9 +156,9 @@ class InProcessVenue:
         await self.link.answer()
         return out
 
-    async def cancel(self, order_ids: Sequence[str]) -> CancelAnswer:
+    async def cancel(self, orders: Sequence[OrderRef]) -> CancelAnswer:
         await self.link.send()
-        r = self.service.cancel(self.caller, list(order_ids))
+        r = self.service.cancel(self.caller, [o.key for o in orders])
         await self.link.answer()
         return CancelAnswer(tuple(r.canceled), dict(r.not_canceled))
 

@@ -20,6 +20,7 @@ from polyoms.core.user_events import TradeEvent
 from polyoms.core.venue import (
     MAX_BATCH,
     CancelAnswer,
+    OrderRef,
     Instrument,
     OrderReport,
     OrderRequest,
@@ -118,8 +119,8 @@ class PolymarketVenue:
                 out.append(SubmitOutcome(r.order_id, error=r.error))
         return out
 
-    async def cancel(self, order_ids: Sequence[str]) -> CancelAnswer:
-        r = await self.client.cancel_orders(order_ids)
+    async def cancel(self, orders: Sequence[OrderRef]) -> CancelAnswer:
+        r = await self.client.cancel_orders([o.key for o in orders])  # the hash is the venue's id
         return CancelAnswer(r.canceled, r.not_canceled)
 
     async def cancel_all(self) -> CancelAnswer:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from polyoms.core.errors import ConfigError, InputError
+from polyoms.core.params import Param, ParamKind, parse_params
 from polyoms.core.units import MICRO
-from polyoms.strategies.catalog import STRATEGIES, Param, configure, parse_params
+from polyoms.strategies.catalog import STRATEGIES, configure
 from polyoms.strategies.join_best_bid import JoinBestBid, JoinBestBidParams
 
 
@@ -39,7 +40,11 @@ def test_unknown_names_and_bad_params_are_refused() -> None:
 
 
 def test_schema_kinds_and_defaults() -> None:
-    schema = {"n": Param("int", "a count", 3), "p": Param("price", "a price"), "t": Param("text", "a name", "x")}
+    schema = {
+        "n": Param(ParamKind.INT, "a count", default=3),
+        "p": Param(ParamKind.PRICE, "a price", required=True),
+        "t": Param(ParamKind.TEXT, "a name", default="x"),
+    }
     assert parse_params("demo", schema, {"p": "0.45"}) == {"n": 3, "p": 450_000, "t": "x"}
     assert parse_params("demo", schema, {"p": "1", "n": "-2", "t": "y"}) == {"n": -2, "p": MICRO, "t": "y"}
     with pytest.raises(InputError, match="integer"):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import Any, Final, Generic, TypeVar
 
 from polyoms.algos.adaptive import AdaptivePricing, AdaptiveSpec, AdaptiveState
@@ -26,6 +25,7 @@ from polyoms.algos.single import OrderSpec, SingleState
 from polyoms.algos.urgency import Urgency
 from polyoms.core.enums import Side
 from polyoms.core.errors import InputError
+from polyoms.core.params import Param, ParamKind, parse_params
 from polyoms.core.registry import Entry, Registry
 from polyoms.core.units import Micro, plain_micro
 
@@ -44,33 +44,6 @@ def restart_policy(value: str) -> str:
 
 
 # --- parameters --------------------------------------------------------------------------------------
-
-
-class ParamKind(StrEnum):
-    INT = "int"
-    SHARES = "shares"
-    PRICE = "price"
-    TEXT = "text"
-
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    """One `--param KEY=VALUE` an algorithm takes: how its text is read, and what it means."""
-
-    kind: ParamKind
-    help: str
-    choices: tuple[str, ...] = ()
-    """The values a TEXT parameter takes, any case (checked where it is used, with its own message)."""
-
-    def parse(self, algo: str, key: str, text: str) -> int | str:
-        if self.kind is ParamKind.INT:
-            value = text.strip()
-            if not (value.lstrip("-").isdigit() and value.isascii()):
-                raise InputError(f"{algo} parameter {key} must be an integer, got {text!r}", field=key)
-            return int(value)
-        if self.kind is ParamKind.TEXT:
-            return text.strip()
-        return plain_micro(text, key)
 
 
 COMMON_PARAMS: Final = {
@@ -188,15 +161,8 @@ def requested(name: str) -> Entry[Algo[Any]]:
     raise InputError(f"algo must be one of {names}, got {name!r}", field="algo")
 
 
-def parse_params(entry: Entry[Algo[Any]], params: Mapping[str, str]) -> dict[str, Any]:
-    known = {**entry.item.params, **COMMON_PARAMS}
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise InputError(
-            f"unknown {entry.name} parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
-            field="param",
-        )
-    return {key: known[key].parse(entry.name, key, text) for key, text in params.items()}
+def algo_params(entry: Entry[Algo[Any]], params: Mapping[str, str]) -> dict[str, Any]:
+    return parse_params(entry.name, {**entry.item.params, **COMMON_PARAMS}, params)
 
 
 def on_restart_of(params: Mapping[str, str]) -> str | None:
@@ -220,7 +186,7 @@ def build_spec(
     if price is None:
         raise InputError(f"a {entry.name} parent order needs --price (its limit price)", field="price")
     limit = plain_micro(price, "price")
-    request = Request(token_id, side, size, limit, parse_params(entry, params), post_only)
+    request = Request(token_id, side, size, limit, algo_params(entry, params), post_only)
     assert entry.item.build is not None  # `requested` returns orderable entries only
     spec: AlgoSpec = entry.item.build(request)
     return spec

@@ -12,9 +12,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from polyoms.algos.catalog import COMMON_PARAMS, Param, orderable
+from polyoms.algos.catalog import COMMON_PARAMS, orderable
 from polyoms.core.enums import OrderType
 from polyoms.core.errors import InputError, InvalidKeyError, PolyomsError
+from polyoms.core.params import Param
 from polyoms.core.units import fmt_micro
 from polyoms.polymarket.protocol.keys import Signer
 from polyoms.polymarket.protocol.order import OrderBuilder, SignedOrder

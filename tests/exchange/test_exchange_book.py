@@ -6,7 +6,7 @@ from exchange_helpers import FINE, PLAIN, Harness, m
 
 from polyoms.core.enums import OrderType, Side
 from polyoms.exchange.accounts import Account
-from polyoms.exchange.book import Book
+from polyoms.exchange.book import MatchingBook
 from polyoms.exchange.orders import Order
 
 YES, NO = PLAIN.yes_token_id, PLAIN.no_token_id
@@ -33,7 +33,7 @@ def test_sides_in_yes_space() -> None:
 
 
 def test_dense_levels_and_best_tracking() -> None:
-    b = Book(PLAIN)
+    b = MatchingBook(PLAIN)
     assert b.n == 100 and (b.best_bid, b.best_ask) == (0, 100)
     assert b.bid_q[40] is None  # queues appear with a level's first order
     assert b.best(True) == (None, None)
@@ -51,7 +51,7 @@ def test_dense_levels_and_best_tracking() -> None:
 
 
 def test_fifo_with_lazy_removal_and_compaction() -> None:
-    b = Book(PLAIN)
+    b = MatchingBook(PLAIN)
     orders = [rec(Side.SELL, True, 600_000, 1) for _ in range(60)]
     for o in orders:
         b.add(o)

@@ -10,7 +10,9 @@ import pytest
 from polyoms.core.units import MICRO
 from polyoms.exchange.fees import NO_FEES, FeeCurve
 from polyoms.exchange.life.agents import (
-    Cancel,
+    AgentCancel,
+    AgentPlace,
+    AgentQuote,
     InformedParams,
     InformedTrader,
     LiquidityProvider,
@@ -20,8 +22,6 @@ from polyoms.exchange.life.agents import (
     NoiseParams,
     NoiseTaker,
     Observation,
-    Place,
-    Quote,
     fee_per_share,
     reconcile,
     shares,
@@ -58,8 +58,8 @@ def obs(**kw: object) -> Observation:
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
-def places(cmds: list[Place | Cancel]) -> list[Place]:
-    return [c for c in cmds if isinstance(c, Place)]
+def places(cmds: list[AgentPlace | AgentCancel]) -> list[AgentPlace]:
+    return [c for c in cmds if isinstance(c, AgentPlace)]
 
 
 # --- fair value -----------------------------------------------------------------------------------
@@ -133,10 +133,10 @@ def test_liquidity_provider_quotes_a_ladder_around_its_lagging_estimate() -> Non
 def test_liquidity_provider_keeps_queue_position_and_skews_against_inventory() -> None:
     p = LPParams(half_spread=5_000, levels=1, size=60.0, noise=0, skew_per_kshare=10_000, max_position=2_000.0)
     lp = LiquidityProvider("lp", random.Random(1), p)
-    resting = (Quote("0xa", True, 490_000, 10 * MICRO), Quote("0xb", False, 520_000, 60 * MICRO))
+    resting = (AgentQuote("0xa", True, 490_000, 10 * MICRO), AgentQuote("0xb", False, 520_000, 60 * MICRO))
     cmds = lp.decide(obs(quotes=resting, other_bid=None, other_ask=None), fair=503_000).commands
     # The bid is where it should be (even partly filled): kept. The ask moved: cancelled, then replaced.
-    assert cmds == [Cancel("0xb"), Place(False, 510_000, 60 * MICRO, post_only=True)]
+    assert cmds == [AgentCancel("0xb"), AgentPlace(False, 510_000, 60 * MICRO, post_only=True)]
 
     # Around 0.505: 0.50 / 0.51 flat; long 1,000 shares shifts the center 1 ¢ down, to 0.49 / 0.50.
     lp2 = LiquidityProvider("lp2", random.Random(1), p)
@@ -162,9 +162,9 @@ def test_informed_trader_takes_only_beyond_its_edge_and_the_fee() -> None:
     inf = InformedTrader("i", random.Random(1), p)
     assert places(inf.decide(obs(), fair=515_000).commands) == []  # 510 + 10 > 515
     (buy,) = places(inf.decide(obs(), fair=530_000).commands)
-    assert buy == Place(True, 520_000, 150 * MICRO, take=True)  # pays at most fair − edge
+    assert buy == AgentPlace(True, 520_000, 150 * MICRO, take=True)  # pays at most fair − edge
     (sell,) = places(inf.decide(obs(), fair=470_000).commands)
-    assert sell == Place(False, 480_000, 150 * MICRO, take=True)
+    assert sell == AgentPlace(False, 480_000, 150 * MICRO, take=True)
     # Position limit: only what is left of it.
     (rest,) = places(inf.decide(obs(position=120 * MICRO), fair=530_000).commands)
     assert rest.size == 80 * MICRO
@@ -183,19 +183,19 @@ def test_naive_quoter_quotes_the_others_mid_and_ignores_value() -> None:
     assert d.wake_ms == NOW + 10_000
     # Mid 0.505 ± 0.01, snapped outwards to the grid.
     assert d.commands == [
-        Place(True, 490_000, 50 * MICRO, post_only=True),
-        Place(False, 520_000, 50 * MICRO, post_only=True),
+        AgentPlace(True, 490_000, 50 * MICRO, post_only=True),
+        AgentPlace(False, 520_000, 50 * MICRO, post_only=True),
     ]
-    gone = nq.decide(obs(other_bid=None, quotes=(Quote("0x1", True, 480_000, MICRO),)), fair=0)
-    assert gone.commands == [Cancel("0x1")]
+    gone = nq.decide(obs(other_bid=None, quotes=(AgentQuote("0x1", True, 480_000, MICRO),)), fair=0)
+    assert gone.commands == [AgentCancel("0x1")]
 
 
 def test_reconcile_and_sizes() -> None:
     assert shares(12.345) == 12_340_000 and shares(-1) == 0
     cmds = reconcile(
-        (Quote("0x1", True, 480_000, MICRO), Quote("0x2", True, 480_000, MICRO)),
+        (AgentQuote("0x1", True, 480_000, MICRO), AgentQuote("0x2", True, 480_000, MICRO)),
         [(True, 480_000, 5 * MICRO), (False, 520_000, 5 * MICRO)],
         post_only=True,
     )
     # One order per wanted level is kept; a duplicate at the same price goes.
-    assert cmds == [Cancel("0x2"), Place(False, 520_000, 5 * MICRO, post_only=True)]
+    assert cmds == [AgentCancel("0x2"), AgentPlace(False, 520_000, 5 * MICRO, post_only=True)]

@@ -43,7 +43,7 @@ class BookView:
         return self.asks[-1][0] if self.asks else None
 
 
-class Book:
+class MatchingBook:
     """The order book of one market. `best_bid == 0` / `best_ask == n` mean that side is empty."""
 
     __slots__ = (

@@ -29,7 +29,7 @@ from polyoms.core.errors import (
 from polyoms.core.units import MICRO, TickSize, tick_size
 from polyoms.exchange import messages as msg
 from polyoms.exchange.accounts import FEE_COLLECTOR, Account, Balances, Ledger
-from polyoms.exchange.book import Book, BookView
+from polyoms.exchange.book import BookView, MatchingBook
 from polyoms.exchange.events import (
     CANCELLATION,
     PLACEMENT,
@@ -113,8 +113,8 @@ class Exchange:
         self.listener = listener
         self.ledger = Ledger(fee_collector)
         self.matcher = Matcher(self.ledger, TradeIds(seed))
-        self._books: dict[str, Book] = {}
-        self._tokens: dict[str, tuple[Book, bool]] = {}
+        self._books: dict[str, MatchingBook] = {}
+        self._tokens: dict[str, tuple[MatchingBook, bool]] = {}
         for spec in specs:
             self._add_book(spec)
         self._orders: dict[str, Order] = {}
@@ -130,7 +130,7 @@ class Exchange:
         self.settlement = Settlement(self.ledger, self._orders, self._trades, self._trade_status, settlement, seed)
 
     def _add_book(self, spec: MarketSpec) -> None:
-        book = Book(spec)
+        book = MatchingBook(spec)
         self._books[spec.condition_id.lower()] = book
         self._tokens[spec.yes_token_id] = (book, True)
         self._tokens[spec.no_token_id] = (book, False)
@@ -170,7 +170,9 @@ class Exchange:
         self.set_market_flags(condition_id, accepting_orders=False, closed=True)
         return self._cancel_market_orders(self._book(condition_id), msg.REASON_MARKET_CLOSED, now)
 
-    def _cancel_market_orders(self, book: Book, reason: str, now: int, keep: TickSize | None = None) -> list[str]:
+    def _cancel_market_orders(
+        self, book: MatchingBook, reason: str, now: int, keep: TickSize | None = None
+    ) -> list[str]:
         """Cancel the market's open orders (oldest first), or with `keep` only those off its grid."""
         victims = [
             o for o in self._open.values() if o.market == book.market and (keep is None or not keep.on_grid(o.price))
@@ -243,7 +245,7 @@ class Exchange:
             self.listener(MarketResolvedEvent(book.spec, winning_token_id, now))
         return res
 
-    def _redeem(self, book: Book, winner: str) -> tuple[dict[str, int], dict[str, int]]:
+    def _redeem(self, book: MatchingBook, winner: str) -> tuple[dict[str, int], dict[str, int]]:
         """Burn every share of the market; pay 1 pUSD per winning share out of its collateral."""
         ledger = self.ledger
         payouts: dict[str, int] = {}
@@ -453,13 +455,13 @@ class Exchange:
 
     # --- queries ---------------------------------------------------------------------------------
 
-    def _book(self, condition_id: str) -> Book:
+    def _book(self, condition_id: str) -> MatchingBook:
         book = self._books.get(condition_id.lower())
         if book is None:
             raise NotFoundError(f"market not found: {condition_id}", condition_id=condition_id)
         return book
 
-    def _token(self, token_id: str) -> tuple[Book, bool]:
+    def _token(self, token_id: str) -> tuple[MatchingBook, bool]:
         entry = self._tokens.get(token_id)
         if entry is None:
             raise NotFoundError(venue_errors.NO_ORDERBOOK, token_id=token_id)
@@ -580,7 +582,7 @@ class Exchange:
         return self.ledger.get(address)
 
     @property
-    def books(self) -> Mapping[str, Book]:
+    def books(self) -> Mapping[str, MatchingBook]:
         return self._books
 
     @property

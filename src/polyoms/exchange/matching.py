@@ -1,40 +1,12 @@
 """The matching engine: validation, price-time matching and exact settlement. Pure (no I/O, no clock).
 
-Rules, beyond the protocol reference (doc §3.5–3.8, §7):
+`new_order` validates a signed order into the exchange's `Order`; `Matcher` walks the book price-time
+(FIFO within a level, at the maker's price) and settles every fill in the ledger. Key rules, detailed on
+`Matcher` (beyond the protocol reference, doc §3.5–3.8, §7):
 
-* Denomination. GTC/GTD orders count shares: a BUY wants `taker_amount` shares at the limit
-  `maker_amount / taker_amount`, a SELL gives `maker_amount` shares at `taker_amount / maker_amount`;
-  that ratio must be exactly a price on the tick grid. FOK/FAK BUY spend up to `maker_amount` pUSD,
-  FOK/FAK SELL sell up to `maker_amount` shares; their ratio is only a worst price, turned into the
-  integer bound floor(ratio) for a BUY and ceil(ratio) for a SELL — exactly equivalent to comparing
-  with cross-multiplication, since every level price is an integer of micro-pUSD.
-* Matching walks the opposite YES-space side best level first, FIFO within a level, and trades at
-  the maker's price (the taker keeps any improvement). One `Trade` is recorded per taker order and
-  price level, listing every maker it filled there (as the venue's multi-maker trades do).
-* Match type per maker: opposite sides → COMPLEMENTARY, both BUY → MINT, both SELL → MERGE. At YES
-  level price a the YES party trades at a and the NO party at 1 − a, so mint payments and merge
-  receipts add up to one pUSD per share.
-* Rounding (per maker fill of x micro-shares): makers never lose to rounding — a maker BUY pays
-  floor(x·p), a maker SELL receives ceil(x·p) at its own price p; the taker takes the complement,
-  which always works out to ceil(x·π) paid by a taker BUY and floor(x·π) received by a taker SELL
-  at the taker's price π. Hence buyer-pays == seller-receives, MINT payments sum to exactly x and
-  MERGE receipts to exactly x, and a resting BUY's payments never exceed the reservation released
-  (ceil(R·p) − ceil((R−x)·p) ≥ floor(x·p)).
-* Funds. §4.9 first: a BUY needs `maker_amount` pUSD free, a SELL `maker_amount` shares free
-  (free = min(balance − pending, allowance) − reserved). Then, for a taker BUY, the exact plan is checked before
-  anything moves: its payments (with their rounding) + taker fees + the reservation of any remainder
-  that will rest must fit in free pUSD — so fees can always be paid and nothing goes negative.
-  A taker SELL's fee is taken from its proceeds and never exceeds them (contract cap ≤ 5 %).
-* FOK BUY counts as fully filled when at most `FOK_BUY_DUST_MICRO` of its budget stays unspent (a
-  budget-limited walk spends it to the last micro; the dust only forgives a book that is short by
-  less than that). FOK SELL must sell every share. A failed FOK changes nothing: the whole plan is
-  computed before the first transfer.
-* Marketable BUY minimum $1 applies to FOK/FAK BUY and to a GTC/GTD BUY that crosses on arrival.
-  Min size and tick rules apply to GTC/GTD only. postOnly is refused with FOK/FAK.
-* Proceeds are pending. Whatever a party receives (shares bought, pUSD from a sale or a merge, the fee
-  collector's fee) is credited at once but also counted as pending, which free balances leave out,
-  until the settlement pipeline mines the trade (see `settlement`). Payments leave at once.
-* Self-trades are allowed (the reference knows no self-trade prevention).
+* every amount is exact integer micro-units, and makers never lose to rounding;
+* a taker's whole plan (payments, fees, the reservation of what rests) is checked before anything moves;
+* what a party receives stays pending until the settlement pipeline mines the trade.
 """
 
 from __future__ import annotations
@@ -56,7 +28,7 @@ from polyoms.core.errors import (
 )
 from polyoms.core.units import MICRO
 from polyoms.exchange.accounts import MAX_UINT256, Account, Ledger
-from polyoms.exchange.book import Book
+from polyoms.exchange.book import MatchingBook
 from polyoms.exchange.fees import taker_fee
 from polyoms.exchange.markets import MarketSpec
 from polyoms.exchange.orders import CANCELED, LIVE, MATCHED, EngineOrder, Order
@@ -158,7 +130,43 @@ def _insufficient() -> InsufficientBalanceError:
 
 
 class Matcher:
-    """Matches orders on books and settles fills in a ledger."""
+    """Matches orders on books and settles fills in a ledger.
+
+    * Denomination. GTC/GTD orders count shares: a BUY wants `taker_amount` shares at the limit
+      `maker_amount / taker_amount`, a SELL gives `maker_amount` shares at `taker_amount / maker_amount`;
+      that ratio must be exactly a price on the tick grid. FOK/FAK BUY spend up to `maker_amount` pUSD,
+      FOK/FAK SELL sell up to `maker_amount` shares; their ratio is only a worst price, turned into the
+      integer bound floor(ratio) for a BUY and ceil(ratio) for a SELL — exactly equivalent to comparing
+      with cross-multiplication, since every level price is an integer of micro-pUSD.
+    * Matching walks the opposite YES-space side best level first, FIFO within a level, and trades at
+      the maker's price (the taker keeps any improvement). One `Trade` is recorded per taker order and
+      price level, listing every maker it filled there (as the venue's multi-maker trades do).
+    * Match type per maker: opposite sides → COMPLEMENTARY, both BUY → MINT, both SELL → MERGE. At YES
+      level price a the YES party trades at a and the NO party at 1 − a, so mint payments and merge
+      receipts add up to one pUSD per share.
+    * Rounding (per maker fill of x micro-shares): makers never lose to rounding — a maker BUY pays
+      floor(x·p), a maker SELL receives ceil(x·p) at its own price p; the taker takes the complement,
+      which always works out to ceil(x·π) paid by a taker BUY and floor(x·π) received by a taker SELL
+      at the taker's price π. Hence buyer-pays == seller-receives, MINT payments sum to exactly x and
+      MERGE receipts to exactly x, and a resting BUY's payments never exceed the reservation released
+      (ceil(R·p) − ceil((R−x)·p) ≥ floor(x·p)).
+    * Funds. §4.9 first: a BUY needs `maker_amount` pUSD free, a SELL `maker_amount` shares free
+      (free = min(balance − pending, allowance) − reserved). Then, for a taker BUY, the exact plan is
+      checked before anything moves: its payments (with their rounding) + taker fees + the reservation
+      of any remainder that will rest must fit in free pUSD — so fees can always be paid and nothing
+      goes negative. A taker SELL's fee is taken from its proceeds and never exceeds them (contract cap
+      ≤ 5 %).
+    * FOK BUY counts as fully filled when at most `FOK_BUY_DUST_MICRO` of its budget stays unspent (a
+      budget-limited walk spends it to the last micro; the dust only forgives a book that is short by
+      less than that). FOK SELL must sell every share. A failed FOK changes nothing: the whole plan is
+      computed before the first transfer.
+    * Marketable BUY minimum $1 applies to FOK/FAK BUY and to a GTC/GTD BUY that crosses on arrival.
+      Min size and tick rules apply to GTC/GTD only. postOnly is refused with FOK/FAK.
+    * Proceeds are pending. Whatever a party receives (shares bought, pUSD from a sale or a merge, the fee
+      collector's fee) is credited at once but also counted as pending, which free balances leave out,
+      until the settlement pipeline mines the trade (see `settlement`). Payments leave at once.
+    * Self-trades are allowed (the reference knows no self-trade prevention).
+    """
 
     __slots__ = ("ledger", "trade_ids")
 
@@ -166,7 +174,7 @@ class Matcher:
         self.ledger = ledger
         self.trade_ids = trade_ids or TradeIds()
 
-    def submit(self, book: Book, o: Order, post_only: bool, now_ms: int) -> list[Trade]:
+    def submit(self, book: MatchingBook, o: Order, post_only: bool, now_ms: int) -> list[Trade]:
         """Check funds, match `o` against `book`, settle, and rest what a GTC/GTD leaves.
 
         Returns the trades made (empty if `o` only rested). On any error nothing has changed.
@@ -206,7 +214,7 @@ class Matcher:
         return self._match(book, o, acct, is_bid, bound, limit_order, now_ms)
 
     def _match(
-        self, book: Book, o: Order, acct: Account, is_bid: bool, bound: int, limit_order: bool, now_ms: int
+        self, book: MatchingBook, o: Order, acct: Account, is_bid: bool, bound: int, limit_order: bool, now_ms: int
     ) -> list[Trade]:
         is_buy = o.side is _BUY
         is_yes = o.is_yes
@@ -396,7 +404,7 @@ class Matcher:
             o.status = MATCHED
         return trades
 
-    def _rest(self, book: Book, o: Order, acct: Account) -> None:
+    def _rest(self, book: MatchingBook, o: Order, acct: Account) -> None:
         if o.side is _BUY:
             res = -(-o.remaining * o.price // MICRO)
             acct.pusd_reserved += res
@@ -408,7 +416,7 @@ class Matcher:
         o.status = LIVE
         book.add(o)
 
-    def cancel(self, book: Book, o: Order) -> None:
+    def cancel(self, book: MatchingBook, o: Order) -> None:
         """Take a resting order off the book and release what it reserved."""
         acct = o.account
         if o.side is _BUY:

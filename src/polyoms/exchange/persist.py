@@ -5,25 +5,11 @@
     state = load(path)                              # None if there is none; SnapshotError if unusable
     service = build_service(..., snapshot=state)    # exchange/api/runner: the same exchange again
 
-What a snapshot holds: the markets as they are now (flags, ticks, resolutions, markets added while
-running), the ledger (balances, reservations, pending proceeds, allowances, the conservation totals),
-every order the exchange accepted (open ones with their place in their level's queue), every trade with
-its settlement status, the settlement pipeline (its cursor, later steps, random stream), trade-id and
-order-sequence counters, last trade prices, resolutions, the exchange's auth secret and the API keys
-created from it, the proxy wallets seen, the auto-funded addresses, and where the background traders
-(`MarketLife`) had got to.
-
-What starts afresh: the heartbeat chains (the exchange was down too, so nobody's dead-man switch ran;
-the first beat after a restart starts a new chain), orders answered `delayed` and not yet matched
-(dropped, as a delayed order that no longer fits is), fault switches and settlement delays (they are
-configuration, given again at start), WebSocket subscriptions, and the background traders' private
-random streams and estimates (they resume on the same seeded fair values and feed, see
-`MarketLife.resume`). Trade ids after a restore continue in a new range, so that they never repeat ids
-a crashed run handed out after its last snapshot.
-
-Format: JSON through typed msgspec structs with a version number; never pickle. A file that is not
-valid JSON, does not match the schema, carries another version or does not pass the exchange's own
-`audit` raises `SnapshotError` and changes nothing.
+A snapshot (`ServiceState`, which says what it holds and what starts afresh) is everything the
+exchange accepted and where it had got to; what is configuration or a live connection is given again
+at start. Format: JSON through typed msgspec structs with a version number; never pickle. A file that
+is not valid JSON, does not match the schema, carries another version or does not pass the exchange's
+own `audit` raises `SnapshotError` and changes nothing.
 """
 
 from __future__ import annotations
@@ -110,7 +96,7 @@ class LedgerState(msgspec.Struct, forbid_unknown_fields=True):
     burned_tokens: dict[str, int]
 
 
-class OrderState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+class SavedOrder(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     order_id: str
     maker: str
     owner: str
@@ -227,7 +213,7 @@ class ExchangeState(msgspec.Struct, forbid_unknown_fields=True):
     fee_collector: str
     markets: list[SpecState]
     ledger: LedgerState
-    orders: list[OrderState]
+    orders: list[SavedOrder]
     """Every order the exchange accepted, in sequence order."""
     books: list[BookState]
     trades: list[TradeState]
@@ -267,6 +253,25 @@ class LifeState(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ServiceState(msgspec.Struct, forbid_unknown_fields=True):
+    """A snapshot of the local exchange and the service around it.
+
+    What a snapshot holds: the markets as they are now (flags, ticks, resolutions, markets added while
+    running), the ledger (balances, reservations, pending proceeds, allowances, the conservation totals),
+    every order the exchange accepted (open ones with their place in their level's queue), every trade with
+    its settlement status, the settlement pipeline (its cursor, later steps, random stream), trade-id and
+    order-sequence counters, last trade prices, resolutions, the exchange's auth secret and the API keys
+    created from it, the proxy wallets seen, the auto-funded addresses, and where the background traders
+    (`MarketLife`) had got to.
+
+    What starts afresh: the heartbeat chains (the exchange was down too, so nobody's dead-man switch ran;
+    the first beat after a restart starts a new chain), orders answered `delayed` and not yet matched
+    (dropped, as a delayed order that no longer fits is), fault switches and settlement delays (they are
+    configuration, given again at start), WebSocket subscriptions, and the background traders' private
+    random streams and estimates (they resume on the same seeded fair values and feed, see
+    `MarketLife.resume`). Trade ids after a restore continue in a new range, so that they never repeat ids
+    a crashed run handed out after its last snapshot.
+    """
+
     version: int
     saved_at_ms: int
     chain_id: int
@@ -318,8 +323,8 @@ def _spec_state(s: MarketSpec) -> SpecState:
     )
 
 
-def _order_state(o: Order) -> OrderState:
-    return OrderState(
+def _order_state(o: Order) -> SavedOrder:
+    return SavedOrder(
         o.order_id,
         o.maker,
         o.owner,
@@ -444,10 +449,10 @@ def capture_exchange(ex: Exchange, cache: RecordCache | None = None) -> Exchange
     ledger = ex.ledger
     st = ex.settlement
     if cache is None:
-        orders: list[OrderState] = [_order_state(o) for o in ex.all_orders.values()]
+        orders: list[SavedOrder] = [_order_state(o) for o in ex.all_orders.values()]
         trades: list[TradeState] = [_trade_state(t) for t in ex.all_trades]
     else:
-        orders = cast(list[OrderState], cache.order_records(ex))
+        orders = cast(list[SavedOrder], cache.order_records(ex))
         trades = cast(list[TradeState], cache.trade_records(ex))
     return ExchangeState(
         fee_collector=ledger.fee_collector.address,
@@ -504,7 +509,7 @@ def capture_exchange(ex: Exchange, cache: RecordCache | None = None) -> Exchange
 
 
 def capture(service: SimService, cache: RecordCache | None = None) -> ServiceState:
-    """Everything `service` and its exchange need to come back as they are (module doc); see
+    """Everything `service` and its exchange need to come back as they are (`ServiceState`); see
     `capture_exchange` for `cache`."""
     keys = service.keys
     by_key = keys.lookup()
@@ -572,7 +577,7 @@ def _restore_ledger(ledger: Ledger, st: LedgerState) -> None:
     ledger.burned_tokens = dict(st.burned_tokens)
 
 
-def _order(s: OrderState, ledger: Ledger) -> Order:
+def _order(s: SavedOrder, ledger: Ledger) -> Order:
     o = Order(
         s.order_id,
         s.maker,

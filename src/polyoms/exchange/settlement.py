@@ -1,41 +1,15 @@
 """Settlement: every trade goes from MATCHED to a final status on the injected clock.
 
 The venue matches off-chain and settles on-chain (doc §7.1, §6.3): a trade is MATCHED when the
-operator sends its transaction, MINED once that is included in a block, CONFIRMED when final. A
-transaction that reverts puts the trade in RETRYING; the operator tries again and the trade is either
-mined after all or FAILED, which voids it. The local exchange plays this out with configurable delays
-and probabilities, deterministically (times come from the clock, draws from a seeded `Random`).
+operator sends its transaction, MINED once that is in a block, CONFIRMED when final; a transaction that
+reverts puts the trade in RETRYING, after which it is mined after all or FAILED, which voids it. The
+local exchange plays this out with configurable delays and probabilities, deterministically (times from
+the clock, draws from a seeded `Random`). Key rules (ours: the venue's behaviour on failures is
+UNCONFIRMED), detailed on `Settlement`:
 
-Rules (the venue's own behaviour on failures is UNCONFIRMED; these are ours):
-
-* Timeline. MINED `mined_delay_ms` after the match, CONFIRMED `confirmed_delay_ms` after MINED. A trade
-  drawn to go wrong becomes RETRYING instead of MINED and, `retry_delay_ms` later, FAILED — or, drawn to
-  recover, MINED and then CONFIRMED as usual. A step happens at the time it is due, not when the owner
-  gets round to advancing the exchange, so statuses and timestamps do not depend on how often it does.
-* Draws. A trade's fate is drawn once, when its first step comes due: FAILED with probability
-  `failure_probability`, RETRYING then mined with `retry_probability`, otherwise straight to MINED.
-  Nothing is drawn while both are 0.
-* Only an unmined trade can fail, and proceeds cannot be spent before MINED. Whatever a party receives
-  in a trade (shares bought, pUSD from a sale or a merge, the fee) is credited at the match but stays
-  *pending* — in the balance, not spendable, not reservable — until the trade is mined (see `accounts`).
-  That is what the chain does (the shares are not in the wallet before the transaction is included)
-  and what the OMS's "sellable now" expects. So when a trade FAILS its proceeds are always where they
-  were put, and the reversal is exact; nothing has to be clawed back from a third party, no balance
-  goes negative and every total stays conserved. The price: a buyer cannot resell for ~2 s.
-* Reversal (FAILED) undoes exactly that trade's transfers: the taker and every maker get back what they
-  paid (pUSD including the taker's fee, or shares) and give back what they received; the fee collector
-  gives back the fee; collateral locked by its MINT fills is released, collateral released by its MERGE
-  fills is locked again. Finite allowances get back what the transfer spent (a reverted `transferFrom`
-  spends none); infinite ones stay infinite.
-* Orders stay as reported: `size_matched` keeps the failed fill (the venue reported it matched, and
-  does not put the size back on the book), `size_failed` grows by it; no order event is sent — the
-  FAILED trade event, which lists the maker orders, is the notice.
-* Transaction hash: assigned at MINED, keccak-256 of "polyoms-sim:tx:" + trade id ("0x" + 64 hex,
-  stable per trade id), kept afterwards. A FAILED trade was never mined and has none.
-* Cost on the matching path: nothing per trade. Trades are matched in time order and all wait the same
-  `mined_delay_ms` for their first step, so the pipeline walks the exchange's own list of trades with a
-  cursor; only later steps (a few per trade, when they are due) go through a heap. Should the clock
-  ever step back (a wall clock being corrected), a first step can only come late, never early.
+* proceeds stay pending, not spendable, until the trade is mined, so a FAILED trade reverses exactly;
+* a FAILED trade leaves its orders as reported (`size_failed` grows) and never gets a transaction hash;
+* a step happens at the time it is due, however often the owner advances the exchange.
 """
 
 from __future__ import annotations
@@ -110,8 +84,38 @@ def transaction_hash(trade_id: str) -> str:
 class Settlement:
     """Walks trades from MATCHED to a final status as the clock passes their due times.
 
-    First steps come from `trades` (the exchange's list, in match order) through a cursor; later steps
-    from a heap. `next_ms` is when the next step is due, so callers skip `run` with one comparison.
+    * Timeline. MINED `mined_delay_ms` after the match, CONFIRMED `confirmed_delay_ms` after MINED. A
+      trade drawn to go wrong becomes RETRYING instead of MINED and, `retry_delay_ms` later, FAILED — or,
+      drawn to recover, MINED and then CONFIRMED as usual. A step happens at the time it is due, not
+      when the owner gets round to advancing the exchange, so statuses and timestamps do not depend on
+      how often it does.
+    * Draws. A trade's fate is drawn once, when its first step comes due: FAILED with probability
+      `failure_probability`, RETRYING then mined with `retry_probability`, otherwise straight to MINED.
+      Nothing is drawn while both are 0.
+    * Only an unmined trade can fail, and proceeds cannot be spent before MINED. Whatever a party
+      receives in a trade (shares bought, pUSD from a sale or a merge, the fee) is credited at the match
+      but stays *pending* — in the balance, not spendable, not reservable — until the trade is mined
+      (see `accounts`). That is what the chain does (the shares are not in the wallet before the
+      transaction is included) and what the OMS's "sellable now" expects. So when a trade FAILS its
+      proceeds are always where they were put, and the reversal is exact; nothing has to be clawed back
+      from a third party, no balance goes negative and every total stays conserved. The price: a buyer
+      cannot resell until the trade is mined (`mined_delay_ms`).
+    * Reversal (FAILED) undoes exactly that trade's transfers: the taker and every maker get back what
+      they paid (pUSD including the taker's fee, or shares) and give back what they received; the fee
+      collector gives back the fee; collateral locked by its MINT fills is released, collateral released
+      by its MERGE fills is locked again. Finite allowances get back what the transfer spent (a reverted
+      `transferFrom` spends none); infinite ones stay infinite.
+    * Orders stay as reported: `size_matched` keeps the failed fill (the venue reported it matched, and
+      does not put the size back on the book), `size_failed` grows by it; no order event is sent — the
+      FAILED trade event, which lists the maker orders, is the notice.
+    * Transaction hash: assigned at MINED (`transaction_hash`, stable per trade id), kept afterwards. A
+      FAILED trade was never mined and has none.
+    * Cost on the matching path: nothing per trade. Trades are matched in time order and all wait the
+      same `mined_delay_ms` for their first step, so first steps come from `trades` (the exchange's list,
+      in match order) through a cursor; only later steps (a few per trade, when they are due) go through
+      a heap. Should the clock ever step back (a wall clock being corrected), a first step can only come
+      late, never early. `next_ms` is when the next step is due, so callers skip `run` with one
+      comparison.
     """
 
     __slots__ = (

@@ -6,8 +6,9 @@ and a deterministic scheduler that runs them on the injected clock (doc: archite
 """
 
 from polyoms.exchange.life.agents import (
-    Cancel,
-    Decision,
+    AgentCancel,
+    AgentDecision,
+    AgentPlace,
     InformedParams,
     InformedTrader,
     LiquidityProvider,
@@ -17,7 +18,6 @@ from polyoms.exchange.life.agents import (
     NoiseParams,
     NoiseTaker,
     Observation,
-    Place,
 )
 from polyoms.exchange.life.fair_value import AboveStrikeValue, LogitParams, LogitWalk
 from polyoms.exchange.life.feed import DAY_MS, FeedParams, PriceFeed, PriceTick, to_rtds_message, to_rtds_snapshot
@@ -28,8 +28,9 @@ __all__ = [
     "DAY_MS",
     "SCENARIOS",
     "AboveStrikeValue",
-    "Cancel",
-    "Decision",
+    "AgentCancel",
+    "AgentDecision",
+    "AgentPlace",
     "FeedParams",
     "InformedParams",
     "InformedTrader",
@@ -44,7 +45,6 @@ __all__ = [
     "NoiseParams",
     "NoiseTaker",
     "Observation",
-    "Place",
     "PriceFeed",
     "PriceTick",
     "Scenario",

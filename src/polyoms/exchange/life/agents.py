@@ -7,26 +7,8 @@ It never calls the exchange, never reads a clock (the time is in the observation
 the driver (`life.market`) executes the commands. Its only side effects are on its own state and its
 own seeded `random.Random`, so a seed replays a day event for event.
 
-Prices and sizes in commands are exact integers: YES-space micro-prices on the market's tick grid and
-micro-shares with at most 2 decimals (the SDKs' size precision). The driver picks the concrete token
-and side — a YES-space ask is SELL YES when the agent holds YES, otherwise BUY NO at 1 − p — as a
-real trader without inventory would.
-
-Models (defaults in the *Params classes):
-
-* `NoiseTaker` — uninformed flow: Poisson arrivals, random side, log-normal size, marketable FAK a
-  few ticks through the touch. It pays the spread (and taker fees) and is who liquidity providers
-  earn from.
-* `LiquidityProvider` — quotes several levels each side around its estimate of value, which follows
-  the hidden fair value with a lag (an exponential filter) plus noise; skews both sides against its
-  inventory and stops adding to it past a limit; requotes on a jittered timer, keeping orders whose
-  price is unchanged so they keep their queue position.
-* `InformedTrader` — knows the fair value; takes liquidity when the book is mispriced beyond an edge
-  (plus the taker fee it would pay), up to a clip and a position limit. Its fills are the adverse
-  selection resting quotes suffer.
-* `NaiveQuoter` — a reference strategy, not background flow: quotes the others' mid ± a fixed half
-  spread with a fixed size on a fixed timer, ignoring value and inventory. Tests use it to show that
-  adverse selection is real.
+Models: `NoiseTaker`, `LiquidityProvider`, `InformedTrader` (background flow) and `NaiveQuoter` (a
+reference strategy); their defaults are in the *Params classes.
 """
 
 from __future__ import annotations
@@ -60,7 +42,7 @@ def shares(n: float) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Quote:
+class AgentQuote:
     """One of the agent's own resting orders, in YES space."""
 
     order_id: str
@@ -88,12 +70,17 @@ class Observation:
     other_ask: int | None
     position: int
     """YES shares held minus NO shares held (micro-shares): the agent's exposure to YES."""
-    quotes: tuple[Quote, ...] = ()
+    quotes: tuple[AgentQuote, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
-class Place:
+class AgentPlace:
     """Buy (`is_bid`) or sell YES exposure at YES-space `price` for `size` micro-shares.
+
+    Prices and sizes are exact integers: YES-space micro-prices on the market's tick grid and
+    micro-shares with at most 2 decimals (the SDKs' size precision). The driver picks the concrete
+    token and side — a YES-space ask is SELL YES when the agent holds YES, otherwise BUY NO at 1 − p —
+    as a real trader without inventory would.
 
     `take=True` is a fill-and-kill order with `price` as the worst acceptable price; otherwise a GTC
     limit order (post-only when asked, so a quote that would cross is refused rather than trading).
@@ -107,15 +94,15 @@ class Place:
 
 
 @dataclass(frozen=True, slots=True)
-class Cancel:
+class AgentCancel:
     order_id: str
 
 
-Command = Place | Cancel
+Command = AgentPlace | AgentCancel
 
 
 @dataclass(slots=True)
-class Decision:
+class AgentDecision:
     commands: list[Command] = field(default_factory=list)
     wake_ms: int | None = None
     """When to decide again (None: never, unless rescheduled)."""
@@ -128,7 +115,7 @@ def fee_per_share(curve: FeeCurve, price: int) -> int:
     return taker_fee(curve, SHARE, price, price)
 
 
-def reconcile(quotes: tuple[Quote, ...], wanted: list[tuple[bool, int, int]], post_only: bool) -> list[Command]:
+def reconcile(quotes: tuple[AgentQuote, ...], wanted: list[tuple[bool, int, int]], post_only: bool) -> list[Command]:
     """Commands that turn the resting `quotes` into `wanted` (is_bid, price, size) levels.
 
     A resting order at a wanted price is kept whatever its remaining size — cancelling and re-placing
@@ -144,8 +131,8 @@ def reconcile(quotes: tuple[Quote, ...], wanted: list[tuple[bool, int, int]], po
         if key in want:
             del want[key]
         else:
-            cancels.append(Cancel(q.order_id))
-    places: list[Command] = [Place(b, p, s, post_only=post_only) for (b, p), s in want.items() if s > 0]
+            cancels.append(AgentCancel(q.order_id))
+    places: list[Command] = [AgentPlace(b, p, s, post_only=post_only) for (b, p), s in want.items() if s > 0]
     return cancels + places
 
 
@@ -186,7 +173,7 @@ class Agent:
         """When to decide first; spread out so agents do not start in lockstep."""
         return now_ms + 1 + int(self.rng.random() * 5_000)
 
-    def decide(self, obs: Observation, fair: int) -> Decision:
+    def decide(self, obs: Observation, fair: int) -> AgentDecision:
         raise NotImplementedError
 
 
@@ -208,6 +195,9 @@ class NoiseParams:
 
 
 class NoiseTaker(Agent):
+    """Uninformed flow: Poisson arrivals, random side, log-normal size, marketable FAK a few ticks
+    through the touch. It pays the spread (and taker fees) and is who liquidity providers earn from."""
+
     role = "noise"
 
     def __init__(self, name: str, rng: random.Random, params: NoiseParams = NoiseParams()) -> None:
@@ -221,7 +211,7 @@ class NoiseTaker(Agent):
     def first_wake(self, now_ms: int) -> int:
         return now_ms + 1 + int(self.rng.expovariate(1.0 / self._gap_ms))
 
-    def decide(self, obs: Observation, fair: int) -> Decision:
+    def decide(self, obs: Observation, fair: int) -> AgentDecision:
         p, rng = self.params, self.rng
         wake = obs.now_ms + 1 + int(rng.expovariate(1.0 / self._gap_ms))
         # Draw side and size every time, traded or not, so one empty book does not shift the stream.
@@ -229,17 +219,17 @@ class NoiseTaker(Agent):
         size = shares(min(p.max_size, rng.lognormvariate(math.log(p.size_median), p.size_sigma)))
         size = max(size, obs.min_size)
         if not obs.accepting:
-            return Decision([], wake)
+            return AgentDecision([], wake)
         slip = p.slippage_ticks * obs.tick
         if is_bid:
             if obs.best_ask is None:
-                return Decision([], wake)
+                return AgentDecision([], wake)
             worst = clamp_price(obs.best_ask + slip, obs.tick)
         else:
             if obs.best_bid is None:
-                return Decision([], wake)
+                return AgentDecision([], wake)
             worst = clamp_price(obs.best_bid - slip, obs.tick)
-        return Decision([Place(is_bid, worst, size, take=True)], wake)
+        return AgentDecision([AgentPlace(is_bid, worst, size, take=True)], wake)
 
 
 # --- liquidity providers ------------------------------------------------------------------------
@@ -268,6 +258,11 @@ class LPParams:
 
 
 class LiquidityProvider(Agent):
+    """Quotes several levels each side around its estimate of value, which follows the hidden fair value
+    with a lag (an exponential filter) plus noise; skews both sides against its inventory and stops
+    adding to it past a limit; requotes on a jittered timer, keeping orders whose price is unchanged so
+    they keep their queue position."""
+
     role = "lp"
 
     def __init__(self, name: str, rng: random.Random, params: LPParams = LPParams()) -> None:
@@ -281,7 +276,7 @@ class LiquidityProvider(Agent):
     def funding(self) -> tuple[int, int]:
         return (self.params.pusd, shares(self.params.sets))
 
-    def decide(self, obs: Observation, fair: int) -> Decision:
+    def decide(self, obs: Observation, fair: int) -> AgentDecision:
         p, rng = self.params, self.rng
         now = obs.now_ms
         wake = now + int(p.requote_ms * (0.5 + rng.random()))
@@ -293,7 +288,7 @@ class LiquidityProvider(Agent):
             self.estimate += alpha * (fair - self.estimate)
         self._last_ms = now
         if not obs.accepting:
-            return Decision([Cancel(q.order_id) for q in obs.quotes], wake)
+            return AgentDecision([AgentCancel(q.order_id) for q in obs.quotes], wake)
         pos = obs.position
         center = self.estimate + err - p.skew_per_kshare * pos / (1_000 * SHARE)
         wanted: list[tuple[bool, int, int]] = []
@@ -301,7 +296,7 @@ class LiquidityProvider(Agent):
             if (is_bid and pos >= self._max_pos) or (not is_bid and pos <= -self._max_pos):
                 continue
             wanted.append((is_bid, price, self._size * (level + 1)))
-        return Decision(reconcile(obs.quotes, wanted, post_only=True), wake)
+        return AgentDecision(reconcile(obs.quotes, wanted, post_only=True), wake)
 
 
 # --- informed traders ---------------------------------------------------------------------------
@@ -319,6 +314,10 @@ class InformedParams:
 
 
 class InformedTrader(Agent):
+    """Knows the fair value; takes liquidity when the book is mispriced beyond an edge (plus the taker
+    fee it would pay), up to a clip and a position limit. Its fills are the adverse selection resting
+    quotes suffer."""
+
     role = "informed"
 
     def __init__(self, name: str, rng: random.Random, params: InformedParams = InformedParams()) -> None:
@@ -333,11 +332,11 @@ class InformedTrader(Agent):
     def first_wake(self, now_ms: int) -> int:
         return now_ms + 1 + int(self.rng.expovariate(1.0 / self.params.check_ms))
 
-    def decide(self, obs: Observation, fair: int) -> Decision:
+    def decide(self, obs: Observation, fair: int) -> AgentDecision:
         p = self.params
         wake = obs.now_ms + 1 + int(self.rng.expovariate(1.0 / p.check_ms))
         if not obs.accepting:
-            return Decision([], wake)
+            return AgentDecision([], wake)
         tick, pos = obs.tick, obs.position
         ask, bid = obs.best_ask, obs.best_bid
         if ask is not None and pos < self._max_pos and ask + fee_per_share(obs.fee, ask) + p.edge <= fair:
@@ -345,13 +344,13 @@ class InformedTrader(Agent):
             worst = clamp_price(snap_down(fair - p.edge - fee_per_share(obs.fee, fair), tick), tick)
             size = min(self._clip, self._max_pos - pos)
             if worst >= ask and size >= SIZE_STEP:
-                return Decision([Place(True, worst, size - size % SIZE_STEP, take=True)], wake)
+                return AgentDecision([AgentPlace(True, worst, size - size % SIZE_STEP, take=True)], wake)
         elif bid is not None and pos > -self._max_pos and bid - fee_per_share(obs.fee, bid) - p.edge >= fair:
             worst = clamp_price(snap_up(fair + p.edge + fee_per_share(obs.fee, fair), tick), tick)
             size = min(self._clip, self._max_pos + pos)
             if worst <= bid and size >= SIZE_STEP:
-                return Decision([Place(False, worst, size - size % SIZE_STEP, take=True)], wake)
-        return Decision([], wake)
+                return AgentDecision([AgentPlace(False, worst, size - size % SIZE_STEP, take=True)], wake)
+        return AgentDecision([], wake)
 
 
 # --- the reference strategy ---------------------------------------------------------------------
@@ -366,7 +365,10 @@ class NaiveParams:
 
 
 class NaiveQuoter(Agent):
-    """Quotes the others' mid ± a fixed half spread, fixed size, on a fixed timer. Knows nothing."""
+    """Quotes the others' mid ± a fixed half spread, fixed size, on a fixed timer. Knows nothing.
+
+    A reference strategy, not background flow: it ignores value and inventory. Tests use it to show
+    that adverse selection is real."""
 
     role = "naive"
 
@@ -378,12 +380,12 @@ class NaiveQuoter(Agent):
     def funding(self) -> tuple[int, int]:
         return (self.params.pusd, 0)
 
-    def decide(self, obs: Observation, fair: int) -> Decision:
+    def decide(self, obs: Observation, fair: int) -> AgentDecision:
         p = self.params
         wake = obs.now_ms + p.requote_ms
         ob, oa = obs.other_bid, obs.other_ask
         if not obs.accepting or ob is None or oa is None:
-            return Decision([Cancel(q.order_id) for q in obs.quotes], wake)
+            return AgentDecision([AgentCancel(q.order_id) for q in obs.quotes], wake)
         tick = obs.tick
         # Twice the mid keeps a half-tick mid exact; the quotes are snapped outwards.
         bid = snap_down((ob + oa - 2 * p.half_spread) // 2, tick)
@@ -393,4 +395,4 @@ class NaiveQuoter(Agent):
             wanted.append((True, bid, self._size))
         if ob < ask <= MICRO - tick:
             wanted.append((False, ask, self._size))
-        return Decision(reconcile(obs.quotes, wanted, post_only=True), wake)
+        return AgentDecision(reconcile(obs.quotes, wanted, post_only=True), wake)

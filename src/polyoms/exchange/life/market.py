@@ -30,18 +30,18 @@ from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import ConfigError, NotFoundError, OrderError
 from polyoms.core.units import MICRO
 from polyoms.exchange.accounts import Account
-from polyoms.exchange.book import Book
+from polyoms.exchange.book import MatchingBook
 from polyoms.exchange.engine import EngineOrder, Exchange
 from polyoms.exchange.life.agents import (
     SIZE_STEP,
     Agent,
-    Cancel,
+    AgentCancel,
+    AgentPlace,
+    AgentQuote,
     InformedTrader,
     LiquidityProvider,
     NoiseTaker,
     Observation,
-    Place,
-    Quote,
 )
 from polyoms.exchange.life.fair_value import AboveStrikeValue, FairValue, LogitWalk
 from polyoms.exchange.life.feed import PriceFeed, PriceTick
@@ -415,27 +415,27 @@ class MarketLife:
         obs = self._observe(slot, book, spec, now)
         decision = slot.agent.decide(obs, slot.fair.value_at(now))
         for cmd in decision.commands:
-            if type(cmd) is Cancel:
+            if type(cmd) is AgentCancel:
                 self._cancel(slot, cmd.order_id)
             else:
-                assert isinstance(cmd, Place)
+                assert isinstance(cmd, AgentPlace)
                 self._place(slot, book, cmd, now)
         if decision.wake_ms is not None:
             self._schedule(max(decision.wake_ms, now + 1), slot.action)
 
-    def _observe(self, slot: AgentSlot, book: Book, spec: MarketSpec, now: int) -> Observation:
+    def _observe(self, slot: AgentSlot, book: MatchingBook, spec: MarketSpec, now: int) -> Observation:
         tick = book.tick
         orders = slot.orders
-        quotes: tuple[Quote, ...] = ()
+        quotes: tuple[AgentQuote, ...] = ()
         own: dict[tuple[bool, int], int] = {}
         if orders:
-            qs: list[Quote] = []
+            qs: list[AgentQuote] = []
             for oid, o in list(orders.items()):
                 if not o.resting:
                     del orders[oid]
                     continue
                 yp = o.price if o.is_yes else MICRO - o.price
-                qs.append(Quote(oid, o.is_bid, yp, o.remaining))
+                qs.append(AgentQuote(oid, o.is_bid, yp, o.remaining))
                 key = (o.is_bid, yp // tick)
                 own[key] = own.get(key, 0) + o.remaining
             quotes = tuple(qs)
@@ -481,7 +481,7 @@ class MarketLife:
         self._order_n += 1
         return f"0x{self._order_prefix}{self._order_n:048x}"
 
-    def _place(self, slot: AgentSlot, book: Book, cmd: Place, now: int) -> None:
+    def _place(self, slot: AgentSlot, book: MatchingBook, cmd: AgentPlace, now: int) -> None:
         tick = book.tick
         price, size = cmd.price, cmd.size - cmd.size % SIZE_STEP
         if size <= 0 or price % tick or not tick <= price <= MICRO - tick:

@@ -1,8 +1,8 @@
 """Whether a mirrored order book is trusted: the market channel's continuity rules, without I/O.
 
 Each rule takes the mirror's state, an event and a clock value and returns a decision; the socket
-client (`ws_market`, whose docstring tells the rules in prose) feeds it frames and acts on the answers:
-untrusting, resyncing, counting.
+client (`ws_market.MarketStream`, whose docstring tells the rules in prose) feeds it frames and acts on
+the answers: untrusting, resyncing, counting.
 """
 
 from __future__ import annotations

@@ -102,14 +102,14 @@ class DataClient:
 
     async def positions(
         self, user: str, *, limit: int = DEFAULT_PAGE, offset: int = 0, **filters: Filter
-    ) -> list[models.Position]:
+    ) -> list[models.DataPosition]:
         params = _query(filters, user=user, limit=limit, offset=offset)
         return await _list(self.core, "/positions", params, models.decode_positions)
 
     async def all_positions(
         self, user: str, *, page_size: int = DEFAULT_PAGE, **filters: Filter
-    ) -> list[models.Position]:
-        async def fetch(limit: int, offset: int) -> list[models.Position]:
+    ) -> list[models.DataPosition]:
+        async def fetch(limit: int, offset: int) -> list[models.DataPosition]:
             return await self.positions(user, limit=limit, offset=offset, **filters)
 
         return await _all(fetch, page_size, None)

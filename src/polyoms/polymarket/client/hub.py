@@ -21,7 +21,7 @@ from polyoms.core.market_events import BookSnapshot
 from polyoms.polymarket.client.breaker import BreakerPolicy, CircuitBreaker
 from polyoms.polymarket.client.clob import ClobClient
 from polyoms.polymarket.client.gamma import DataClient, GammaClient
-from polyoms.polymarket.client.models import Position
+from polyoms.polymarket.client.models import DataPosition
 from polyoms.polymarket.client.ratelimit import IpLimiter, LimitsConfig, TokenBucket
 from polyoms.polymarket.client.rest import HttpPools, Observer, RestCore, Timeouts
 from polyoms.polymarket.client.retry import RetryPolicy
@@ -132,12 +132,12 @@ class ClientHub:
         """Books of many tokens (POST /books in chunks, within the limits), by token id."""
         return {b.asset_id: b for b in await self.public.books(token_ids)}
 
-    async def positions(self, wallets: Iterable[Wallet | str]) -> dict[str, list[Position]]:
+    async def positions(self, wallets: Iterable[Wallet | str]) -> dict[str, list[DataPosition]]:
         """Data-API positions of many wallets (by funder address), a few requests at a time."""
         users = list(dict.fromkeys(w.maker if isinstance(w, Wallet) else w for w in wallets))
         gate = asyncio.Semaphore(self.config.concurrency)
 
-        async def one(user: str) -> list[Position]:
+        async def one(user: str) -> list[DataPosition]:
             async with gate:
                 return await self.data.all_positions(user)
 

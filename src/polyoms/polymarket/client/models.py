@@ -524,7 +524,7 @@ def _opt_exact(value: Decimal | None, what: str) -> Micro | None:
         raise malformed(f"{what} {value} is not an exact amount", field=what) from None
 
 
-def _outcome_prices(w: gamma.GammaMarket) -> tuple[Micro, ...]:
+def _outcome_prices(w: gamma.PmGammaMarket) -> tuple[Micro, ...]:
     try:
         prices = w.outcome_prices
     except ArithmeticError:  # decimal.InvalidOperation: a price that is not a number
@@ -532,7 +532,7 @@ def _outcome_prices(w: gamma.GammaMarket) -> tuple[Micro, ...]:
     return tuple(approx(p, "outcomePrices") or 0 for p in prices)
 
 
-def gamma_market_from_wire(w: gamma.GammaMarket) -> GammaMarket:
+def gamma_market_from_wire(w: gamma.PmGammaMarket) -> GammaMarket:
     outcomes, token_ids = w.outcome_names, w.token_ids
     if token_ids and len(token_ids) != len(outcomes):
         raise malformed("gamma market: outcomes and clobTokenIds differ in length", id=w.id)
@@ -596,7 +596,7 @@ class GammaEvent(msgspec.Struct, frozen=True):
     tags: tuple[str, ...] = ()
 
 
-def gamma_event_from_wire(w: gamma.GammaEvent) -> GammaEvent:
+def gamma_event_from_wire(w: gamma.PmGammaEvent) -> GammaEvent:
     return GammaEvent(
         id=w.id,
         slug=w.slug,
@@ -641,7 +641,7 @@ def decode_gamma_search(data: bytes) -> GammaSearch:
     )
 
 
-class Position(msgspec.Struct, frozen=True):
+class DataPosition(msgspec.Struct, frozen=True):
     """Data API /positions item (the venue's view; analytics, not the ledger)."""
 
     proxy_wallet: str
@@ -665,9 +665,9 @@ class Position(msgspec.Struct, frozen=True):
     end_date: str | None = None
 
 
-def decode_positions(data: bytes) -> list[Position]:
+def decode_positions(data: bytes) -> list[DataPosition]:
     return [
-        Position(
+        DataPosition(
             proxy_wallet=w.proxyWallet,
             asset=w.asset,
             condition_id=w.conditionId,

@@ -1,6 +1,6 @@
 """Market-channel client (doc §6.2): mirrored books that are either right or say they are not.
 
-This module does the I/O (sockets, REST rounds, events); the rules below are decided in `book_trust`.
+This module does the I/O (sockets, REST rounds, events); the rules are decided in `book_trust`.
 
     stream = MarketStream(MarketStreamConfig(url=...), rest=hub.public)
     async with stream:
@@ -9,44 +9,10 @@ This module does the I/O (sockets, REST rounds, events); the rules below are dec
             ...
         stream.is_trusted(token_id)             # never act on a book unless this is True
 
-The books live in a `BookSet` (`stream.books`; a token's book is created by its first snapshot, on
-that snapshot's tick grid). The venue has no sequence numbers, so continuity is made explicit: a book
-is TRUSTED only after a snapshot (a `book` event after (re)subscribing, or a REST snapshot), and
-becomes UNTRUSTED, with a `BookUntrusted` event saying why (`UntrustReason`), on:
-
-* a lost socket (closed by the venue, failed send, or stale: no frame, not even PONG, for
-  `stale_after_s`): every book of that socket; they come back with the snapshots sent on resubscribe;
-* an update stamped earlier than one already applied to the same token (events of one asset come in
-  order on a socket, doc §6.4): the only rule that sees two swapped updates of one level, each of which
-  reproduces its own best prices and hash;
-* a best bid/ask mismatch: each price_change entry carries the venue's best prices after the change,
-  compared with the mirror's after applying it (`verify_best_prices`);
-* a hash mismatch: where the venue's per-change hash reproduces as the §6.5 hash of the book after the
-  change (with the message's timestamp; the mirror knows min_order_size, tick_size and neg_risk from
-  the snapshot and last_trade_price from `last_trade_price` events, its complement's included: BUY YES
-  at p is SELL NO at 1 - p), a mismatch is a gap. Whether the real venue hashes that is UNCONFIRMED, so
-  `hash_check="auto"` (default) enforces it only once it has matched on the current connection, and
-  stops computing it after `hash_auto_give_up` misses without a match; "on" always enforces, "off" never
-  computes. Subscribe both tokens of a market: a lone token's last trade price may change unannounced;
-* a REST verification that disagrees (every `rest_verify_interval_s`, `rest_verify_batch` books,
-  round-robin), or a silent token (no update for `asset_silence_s`) whose liveness probe fails (REST
-  verification; without REST, a resubscription);
-* an update the mirror cannot apply, a snapshot whose hash does not reproduce, a snapshot overtaken by
-  updates stamped as late or later (reordered frames), a tick-size change, or a malformed frame.
-
-Resync: `resync="rest"` (default with a REST client) fetches POST /books; otherwise the token is
-unsubscribed and subscribed again on its socket and the stream's fresh snapshot restores it. A REST
-snapshot is adopted exactly although the stream keeps flowing: from the moment the request is sent,
-the token's updates are recorded; once the answer (taken at venue time T) is in, a PING is sent and its
-PONG awaited — a socket is ordered, so by then every update the venue queued before T has arrived (and
-the socket has shown it is alive: a stalled one never gets a REST-built book trusted). The snapshot plus
-the recorded updates stamped at or after T is then the book now (price_change sets absolute sizes, so
-replaying one the snapshot holds is harmless); updates stamped at or before T arriving later are applied
-but not checked. The same construction makes the periodic REST verification exact under live flow: a
-lagging stream is not taken for a wrong one. Duplicated frames are harmless by construction.
-
-A stream serves any number of tokens: subscriptions go out in chunks of `subscribe_chunk` ids, and
-`max_assets_per_socket` (0 = no limit) spreads them over several sockets.
+The venue has no sequence numbers, so continuity is made explicit: a book is TRUSTED only after a
+snapshot and becomes UNTRUSTED, with a `BookUntrusted` event saying why, on any sign of a gap
+(`MarketStream` lists them); a REST snapshot is adopted exactly although the stream keeps flowing
+(`MarketStream._rest_round`).
 """
 
 from __future__ import annotations
@@ -249,6 +215,37 @@ _EVENT_NAMES: Final[dict[type, str]] = {
 
 
 class MarketStream(StreamBase[_MarketSocket]):
+    """Mirrored books of any number of tokens, each trusted or untrusted with a reason.
+
+    The books live in a `BookSet` (`stream.books`; a token's book is created by its first snapshot, on
+    that snapshot's tick grid). The venue has no sequence numbers, so continuity is made explicit: a book
+    is TRUSTED only after a snapshot (a `book` event after (re)subscribing, or a REST snapshot), and
+    becomes UNTRUSTED, with a `BookUntrusted` event saying why (`UntrustReason`), on:
+
+    * a lost socket (closed by the venue, failed send, or stale: no frame, not even PONG, for
+      `stale_after_s`): every book of that socket; they come back with the snapshots sent on resubscribe;
+    * an update stamped earlier than one already applied to the same token (events of one asset come in
+      order on a socket, doc §6.4): the only rule that sees two swapped updates of one level, each of which
+      reproduces its own best prices and hash;
+    * a best bid/ask mismatch: each price_change entry carries the venue's best prices after the change,
+      compared with the mirror's after applying it (`verify_best_prices`);
+    * a hash mismatch: where the venue's per-change hash reproduces as the §6.5 hash of the book after the
+      change (with the message's timestamp; the mirror knows min_order_size, tick_size and neg_risk from
+      the snapshot and last_trade_price from `last_trade_price` events, its complement's included: BUY YES
+      at p is SELL NO at 1 - p), a mismatch is a gap. Whether the real venue hashes that is UNCONFIRMED, so
+      `hash_check="auto"` (default) enforces it only once it has matched on the current connection, and
+      stops computing it after `hash_auto_give_up` misses without a match; "on" always enforces, "off" never
+      computes. Subscribe both tokens of a market: a lone token's last trade price may change unannounced;
+    * a REST verification that disagrees (every `rest_verify_interval_s`, `rest_verify_batch` books,
+      round-robin), or a silent token (no update for `asset_silence_s`) whose liveness probe fails (REST
+      verification; without REST, a resubscription);
+    * an update the mirror cannot apply, a snapshot whose hash does not reproduce, a snapshot overtaken by
+      updates stamped as late or later (reordered frames), a tick-size change, or a malformed frame.
+
+    A stream serves any number of tokens: subscriptions go out in chunks of `subscribe_chunk` ids, and
+    `max_assets_per_socket` (0 = no limit) spreads them over several sockets.
+    """
+
     channel = "market"
 
     def __init__(
@@ -702,7 +699,19 @@ class MarketStream(StreamBase[_MarketSocket]):
     # --- REST: resync, verification, liveness ---------------------------------------------------------------------
 
     async def _rest_round(self, assets: list[str], mode: RestMode) -> None:
-        """Fetch REST snapshots of `assets` and resync, verify or probe them (see the module docstring)."""
+        """Fetch REST snapshots of `assets` and resync, verify or probe them.
+
+        Resync: `resync="rest"` (default with a REST client) fetches POST /books; otherwise the token is
+        unsubscribed and subscribed again on its socket and the stream's fresh snapshot restores it. A REST
+        snapshot is adopted exactly although the stream keeps flowing: from the moment the request is sent,
+        the token's updates are recorded; once the answer (taken at venue time T) is in, a PING is sent and its
+        PONG awaited — a socket is ordered, so by then every update the venue queued before T has arrived (and
+        the socket has shown it is alive: a stalled one never gets a REST-built book trusted). The snapshot plus
+        the recorded updates stamped at or after T is then the book now (price_change sets absolute sizes, so
+        replaying one the snapshot holds is harmless); updates stamped at or before T arriving later are applied
+        but not checked. The same construction makes the periodic REST verification exact under live flow: a
+        lagging stream is not taken for a wrong one. Duplicated frames are harmless by construction.
+        """
         if self.rest is None:
             return
         started: dict[str, tuple[_Asset, _MarketSocket, int, int]] = {}

@@ -8,27 +8,10 @@
                 case UserStreamGapped(reason): ...        # stop new risk: fills may be missing
                 case UserStreamLive(): ...                # backfilled; the stream is complete again
 
-The stream is GAPPED from the start and after every lost socket (closed, failed, or stale: no frame,
-not even PONG, for `stale_after_s`) or malformed frame, until a backfill through REST completed on
-the current connection: trades since the last seen match time (GET /data/trades?after=…, minus
-`backfill_overlap_s`), open orders (GET /data/orders), and GET /data/order/{id} for every order we
-knew open (or were told to watch, or saw filled in a backfilled trade) that is no longer open. They
-are emitted as the same typed events, flagged `backfill=True`; then the stream is LIVE again. The
-backfill starts after the subscription went out, so nothing falls between the two. Register the
-orders you place with `watch_orders` before sending them (as the OMS journals them): an order placed
-and finished entirely inside a gap is then found too.
-
-Without sequence numbers a frame lost on a socket that stays open is invisible; `reconcile_interval_s`
-(off by default: the OMS reconciles on its own) backfills periodically while LIVE to catch those.
-
-Exactly once: trades are de-duplicated by (id, status) and orders by (id, size_matched, status) —
-doc §6.4's (id, size_matched) plus the status, so a cancellation after a partial fill is not taken for
-a duplicate of the fill. A state older than one already emitted (a trade status of lower rank, an order
-with less matched) is dropped as stale, so a duplicate, a reordered frame or a REST answer overtaken by
-the stream never moves anything backwards or counts twice.
-
-Credentials go in the subscription frame (never logged; the client package's redaction covers them);
-a refusal ("INVALID AUTH") stops the stream for good with a `StreamFailed` carrying an AuthError.
+The stream is GAPPED from the start and after every lost socket or malformed frame, until a REST
+backfill completed on the current connection (`UserStream`); each order and trade state is emitted once
+and never one older than already emitted (`UserEventDeduper`). Credentials go in the subscription frame,
+never logged; a refusal ("INVALID AUTH") stops the stream for good.
 """
 
 from __future__ import annotations
@@ -147,7 +130,14 @@ TERMINAL_ORDER: Final = frozenset({OrderStatus.MATCHED, OrderStatus.CANCELED, Or
 
 
 class UserEventDeduper:
-    """Admits each order and trade state once, and never one older than what was admitted."""
+    """Admits each order and trade state once, and never one older than what was admitted.
+
+    Trades are de-duplicated by (id, status) and orders by (id, size_matched, status) — doc §6.4's
+    (id, size_matched) plus the status, so a cancellation after a partial fill is not taken for a
+    duplicate of the fill. A state older than one already emitted (a trade status of lower rank, an
+    order with less matched) is dropped as stale, so a duplicate, a reordered frame or a REST answer
+    overtaken by the stream never moves anything backwards or counts twice.
+    """
 
     def __init__(self, capacity: int = 200_000) -> None:
         self.capacity = capacity
@@ -243,6 +233,27 @@ _encode = msgspec.json.Encoder().encode
 
 
 class UserStream(StreamBase[_Socket]):
+    """Our orders and trades from the user channel, GAPPED until backfilled, then LIVE.
+
+    The stream is GAPPED from the start and after every lost socket (closed, failed, or stale: no frame,
+    not even PONG, for `stale_after_s`) or malformed frame, until a backfill through REST completed on
+    the current connection: trades since the last seen match time (GET /data/trades?after=…, minus
+    `backfill_overlap_s`), open orders (GET /data/orders), and GET /data/order/{id} for every order we
+    knew open (or were told to watch, or saw filled in a backfilled trade) that is no longer open. They
+    are emitted as the same typed events, flagged `backfill=True`; then the stream is LIVE again. The
+    backfill starts after the subscription went out, so nothing falls between the two. Register the
+    orders you place with `watch_orders` before sending them (as the OMS journals them): an order placed
+    and finished entirely inside a gap is then found too.
+
+    Without sequence numbers a frame lost on a socket that stays open is invisible;
+    `reconcile_interval_s` (off by default: the OMS reconciles on its own) backfills periodically while
+    LIVE to catch those. Exactly once: `UserEventDeduper`.
+
+    Credentials go in the subscription frame (never logged; the client package's redaction covers
+    them); a refusal ("INVALID AUTH") stops the stream for good with a `StreamFailed` carrying an
+    AuthError.
+    """
+
     channel = "user"
 
     def __init__(

@@ -30,14 +30,14 @@ def _json_list(text: str | None, what: str) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
-class GammaFeeSchedule(msgspec.Struct, frozen=True):
+class PmGammaFeeSchedule(msgspec.Struct, frozen=True):
     rate: Decimal | None = None
     exponent: Decimal | None = None
     takerOnly: bool | None = None
     rebateRate: Decimal | None = None
 
 
-class GammaMarket(msgspec.Struct, frozen=True):
+class PmGammaMarket(msgspec.Struct, frozen=True):
     """A Gamma market (GET /markets, inside events and search results)."""
 
     id: str
@@ -60,7 +60,7 @@ class GammaMarket(msgspec.Struct, frozen=True):
     secondsDelay: int | None = None
     feesEnabled: bool | None = None
     feeType: str | None = None
-    feeSchedule: GammaFeeSchedule | None = None
+    feeSchedule: PmGammaFeeSchedule | None = None
     bestBid: Decimal | None = None
     bestAsk: Decimal | None = None
     lastTradePrice: Decimal | None = None
@@ -94,13 +94,13 @@ class GammaMarket(msgspec.Struct, frozen=True):
             malformed(f"unknown orderPriceMinTickSize {self.orderPriceMinTickSize}", field="orderPriceMinTickSize")
 
 
-class GammaTag(msgspec.Struct, frozen=True):
+class PmGammaTag(msgspec.Struct, frozen=True):
     id: str
     label: str = ""
     slug: str = ""
 
 
-class GammaEvent(msgspec.Struct, frozen=True):
+class PmGammaEvent(msgspec.Struct, frozen=True):
     """A Gamma event: a group of markets (a neg-risk event's markets are its outcomes)."""
 
     id: str
@@ -113,24 +113,24 @@ class GammaEvent(msgspec.Struct, frozen=True):
     negRiskMarketID: str | None = None
     enableNegRisk: bool | None = None
     endDate: str | None = None
-    markets: list[GammaMarket] = []
-    tags: list[GammaTag] = []
+    markets: list[PmGammaMarket] = []
+    tags: list[PmGammaTag] = []
 
 
-class GammaPagination(msgspec.Struct, frozen=True):
+class PmGammaPagination(msgspec.Struct, frozen=True):
     hasMore: bool = False
     totalResults: int | None = None
 
 
-class GammaSearch(msgspec.Struct, frozen=True):
+class PmGammaSearch(msgspec.Struct, frozen=True):
     """GET /public-search."""
 
-    events: list[GammaEvent] = []
-    tags: list[GammaTag] | None = None
-    pagination: GammaPagination | None = None
+    events: list[PmGammaEvent] = []
+    tags: list[PmGammaTag] | None = None
+    pagination: PmGammaPagination | None = None
 
 
-class DataTrade(msgspec.Struct, frozen=True):
+class PmDataTrade(msgspec.Struct, frozen=True):
     """Data API GET /trades item (public tape; `size`/`price` as the API's numbers)."""
 
     proxyWallet: str
@@ -148,7 +148,7 @@ class DataTrade(msgspec.Struct, frozen=True):
     transactionHash: str = ""
 
 
-class DataPosition(msgspec.Struct, frozen=True):
+class PmDataPosition(msgspec.Struct, frozen=True):
     """Data API GET /positions item."""
 
     proxyWallet: str
@@ -172,7 +172,7 @@ class DataPosition(msgspec.Struct, frozen=True):
     slug: str = ""
 
 
-class DataActivity(msgspec.Struct, frozen=True):
+class PmDataActivity(msgspec.Struct, frozen=True):
     """Data API GET /activity item (TRADE, REDEEM, REWARD, TAKER_REBATE, ...)."""
 
     proxyWallet: str
@@ -197,41 +197,41 @@ def _decode(data: bytes | str, cls: Any, what: str) -> Any:
         malformed(f"{what}: {exc}", endpoint=what)
 
 
-def decode_gamma_market(data: bytes | str) -> GammaMarket:
-    result: GammaMarket = _decode(data, GammaMarket, "gamma market")
+def decode_gamma_market(data: bytes | str) -> PmGammaMarket:
+    result: PmGammaMarket = _decode(data, PmGammaMarket, "gamma market")
     return result
 
 
-def decode_gamma_markets(data: bytes | str) -> list[GammaMarket]:
-    result: list[GammaMarket] = _decode(data, list[GammaMarket], "gamma markets")
+def decode_gamma_markets(data: bytes | str) -> list[PmGammaMarket]:
+    result: list[PmGammaMarket] = _decode(data, list[PmGammaMarket], "gamma markets")
     return result
 
 
-def decode_gamma_events(data: bytes | str) -> list[GammaEvent]:
-    result: list[GammaEvent] = _decode(data, list[GammaEvent], "gamma events")
+def decode_gamma_events(data: bytes | str) -> list[PmGammaEvent]:
+    result: list[PmGammaEvent] = _decode(data, list[PmGammaEvent], "gamma events")
     return result
 
 
-def decode_gamma_tags(data: bytes | str) -> list[GammaTag]:
-    result: list[GammaTag] = _decode(data, list[GammaTag], "gamma tags")
+def decode_gamma_tags(data: bytes | str) -> list[PmGammaTag]:
+    result: list[PmGammaTag] = _decode(data, list[PmGammaTag], "gamma tags")
     return result
 
 
-def decode_gamma_search(data: bytes | str) -> GammaSearch:
-    result: GammaSearch = _decode(data, GammaSearch, "gamma search")
+def decode_gamma_search(data: bytes | str) -> PmGammaSearch:
+    result: PmGammaSearch = _decode(data, PmGammaSearch, "gamma search")
     return result
 
 
-def decode_data_trades(data: bytes | str) -> list[DataTrade]:
-    result: list[DataTrade] = _decode(data, list[DataTrade], "data-api trades")
+def decode_data_trades(data: bytes | str) -> list[PmDataTrade]:
+    result: list[PmDataTrade] = _decode(data, list[PmDataTrade], "data-api trades")
     return result
 
 
-def decode_data_positions(data: bytes | str) -> list[DataPosition]:
-    result: list[DataPosition] = _decode(data, list[DataPosition], "data-api positions")
+def decode_data_positions(data: bytes | str) -> list[PmDataPosition]:
+    result: list[PmDataPosition] = _decode(data, list[PmDataPosition], "data-api positions")
     return result
 
 
-def decode_data_activity(data: bytes | str) -> list[DataActivity]:
-    result: list[DataActivity] = _decode(data, list[DataActivity], "data-api activity")
+def decode_data_activity(data: bytes | str) -> list[PmDataActivity]:
+    result: list[PmDataActivity] = _decode(data, list[PmDataActivity], "data-api activity")
     return result

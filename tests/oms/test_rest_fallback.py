@@ -18,7 +18,7 @@ from polyoms.oms.fallback import (
     LIVE,
     BookWatch,
     FallbackConfig,
-    Leg,
+    ReduceLeg,
     StreamWatch,
     poll_interval_s,
     quote_of,
@@ -92,14 +92,16 @@ def _state_with_shares(token: str, shares: int) -> OmsState:
 def test_reduce_only_admits_sells_of_held_shares_and_refuses_buys() -> None:
     st = _state_with_shares("1", 10 * MICRO)
     why = "degraded-rest mode for 3.0 s (user stream down)"
-    assert reduce_only_errors(st, W, [Leg("1", Side.SELL, 10 * MICRO)], why) == []
-    [buy] = reduce_only_errors(st, W, [Leg("1", Side.SELL, MICRO), Leg("2", Side.BUY, MICRO)], why)
+    assert reduce_only_errors(st, W, [ReduceLeg("1", Side.SELL, 10 * MICRO)], why) == []
+    [buy] = reduce_only_errors(st, W, [ReduceLeg("1", Side.SELL, MICRO), ReduceLeg("2", Side.BUY, MICRO)], why)
     assert buy.context["rule"] == "degraded_reduce_only" and "a BUY adds risk" in buy.message
     assert buy.message.startswith(why) and "cancels" in buy.message
     # Two SELLs of one token count together against what is held.
-    [over] = reduce_only_errors(st, W, [Leg("1", Side.SELL, 6 * MICRO), Leg("1", Side.SELL, 5 * MICRO)], why)
+    [over] = reduce_only_errors(
+        st, W, [ReduceLeg("1", Side.SELL, 6 * MICRO), ReduceLeg("1", Side.SELL, 5 * MICRO)], why
+    )
     assert "11 shares exceeds the 10 held" in over.message
-    [none] = reduce_only_errors(st, W, [Leg("3", Side.SELL, MICRO)], why)
+    [none] = reduce_only_errors(st, W, [ReduceLeg("3", Side.SELL, MICRO)], why)
     assert "exceeds the 0 held" in none.message
 
 

@@ -10,7 +10,7 @@ from polyoms.core.units import MICRO, Micro, tick_size
 from polyoms.core.user_events import TraderSide, TradeStatus
 from polyoms.core.venue import Instrument, PriceGrid
 from polyoms.oms.oms_state import OmsState
-from polyoms.oms.view import OrderView, PositionView, WalletView
+from polyoms.oms.view import OrderSummary, PositionSummary, WalletView
 from polyoms.strategies.base import Snapshot, snapshot
 from tests.oms.oms_helpers import NO, START_MS, WALLET, YES, maker, trade
 
@@ -30,7 +30,7 @@ def instrument(token: str = YES, *, min_size: Micro = 5 * MICRO, lot: Micro = 10
     )
 
 
-def wallet(positions: tuple[PositionView, ...] = (), orders: tuple[OrderView, ...] = ()) -> WalletView:
+def wallet(positions: tuple[PositionSummary, ...] = (), orders: tuple[OrderSummary, ...] = ()) -> WalletView:
     return WalletView(
         WALLET, 100 * MICRO, 100 * MICRO, 0, 0, 0, MappingProxyType({p.token_id: p for p in positions}), orders
     )
@@ -40,7 +40,7 @@ def snap(
     bids: tuple[Level, ...] = ((450_000, 100 * MICRO),),
     asks: tuple[Level, ...] = ((470_000, 100 * MICRO),),
     *,
-    positions: tuple[PositionView, ...] = (),
+    positions: tuple[PositionSummary, ...] = (),
     book: bool = True,
     instruments: tuple[Instrument, ...] | None = None,
     now_ms: int = START_MS,

@@ -12,7 +12,7 @@ from polyoms.algos.base import BookTop
 from polyoms.core.enums import Side
 from polyoms.core.errors import InputError
 from polyoms.core.units import MICRO
-from polyoms.oms.view import PositionView
+from polyoms.oms.view import PositionSummary
 from polyoms.strategies.base import Quote, snapshot
 from polyoms.strategies.join_best_bid import JoinBestBid, JoinBestBidParams
 from tests.oms.oms_helpers import START_MS, YES
@@ -31,13 +31,13 @@ def test_quotes_its_size_at_the_best_bid_post_only() -> None:
 
 
 def test_position_caps_the_size_provisional_fills_included_in_lots() -> None:
-    held = PositionView(YES, confirmed=40 * MICRO, provisional_in=5 * MICRO - 5_000)
+    held = PositionSummary(YES, confirmed=40 * MICRO, provisional_in=5 * MICRO - 5_000)
     (q,) = STRATEGY.decide(snap(positions=(held,)), PARAMS, None).quotes
     assert q.size == 5 * MICRO  # 50 − 44.995 = 5.005, down to the 0.01 lot
-    full = PositionView(YES, confirmed=46 * MICRO)
+    full = PositionSummary(YES, confirmed=46 * MICRO)
     d = STRATEGY.decide(snap(positions=(full,)), PARAMS, None)
     assert d.quotes == () and "minimum size" in d.reasons[0]  # 4 shares left: under the minimum 5
-    over = PositionView(YES, confirmed=60 * MICRO)
+    over = PositionSummary(YES, confirmed=60 * MICRO)
     assert STRATEGY.decide(snap(positions=(over,)), PARAMS, None).quotes == ()
 
 
@@ -104,7 +104,7 @@ def test_pure_deterministic_and_within_the_cap(
     s = snap(
         ((bid, MICRO),),
         ((min(bid + spread, 990_000), MICRO),),
-        positions=(PositionView(YES, confirmed=held),),
+        positions=(PositionSummary(YES, confirmed=held),),
         instruments=(instrument(min_size=min_size),),
     )
     params = JoinBestBidParams(YES, size, cap)

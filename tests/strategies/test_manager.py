@@ -15,7 +15,7 @@ from polyoms.core.user_events import TradeStatus as T
 from polyoms.core.venue import OrderRequest
 from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import OrderState
-from polyoms.oms.view import OmsView, OrderView
+from polyoms.oms.view import OmsView, OrderSummary
 from polyoms.strategies.base import Quote
 from polyoms.strategies.join_best_bid import JoinBestBid, JoinBestBidParams
 from polyoms.strategies.manager import Plan, StrategyManager, Tolerance, plan, request_of
@@ -36,8 +36,8 @@ def _order(
     side: Side = Side.BUY,
     pending_cancel: bool = False,
     post_only: bool = True,
-) -> OrderView:
-    return OrderView(
+) -> OrderSummary:
+    return OrderSummary(
         f"o{n}", YES, "0xmarket", side, OrderType.GTC, price, size, matched, state, post_only, False,
         pending_cancel, "mm", "", START_MS + n, 0, 0,
     )  # fmt: skip

@@ -15,7 +15,7 @@ from polyoms.core.user_events import TradeStatus as T
 from polyoms.oms.errors import UnknownOrderError
 from polyoms.oms.oms_state import OmsState
 from polyoms.oms.state import OrderState
-from polyoms.oms.view import OmsView, PositionView
+from polyoms.oms.view import OmsView, PositionSummary
 from tests.oms.oms_helpers import NO, OTHER_WALLET, WALLET, YES, intent, new_state, oid, order_event, trade
 
 from .helpers import maker_fill
@@ -45,7 +45,7 @@ def test_provisional_then_confirmed_position_reservations_and_average_cost() -> 
     assert pos.mark == 500_000 and pos.unrealized == 2 * MICRO - 1_600_000
     no = view.position(NO)
     assert (no.confirmed, no.reserved, no.sellable) == (20 * MICRO, 5 * MICRO, 15 * MICRO)
-    assert view.position("never-held", 500_000) == PositionView("never-held", mark=500_000)
+    assert view.position("never-held", 500_000) == PositionSummary("never-held", mark=500_000)
 
 
 def test_wallet_view_cash_open_orders_and_totals_are_the_ledgers() -> None:

@@ -616,7 +616,7 @@ class Engine:
             return
         errors = self.admission_errors()
         if not errors and self.degraded:
-            legs = [fallback.Leg(o.token_id, o.side, 0 if o.notional else o.size) for o in ev.orders]
+            legs = [fallback.ReduceLeg(o.token_id, o.side, 0 if o.notional else o.size) for o in ev.orders]
             errors = fallback.reduce_only_errors(self.state, self.venue.wallet, legs, self._degraded_why())
         if not errors and self.risk is not None:
             errors = self._risk_errors(ev)

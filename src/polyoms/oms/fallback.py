@@ -142,7 +142,7 @@ def quote_of(book: BookSnapshot) -> Quote:
 
 
 @dataclass(frozen=True, slots=True)
-class Leg:
+class ReduceLeg:
     """What reduce-only needs of one order of a submission."""
 
     token_id: str
@@ -151,7 +151,7 @@ class Leg:
     """Shares (micro); 0 for a dollar-sized BUY."""
 
 
-def reduce_only_errors(state: OmsState, wallet: str, legs: Sequence[Leg], why: str) -> list[PolyomsError]:
+def reduce_only_errors(state: OmsState, wallet: str, legs: Sequence[ReduceLeg], why: str) -> list[PolyomsError]:
     """The orders of a submission that would add risk while degraded (all or none admitted): any BUY,
     and SELLs beyond the shares held and not yet committed (the ledger's `sellable`)."""
     lg = state.ledgers.get(wallet)

@@ -31,7 +31,7 @@ _WORKING: Final = frozenset({OrderState.LIVE, OrderState.PARTIALLY_FILLED})
 
 
 @dataclass(frozen=True, slots=True)
-class PositionView:
+class PositionSummary:
     """One token of one wallet (micro-units). `reserved`: shares locked by open SELLs; `cost`, `avg_price`
     and `realized` by average cost over CONFIRMED fills; `unrealized` at `mark`, None when shares are held
     and there is no mark (0 when flat)."""
@@ -62,7 +62,7 @@ class PositionView:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderView:
+class OrderSummary:
     """One open order as the OMS knows it. `matched` is the larger of what the venue reported and our fills."""
 
     order_id: str
@@ -111,15 +111,15 @@ class WalletView:
     reserved_cash: Micro
     provisional_in: Micro
     provisional_out: Micro
-    positions: Mapping[str, PositionView]
-    open_orders: tuple[OrderView, ...]
+    positions: Mapping[str, PositionSummary]
+    open_orders: tuple[OrderSummary, ...]
 
-    def position(self, token_id: str) -> PositionView:
+    def position(self, token_id: str) -> PositionSummary:
         """The token's position (a flat one for a token never held)."""
         pos = self.positions.get(token_id)
-        return pos if pos is not None else PositionView(token_id)
+        return pos if pos is not None else PositionSummary(token_id)
 
-    def orders(self, token_id: str | None = None, side: Side | None = None) -> tuple[OrderView, ...]:
+    def orders(self, token_id: str | None = None, side: Side | None = None) -> tuple[OrderSummary, ...]:
         return tuple(
             o
             for o in self.open_orders
@@ -149,12 +149,12 @@ class WalletView:
         return sum(p.fees for p in self.positions.values())
 
 
-def position_view(pos: Position, mark: Micro | None) -> PositionView:
+def position_view(pos: Position, mark: Micro | None) -> PositionSummary:
     if not pos.confirmed:
         unrealized: Micro | None = 0
     else:
         unrealized = pos.unrealized(mark) if mark is not None else None
-    return PositionView(
+    return PositionSummary(
         pos.token_id,
         pos.market,
         pos.confirmed,
@@ -171,8 +171,8 @@ def position_view(pos: Position, mark: Micro | None) -> PositionView:
     )
 
 
-def order_view(o: OrderRecord) -> OrderView:
-    return OrderView(
+def order_view(o: OrderRecord) -> OrderSummary:
+    return OrderSummary(
         o.order_id,
         o.token_id,
         o.market,
@@ -217,11 +217,11 @@ class OmsView:
             raise UnknownOrderError(f"unknown wallet {name}", wallet=name)
         return lg
 
-    def position(self, token_id: str, mark: Micro | None = None, *, wallet: str | None = None) -> PositionView:
+    def position(self, token_id: str, mark: Micro | None = None, *, wallet: str | None = None) -> PositionSummary:
         pos = self._ledger(wallet).positions.get(token_id)
-        return position_view(pos, mark) if pos is not None else PositionView(token_id, mark=mark)
+        return position_view(pos, mark) if pos is not None else PositionSummary(token_id, mark=mark)
 
-    def open_orders(self, token_id: str | None = None, *, wallet: str | None = None) -> tuple[OrderView, ...]:
+    def open_orders(self, token_id: str | None = None, *, wallet: str | None = None) -> tuple[OrderSummary, ...]:
         name = self._ledger(wallet).wallet
         return tuple(order_view(o) for o in self._state.open_orders(name) if token_id is None or o.token_id == token_id)
 

@@ -6,19 +6,19 @@ catalog.py        the registry of strategies by name (parameter schema, params f
 join_best_bid.py  the example: one post-only BUY at the best bid, capped by a position
 """
 
-from polyoms.strategies.base import Decision, Quote, Snapshot, Strategy
+from polyoms.strategies.base import Quote, Snapshot, Strategy, StrategyDecision
 from polyoms.strategies.catalog import STRATEGIES, Configured, configure
 from polyoms.strategies.manager import OrderPort, Plan, StrategyManager, Tolerance
 
 __all__ = [
     "STRATEGIES",
     "Configured",
-    "Decision",
     "OrderPort",
     "Plan",
     "Quote",
     "Snapshot",
     "Strategy",
+    "StrategyDecision",
     "StrategyManager",
     "Tolerance",
     "configure",

@@ -74,7 +74,7 @@ P_contra = TypeVar("P_contra", contravariant=True)
 
 
 @dataclass(frozen=True, slots=True)
-class Decision(Generic[M]):
+class StrategyDecision(Generic[M]):
     """The quotes wanted now (all of them: an order not wanted is cancelled), the strategy's next memory,
     and why, for the log."""
 
@@ -90,4 +90,4 @@ class Strategy(Protocol[P_contra, M]):
 
     def start(self, params: P_contra) -> M: ...
 
-    def decide(self, snapshot: Snapshot, params: P_contra, memory: M) -> Decision[M]: ...
+    def decide(self, snapshot: Snapshot, params: P_contra, memory: M) -> StrategyDecision[M]: ...

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from polyoms.core.enums import Side
 from polyoms.core.errors import InputError
 from polyoms.core.units import Micro, fmt_micro
-from polyoms.strategies.base import Decision, Quote, Snapshot
+from polyoms.strategies.base import Quote, Snapshot, StrategyDecision
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +38,8 @@ class JoinBestBidParams:
             )
 
 
-def _none(reason: str) -> Decision[None]:
-    return Decision((), None, (reason,))
+def _none(reason: str) -> StrategyDecision[None]:
+    return StrategyDecision((), None, (reason,))
 
 
 class JoinBestBid:
@@ -53,7 +53,7 @@ class JoinBestBid:
     def start(self, params: JoinBestBidParams) -> None:
         return None
 
-    def decide(self, snapshot: Snapshot, params: JoinBestBidParams, memory: None) -> Decision[None]:
+    def decide(self, snapshot: Snapshot, params: JoinBestBidParams, memory: None) -> StrategyDecision[None]:
         token = params.token_id
         instrument = snapshot.instruments.get(token)
         if instrument is None:
@@ -72,6 +72,6 @@ class JoinBestBid:
                 f"position {fmt_micro(held)} of the cap {fmt_micro(params.max_position)} leaves less than "
                 f"the minimum size {fmt_micro(instrument.min_size)}"
             )
-        return Decision(
+        return StrategyDecision(
             (Quote(token, Side.BUY, bid, size),), None, (f"join the best bid {fmt_micro(bid)} x{fmt_micro(size)}",)
         )

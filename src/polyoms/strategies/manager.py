@@ -30,8 +30,8 @@ from polyoms.core.units import Micro
 from polyoms.core.venue import Instrument, OrderRequest
 from polyoms.oms.ledger import mid_mark
 from polyoms.oms.state import OrderState
-from polyoms.oms.view import OmsView, OrderView
-from polyoms.strategies.base import Decision, Quote, Snapshot, Strategy, snapshot
+from polyoms.oms.view import OmsView, OrderSummary
+from polyoms.strategies.base import Quote, Snapshot, Strategy, StrategyDecision, snapshot
 
 P = TypeVar("P")
 M = TypeVar("M")
@@ -68,7 +68,7 @@ class Plan:
 _PENDING = frozenset({OrderState.SUBMITTING, OrderState.UNKNOWN})
 
 
-def plan(quotes: Sequence[Quote], orders: Iterable[OrderView], tolerance: Tolerance = Tolerance()) -> Plan:
+def plan(quotes: Sequence[Quote], orders: Iterable[OrderSummary], tolerance: Tolerance = Tolerance()) -> Plan:
     """Diff the quotes wanted against our open orders (module doc). Each quote takes the closest order
     left that matches it (price first, then size, then the oldest); the result depends on nothing else."""
     candidates = [o for o in orders if not o.pending_cancel]
@@ -76,7 +76,7 @@ def plan(quotes: Sequence[Quote], orders: Iterable[OrderView], tolerance: Tolera
     keep: list[tuple[Quote, str]] = []
     place: list[Quote] = []
     for q in quotes:
-        best: OrderView | None = None
+        best: OrderSummary | None = None
         best_key: tuple[int, int] | None = None
         for o in candidates:
             if o.token_id != q.token_id or o.side is not q.side or o.post_only != q.post_only:
@@ -101,7 +101,7 @@ def request_of(quote: Quote) -> OrderRequest:
     )
 
 
-def own_of(orders: Iterable[OrderView]) -> Own:
+def own_of(orders: Iterable[OrderSummary]) -> Own:
     """token → (our bid sizes by price, our ask sizes by price) of the orders resting in the book."""
     out: Own = {}
     for o in orders:
@@ -115,7 +115,7 @@ def own_of(orders: Iterable[OrderView]) -> Own:
 @dataclass(frozen=True, slots=True)
 class StepResult(Generic[M]):
     snapshot: Snapshot
-    decision: Decision[M]
+    decision: StrategyDecision[M]
     plan: Plan
     placed: tuple[str, ...]
     """The ids the port gave the placed quotes, in the plan's order."""

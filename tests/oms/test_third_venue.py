@@ -71,6 +71,7 @@ class CidVenue:
 
     name = "cid"
     settlement = SettlementModel.IMMEDIATE
+    expiry_lead_s = 0
 
     def __init__(self) -> None:
         self._sink: UserSink | None = None

@@ -1,29 +1,11 @@
 """Adaptive repricing: one resting order that chases the market within a hard limit.
 
-Every `check_ms` the algorithm looks at the book (others' orders only) and its order:
-
-* undercut — someone else's price on our side is better than ours by at least `undercut_margin` (1¢ by
-  default): step up to one tick better than them, or by one urgency step if that is more;
-* stale — no fill for the urgency's patience since the last (re)price or fill: step one urgency step
-  toward the other side (crossing the spread is allowed unless `post_only`: at the limit it takes);
-* otherwise WAIT.
-
-A reprice is cancel → confirm (the venue says the order is gone, with its final fills) → replace for what
-remains; it counts as one adjustment. No price is ever beyond `limit` (max price for a BUY, min price for
-a SELL). When an adjustment is needed but none is left, or the order is already at the limit, a stale
-order GIVEs UP (cancelled, the parent ends with what filled); an undercut one WAITs for its patience.
-
-Urgency presets (`urgency.py`): LOW / MEDIUM / HIGH = patience 60 / 30 / 10 s, 3 / 5 / 10 adjustments,
-steps of 0.3 / 0.5 / 1¢ rounded to the market's grid. With `kelly` set, the size is the fractional-Kelly
-position at each (re)price, the limit is pulled in to the last price with positive edge, and nothing is
-placed while the Kelly size is below the market's minimum.
-
-Decision log: PLACE, WAIT, RAISE_BID / LOWER_ASK (with the reason: undercut or stale), REFRESH (a child
-ended without us — a dead-man GTD expiry, a venue cancel — and is placed again, not an adjustment),
-NO_EDGE, GIVE_UP, STOP, SETTLE, RESUME (a settlement failure voided a fill), DONE.
-
-The rules themselves are pure functions (`entry_price`, `review`) so that another algorithm can price its
-resting order the same way: the iceberg does, for its live tranche, with `AdaptivePricing`.
+Every `check_ms` the algorithm compares its order with the book (others' orders only): undercut, it
+steps past them; stale (no fill for the urgency's patience), it steps toward the other side; otherwise
+it waits. No price is ever beyond `limit`, and a stale order with no adjustment left GIVEs UP. The rules
+are pure functions (`entry_price`, `review`) so that another algorithm can price its resting order the
+same way: the iceberg does, for its live tranche, with `AdaptivePricing`. Sizing and urgency presets:
+`AdaptiveSpec`; repricing and the decision log: `AdaptiveState`.
 """
 
 from __future__ import annotations
@@ -142,6 +124,16 @@ def review(
 ) -> Verdict:
     """The adaptive rules for a resting order at `ours` with no fill since `progress_ms`.
 
+    * undercut — someone else's price on our side is better than ours by at least `undercut_margin`:
+      step up to one tick better than them, or by one urgency step if that is more;
+    * stale — no fill for the urgency's patience since the last (re)price or fill: step one urgency step
+      toward the other side (crossing the spread is allowed unless `post_only`: at the limit it takes);
+    * otherwise WAIT.
+
+    No price is ever beyond `limit` (max price for a BUY, min price for a SELL). When an adjustment is
+    needed but none is left, or the order is already at the limit, a stale order GIVEs UP (cancelled,
+    the parent ends with what filled); an undercut one WAITs for its patience.
+
     `blocked` is the caller's own reason not to reprice (checked after the limit and the adjustment
     budget). A reprice that is needed but blocked gives up when stale and waits when only undercut: the
     stale order has had its patience and nothing better is allowed, while an undercut one may still be
@@ -191,6 +183,15 @@ def review(
 
 @dataclass(frozen=True, slots=True)
 class AdaptiveSpec(SingleTokenSpec):
+    """What an adaptive parent is asked to do.
+
+    Urgency presets (`urgency.py`): LOW / MEDIUM / HIGH = patience 60 / 30 / 10 s, 3 / 5 / 10
+    adjustments, steps of 0.3 / 0.5 / 1¢ rounded to the market's grid; `undercut_margin` is 1¢ by
+    default. With `kelly` set, the size is the fractional-Kelly position at each (re)price, the limit is
+    pulled in to the last price with positive edge, and nothing is placed while the Kelly size is below
+    the market's minimum.
+    """
+
     token_id: str
     side: Side
     limit: Micro
@@ -221,6 +222,16 @@ class AdaptiveSpec(SingleTokenSpec):
 
 @dataclass(frozen=True, slots=True)
 class AdaptiveState(SingleTokenState):
+    """An adaptive parent at work: its resting child and the adjustments it has made.
+
+    A reprice is cancel → confirm (the venue says the order is gone, with its final fills) → replace
+    for what remains; it counts as one adjustment.
+
+    Decision log: PLACE, WAIT, RAISE_BID / LOWER_ASK (with the reason: undercut or stale), REFRESH (a
+    child ended without us — a dead-man GTD expiry, a venue cancel — and is placed again, not an
+    adjustment), NO_EDGE, GIVE_UP, STOP, SETTLE, RESUME (a settlement failure voided a fill), DONE.
+    """
+
     spec: AdaptiveSpec
     inst: Instrument
     params: UrgencyParams

@@ -1,30 +1,11 @@
 """Iceberg: a parent order shown one tranche at a time.
 
-Tranches are the display size randomized by ±`variance_bps` (20 % by default), kept within
-[min_tranche, max_tranche], floored to the 0.01-share lot and never more than what remains. One tranche is
-live at a time; when it has filled, a random pause (1-3 s by default) passes before the next, so neither
-the size nor the rhythm gives the parent away. All tranches rest at the parent's limit `price` (a price
-that crosses takes at the opposite side's prices, never worse than it).
-
-The parent's fills are its children's, as the OMS counts them (voided fills excluded). It ends
-* DONE when everything matched and (by default) settled — a settlement failure voids a fill, and the
-  iceberg works the voided quantity again;
-* CANCELLED / EXPIRED on a user cancel or at its timeout: the live tranche is cancelled, its cancel
-  confirmed and its fills (final, by default) counted, so the status says exactly what filled.
-The last tranches may be resized so that no remainder below the market's minimum order size is left.
-
-With `adaptive` (an `AdaptivePricing`), the live tranche is priced by the adaptive module's rules
-(`adaptive.review`) instead of resting at a fixed price: every `check_ms` it is compared with the book —
-undercut by at least the margin, or stale (no fill for the urgency's patience since it was placed, repriced
-or last filled) — and stepped toward the limit (RAISE_BID / LOWER_ASK), never beyond it. A reprice is
-cancel → confirmed cancel → replace what is left of the tranche at the new price; when what is left is
-below the market's minimum, the tranche ends there and the next one (after the usual pause) takes the new
-price. The adjustment budget is the parent's, not each tranche's, so the urgency bounds how far the whole
-order chases. Each new tranche starts where the last one was (the price reached, not the start). As in
-`AdaptiveSpec`, a reprice that is needed but impossible (at the limit, budget spent, parent remainder below
-the minimum) makes a stale tranche GIVE UP — cancelled, the parent ends GAVE_UP with what filled — and an
-undercut one WAIT at its price. `price` is then the start price, or None to join the best price others show
-on our side (one tick inside the other side when ours is empty, the limit when the book is).
+One tranche is live at a time, its size randomized around the display size and a random pause before
+the next, so neither the size nor the rhythm gives the parent away. Tranches rest at the parent's limit
+`price` or, with `adaptive`, are repriced within the limit by the adaptive module's rules
+(`adaptive.review`). The parent's fills are its children's, as the OMS counts them (voided fills
+excluded), and it ends with exactly what filled. Details: `IcebergSpec` (tranches and pricing) and
+`IcebergState` (how it ends).
 """
 
 from __future__ import annotations
@@ -97,6 +78,28 @@ def tranche_size(
 
 @dataclass(frozen=True, slots=True)
 class IcebergSpec(SingleTokenSpec):
+    """What an iceberg is asked to do.
+
+    Tranches are the display size randomized by ±`variance_bps` (20 % by default), kept within
+    [min_tranche, max_tranche], floored to the 0.01-share lot and never more than what remains. One tranche is
+    live at a time; when it has filled, a random pause (1-3 s by default) passes before the next, so neither
+    the size nor the rhythm gives the parent away. All tranches rest at the parent's limit `price` (a price
+    that crosses takes at the opposite side's prices, never worse than it).
+
+    With `adaptive` (an `AdaptivePricing`), the live tranche is priced by the adaptive module's rules
+    (`adaptive.review`) instead of resting at a fixed price: every `check_ms` it is compared with the book —
+    undercut by at least the margin, or stale (no fill for the urgency's patience since it was placed, repriced
+    or last filled) — and stepped toward the limit (RAISE_BID / LOWER_ASK), never beyond it. A reprice is
+    cancel → confirmed cancel → replace what is left of the tranche at the new price; when what is left is
+    below the market's minimum, the tranche ends there and the next one (after the usual pause) takes the new
+    price. The adjustment budget is the parent's, not each tranche's, so the urgency bounds how far the whole
+    order chases. Each new tranche starts where the last one was (the price reached, not the start). As in
+    `AdaptiveSpec`, a reprice that is needed but impossible (at the limit, budget spent, parent remainder below
+    the minimum) makes a stale tranche GIVE UP — cancelled, the parent ends GAVE_UP with what filled — and an
+    undercut one WAIT at its price. `price` is then the start price, or None to join the best price others show
+    on our side (one tick inside the other side when ours is empty, the limit when the book is).
+    """
+
     token_id: str
     side: Side
     size: Micro
@@ -134,6 +137,16 @@ class IcebergSpec(SingleTokenSpec):
 
 @dataclass(frozen=True, slots=True)
 class IcebergState(SingleTokenState):
+    """An iceberg at work: its live tranche, its pause, and how it ends.
+
+    The parent's fills are its children's, as the OMS counts them (voided fills excluded). It ends
+    * DONE when everything matched and (by default) settled — a settlement failure voids a fill, and the
+      iceberg works the voided quantity again;
+    * CANCELLED / EXPIRED on a user cancel or at its timeout: the live tranche is cancelled, its cancel
+      confirmed and its fills (final, by default) counted, so the status says exactly what filled.
+    The last tranches may be resized so that no remainder below the market's minimum order size is left.
+    """
+
     spec: IcebergSpec
     inst: Instrument
     lo: Micro

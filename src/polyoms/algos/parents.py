@@ -1,47 +1,14 @@
 """ParentManager: many parent orders at once, each a pure algorithm driven through the OMS.
 
-The manager owns the parents; each parent owns an algorithm state (`base.AlgoState`). A round looks at
-every working parent: it builds the parent's observation (the time from the injected clock; its children
-as the OMS knows them; the top of book per token from the `book_source`, with our own resting orders taken
-out; the bankroll from the ledger), steps the algorithm, and executes what it asked for — signing child
-order requests that the venue adapter prepares (signs) and the engine journals first and sends once, or
-cancelling them by id. Nothing else touches the venue.
+The manager owns the parents; each parent owns an algorithm state (`base.AlgoState`). A round builds
+every working parent's observation, steps its algorithm and executes what it asked for through the OMS;
+nothing else touches the venue. Key rules, detailed on `ParentManager`:
 
-Rounds run
-* on their own (`autorun=True`, the default): whenever the engine publishes a notification (an order or a
-  fill moved) and when a parent's timer (`wake_ms`) is due, checked every `timer_interval_s` with the
-  injected `sleep`;
-* or when told (`autorun=False`, backtests on a virtual clock): `settle()` runs rounds until nothing moves,
-  `next_wake_ms()` says when time should next be advanced to.
-`start`, `cancel` run a round before returning, so the first children are journaled by the time
-`start` returns.
-
-A child refused for a passing reason — admission closed while the OMS resyncs (stream gap, UNKNOWN order,
-heartbeat), a book not trusted yet, the order-rate limit — is held and retried every round (its view is
-SUBMITTING) for up to `HOLD_MS`; only then, or at once for any other refusal (kill switch, risk limits,
-bad input), does the algorithm see it REJECTED. Without this, one WebSocket gap would fail every parent.
-
-Each child is submitted with `actor = "algo:<parent id>"`, so the OMS's audit trail and notifications
-name the parent. An algorithm that raises is stopped (FAILED, its children cancelled): a bug in one
-parent never stops the others.
-
-Journaled and recovered (when the OMS has a journal): a parent's `ParentRecord` (oms.journal) — its
-spec, its restart policy — is committed when it starts, before its first child and before `start`
-returns its id; it is written again when a cancel is requested and when it ends. Its progress is not
-journaled: it is always its children's fills, and the children are the OMS's orders with its actor, so
-a restarted manager finds them (`recover`). Ids are `<kind>-<n>`, kind the algorithm's name in
-`catalog` (which also says how each starts and resumes), n past every journaled parent's: an id never
-repeats, across restarts and crashes (a journal's older ids, e.g. "microprice-3", are kept as they are).
-After a restart (`recover`), a parent that was working first cancels the children of the previous run
-that still rest and waits for them to be final (fills settled); then, per its `on_restart` policy (the
-manager's default, or per parent):
-* "interrupt" (the default): it ends CANCELLED, marked `interrupted`, with exactly what its children
-  filled;
-* "resume": the algorithm starts again for what is left (its target minus what filled), within what
-  is left of its timeout; the parent's numbers add both runs' children. Only the single-token
-  algorithms sized in shares resume (iceberg, adaptive, micro-price); others are interrupted.
-A parent whose cancel was requested before the restart ends CANCELLED; one that had ended keeps its
-final state (its numbers again rebuilt from its children).
+* a child refused for a passing reason (admission closed during a resync, a book not trusted yet, the
+  order-rate limit) is held and retried, so one WebSocket gap does not fail every parent;
+* an algorithm that raises stops its own parent only;
+* a parent is journaled before its first child; its progress is always its children's fills, so a
+  restarted manager rebuilds it from the OMS's orders (`ParentManager.recover`).
 """
 
 from __future__ import annotations
@@ -207,6 +174,42 @@ class _Parent:
 
 
 class ParentManager:
+    """Many parent orders at once, each a pure algorithm driven through the OMS.
+
+    The manager owns the parents; each parent owns an algorithm state (`base.AlgoState`). A round looks at
+    every working parent: it builds the parent's observation (the time from the injected clock; its children
+    as the OMS knows them; the top of book per token from the `book_source`, with our own resting orders taken
+    out; the bankroll from the ledger), steps the algorithm, and executes what it asked for — signing child
+    order requests that the venue adapter prepares (signs) and the engine journals first and sends once, or
+    cancelling them by id. Nothing else touches the venue.
+
+    Rounds run
+    * on their own (`autorun=True`, the default): whenever the engine publishes a notification (an order or a
+      fill moved) and when a parent's timer (`wake_ms`) is due, checked every `timer_interval_s` with the
+      injected `sleep`;
+    * or when told (`autorun=False`, backtests on a virtual clock): `settle()` runs rounds until nothing moves,
+      `next_wake_ms()` says when time should next be advanced to.
+    `start`, `cancel` run a round before returning, so the first children are journaled by the time
+    `start` returns.
+
+    A child refused for a passing reason — admission closed while the OMS resyncs (stream gap, UNKNOWN order,
+    heartbeat), a book not trusted yet, the order-rate limit — is held and retried every round (its view is
+    SUBMITTING) for up to `HOLD_MS`; only then, or at once for any other refusal (kill switch, risk limits,
+    bad input), does the algorithm see it REJECTED. Without this, one WebSocket gap would fail every parent.
+
+    Each child is submitted with `actor = "algo:<parent id>"`, so the OMS's audit trail and notifications
+    name the parent. An algorithm that raises is stopped (FAILED, its children cancelled): a bug in one
+    parent never stops the others.
+
+    Journaled and recovered (when the OMS has a journal): a parent's `ParentRecord` (oms.journal) — its
+    spec, its restart policy — is committed when it starts, before its first child and before `start`
+    returns its id; it is written again when a cancel is requested and when it ends. Its progress is not
+    journaled: it is always its children's fills, and the children are the OMS's orders with its actor, so
+    a restarted manager finds them (`recover`). Ids are `<kind>-<n>`, kind the algorithm's name in
+    `catalog` (which also says how each starts and resumes), n past every journaled parent's: an id never
+    repeats, across restarts and crashes (a journal's older ids, e.g. "microprice-3", are kept as they are).
+    """
+
     def __init__(
         self,
         manager: OrderManager,
@@ -226,7 +229,7 @@ class ParentManager:
         book source (`book_source.instrument(token)`). `seed` seeds the algorithms' randomness (each
         parent gets its own stream); `deterministic_salts` also derives order salts from it, so a
         backtest's order ids repeat (never in live trading: two runs would sign identical orders).
-        `on_restart`: the default restart policy of the parents it starts (module doc)."""
+        `on_restart`: the default restart policy of the parents it starts (`recover`)."""
         self.manager = manager
         self.engine = manager.engine
         self.clock = clock
@@ -288,8 +291,20 @@ class ParentManager:
 
     async def recover(self) -> builtins.list[str]:
         """After a restart (the OMS recovered from the journal and reconciled with the venue): rebuild
-        every journaled parent (module doc). Returns the ids of those that were working. Call once,
-        before starting new parents."""
+        every journaled parent. Returns the ids of those that were working. Call once, before starting
+        new parents.
+
+        A parent that was working first cancels the children of the previous run that still rest and
+        waits for them to be final (fills settled); then, per its `on_restart` policy (the manager's
+        default, or per parent):
+        * "interrupt" (the default): it ends CANCELLED, marked `interrupted`, with exactly what its children
+          filled;
+        * "resume": the algorithm starts again for what is left (its target minus what filled), within what
+          is left of its timeout; the parent's numbers add both runs' children. Only the single-token
+          algorithms sized in shares resume (iceberg, adaptive, micro-price); others are interrupted.
+        A parent whose cancel was requested before the restart ends CANCELLED; one that had ended keeps its
+        final state (its numbers again rebuilt from its children).
+        """
         j = self._journal()
         if j is None:
             return []
@@ -894,7 +909,7 @@ Restart = Callable[[Micro, int, "int | None"], AlgoState]
 
 @dataclass(frozen=True, slots=True)
 class RecoveredState(AlgoState):
-    """A journaled parent after a restart (module doc).
+    """A journaled parent after a restart (`ParentManager.recover`).
 
     `prior` are the children of the previous runs. Until they are final, it cancels those still
     resting (STOPPING) and waits for their fills to settle (SETTLING). Then, by `mode`: "interrupt"

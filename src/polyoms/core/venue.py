@@ -16,6 +16,8 @@ Contract
 * queries return the venue's truth as reports (`OrderReport`, `TradeEvent`), keyed by our keys.
 * user events (`OrderEvent` / `TradeEvent`, `core.user_events`) go to the sink set with `set_user_sink`.
 * `settlement` says whether a fill is provisional until settled (on chain) or final at once.
+* `expiry_lead_s`: how long before the expiration it signs the venue ends a GTD order (Polymarket: 60 s;
+  0 where an order ends when it says); the adapter adds it to `OrderRequest.expiration` when signing.
 * `heartbeat()` keeps the venue's dead-man switch alive (a no-op where there is none); raises on failure.
 """
 
@@ -289,6 +291,9 @@ class Venue(Protocol):
 
     @property
     def settlement(self) -> SettlementModel: ...
+
+    @property
+    def expiry_lead_s(self) -> int: ...
 
     def prepare(self, request: OrderRequest, instrument: Instrument) -> PreparedOrder: ...
 

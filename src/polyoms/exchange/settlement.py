@@ -54,8 +54,8 @@ _Flow = tuple[Account, str | None, int]
 
 @dataclass(frozen=True, slots=True)
 class SettlementConfig:
-    """Delays (ms) and failure odds of the settlement pipeline. The defaults are Polygon-like: a block
-    in ~2 s, finality ~10 s later, and every trade succeeds."""
+    """Delays (ms) and failure odds of the settlement pipeline. The defaults are Polygon-like (a block,
+    then finality some blocks later), and every trade succeeds."""
 
     mined_delay_ms: int = 2_000
     confirmed_delay_ms: int = 10_000

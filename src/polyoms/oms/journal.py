@@ -1,61 +1,15 @@
 """The journal: SQLite in WAL mode, an append-only event log plus current-state tables, written in batches.
 
-Schema (version 5; versions 3 and 4 are upgraded in place when opened, older ones are refused)
-    log(first_seq PK, last_seq, inputs, data)
-        Append-only, one row per committed batch. `data` is zstd(msgpack(list of input rows)), each row
-        [seq, ts_ms, kind, order_id, trade_id, payload, effects]; kinds: intent, ack, reject,
-        send_failed, cancel_request, cancel_answer, order, trade, trade_rest, resolve, balance, restart,
-        reconcile, wallet. `payload` is the typed input record, nested msgpack (read back as `msgspec.Raw`
-        and decoded by kind; user events are arrays in field order, `array_like`). `effects`
-        holds what the input caused, each with its own sequence number: transition, note, fill,
-        fill_status, confirm, void, anomaly, adopt, diff — a msgpack list of [seq, kind, order_id,
-        trade_id, payload]. Inputs and effects share the OMS's one monotonic counter (an input's effects
-        take the numbers right after it); batches tile the counter without holes (checked on reading);
-        `Journal.log()` / `journal_recovery.committed_rows()` list them in order. One compressed row per
-        batch instead of one row per input: user events repeat ids, addresses and token ids, so a batch
-        shrinks many times over and costs one B-tree insert.
-    orders(no PK, order_id UNIQUE, wallet, state, record)
-                                 one row per order: its OrderRecord without the growing lists (rebuilt
-                                 from the log); `no` is the order's creation ordinal
-    fills(no PK, trade_id, order_id, wallet, status, tier, record), UNIQUE (trade_id, order_id)
-    positions(wallet, token_id PK, confirmed, record)
-    ledgers(wallet PK, cash, reserved, record)         pUSD figures (positions are their own rows)
-    parents(no PK, parent_id UNIQUE, family, state, record)
-                                 one row per parent order (and, later, strategy): its `ParentRecord` —
-                                 what it was asked to do (spec), its restart policy, whether it ended and
-                                 how. Written when it starts (committed before its first child), when a
-                                 cancel is requested and when it ends; its progress is not stored (its
-                                 children's fills are the truth: orders whose actor is `family:parent_id`).
-                                 Not part of the log: parents are rare and sit outside the OMS's inputs.
-    meta(key PK, value)                                schema version
-Version 4 added the parents table; version 5 journals an `ack` as the venue-neutral `AckInput` (the
-domain's `Ack`) instead of Polymarket's answer, and recovery reads the older rows
-(`journal_recovery`).
+The OMS appends its inputs (each with the effects it caused) and marks records dirty; `flush()` commits
+them as one transaction, so the journal is always a prefix of the inputs, and `commit_intent()` makes
+that commit durable before an order may be sent. The writer runs inline, on a thread or in a child
+process (`journal_process`); reading it back is `journal_recovery`. Key rules, detailed on `Journal`
+and on the tables (`_SCHEMA`):
 
-Writes are batched: the OMS appends rows and marks records dirty; `flush()` writes the rows as one
-compressed log row, upserts each dirty record once, and commits — one transaction, so a batch is all or
-nothing (SQLite's atomicity: a crash or an exception before COMMIT leaves the previous commit intact).
-A transaction always holds whole inputs with all their effects, so the journal is always a prefix of
-the inputs. `commit_intent()` is the same flush, made synchronously durable (`PRAGMA synchronous=FULL`
-for that commit by default: the intent must survive even a power cut before the order may be sent);
-batches run with synchronous=NORMAL, which in WAL mode survives a process crash and, on a power cut,
-loses at most the last batches — which reconciliation re-reads from the venue. Pages are 4 KB: each
-page a batch dirties (the touched orders, fills and positions) is one WAL frame at commit.
-WAL checkpoints run on a background thread with their own connection (`journal_writer.Checkpointer`),
-never inside a commit.
-
-Writers: "inline" (default) writes on the caller's thread. "thread" hands each batch (already encoded
-on the caller's thread: state objects never cross) to one writer thread, which commits batches in order;
-`flush(wait=True)` / `wait()` / `commit_intent()` block until committed. SQLite releases the GIL while
-it works, so commits and their fsyncs stop stalling the single writer. "process" hands each batch to a
-child process (`journal_process`): compression, SQL, commits and checkpoints run on another core, and
-the OMS's thread only encodes. After any failed write nothing more is written and every later call
-raises JournalError (the OMS halts); a writer process that dies does the same. Measurements:
-docs/performance.md.
-
-Only what the OMS is given is written: no keys, no API secrets, no signatures (tests scan the file for
-canaries). Every file of the journal (the database, its -wal and -shm, the writer's lock) is created
-readable by its owner only (0600), and tightened to 0600 when an older file is opened.
+* a batch is all or nothing, and after any failed write nothing more is written (the OMS halts);
+* only what the OMS is given is written: no keys, no API secrets, no signatures (tests scan the file
+  for canaries);
+* every file of the journal is readable by its owner only (0600, `private_files`).
 """
 
 from __future__ import annotations
@@ -116,6 +70,37 @@ _SCHEMA: Final = (
         record BLOB NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
 )
+"""The tables (version `SCHEMA_VERSION`; `_UPGRADABLE` ones are upgraded in place when opened, older
+ones are refused):
+
+    log(first_seq PK, last_seq, inputs, data)
+        Append-only, one row per committed batch. `data` is zstd(msgpack(list of input rows)), each row
+        [seq, ts_ms, kind, order_id, trade_id, payload, effects]; kinds: intent, ack, reject,
+        send_failed, cancel_request, cancel_answer, order, trade, trade_rest, resolve, balance, restart,
+        reconcile, wallet. `payload` is the typed input record, nested msgpack (read back as `msgspec.Raw`
+        and decoded by kind; user events are arrays in field order, `array_like`). `effects`
+        holds what the input caused, each with its own sequence number: transition, note, fill,
+        fill_status, confirm, void, anomaly, adopt, diff — a msgpack list of [seq, kind, order_id,
+        trade_id, payload]. Inputs and effects share the OMS's one monotonic counter (an input's effects
+        take the numbers right after it); batches tile the counter without holes (checked on reading);
+        `Journal.log()` / `journal_recovery.committed_rows()` list them in order. One compressed row per
+        batch instead of one row per input: user events repeat ids, addresses and token ids, so a batch
+        shrinks many times over and costs one B-tree insert.
+    orders(no PK, order_id UNIQUE, wallet, state, record)
+                                 one row per order: its OrderRecord without the growing lists (rebuilt
+                                 from the log); `no` is the order's creation ordinal
+    fills(no PK, trade_id, order_id, wallet, status, tier, record), UNIQUE (trade_id, order_id)
+    positions(wallet, token_id PK, confirmed, record)
+    ledgers(wallet PK, cash, reserved, record)         pUSD figures (positions are their own rows)
+    parents(no PK, parent_id UNIQUE, family, state, record)
+                                 one row per parent order (and, later, strategy): its `ParentRecord` —
+                                 what it was asked to do (spec), its restart policy, whether it ended and
+                                 how. Written when it starts (committed before its first child), when a
+                                 cancel is requested and when it ends; its progress is not stored (its
+                                 children's fills are the truth: orders whose actor is `family:parent_id`).
+                                 Not part of the log: parents are rare and sit outside the OMS's inputs.
+    meta(key PK, value)                                schema version
+"""
 _FILE_SUFFIXES: Final = ("", "-wal", "-shm", ".writer")
 """The files of a journal: the database, SQLite's WAL and shared-memory index, the writer process's lock."""
 
@@ -190,7 +175,28 @@ WRITERS: Final = ("inline", "thread", "process")
 
 
 class Journal:
-    """One SQLite file, written only by the OMS's single writer."""
+    """One SQLite file, written only by the OMS's single writer.
+
+    Writes are batched: the OMS appends rows and marks records dirty; `flush()` writes the rows as one
+    compressed log row, upserts each dirty record once, and commits — one transaction, so a batch is all or
+    nothing (SQLite's atomicity: a crash or an exception before COMMIT leaves the previous commit intact).
+    A transaction always holds whole inputs with all their effects, so the journal is always a prefix of
+    the inputs. `commit_intent()` is the same flush, made synchronously durable (`PRAGMA synchronous=FULL`
+    for that commit by default: the intent must survive even a power cut before the order may be sent);
+    batches run with synchronous=NORMAL, which in WAL mode survives a process crash and, on a power cut,
+    loses at most the last batches — which reconciliation re-reads from the venue.
+    WAL checkpoints run on a background thread with their own connection (`journal_writer.Checkpointer`),
+    never inside a commit.
+
+    Writers: "inline" (default) writes on the caller's thread. "thread" hands each batch (already encoded
+    on the caller's thread: state objects never cross) to one writer thread, which commits batches in order;
+    `flush(wait=True)` / `wait()` / `commit_intent()` block until committed. SQLite releases the GIL while
+    it works, so commits and their fsyncs stop stalling the single writer. "process" hands each batch to a
+    child process (`journal_process`): compression, SQL, commits and checkpoints run on another core, and
+    the OMS's thread only encodes. After any failed write nothing more is written and every later call
+    raises JournalError (the OMS halts); a writer process that dies does the same. Measurements:
+    docs/performance.md.
+    """
 
     def __init__(
         self,
@@ -218,7 +224,7 @@ class Journal:
             private_files(self.path)
             # Autocommit mode: transactions are begun and committed explicitly, one per flush.
             self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            # 4 KB pages (takes effect on a new file only): see the module doc.
+            # 4 KB pages (takes effect on a new file only): see the orders table in `_SCHEMA`.
             self.conn.execute("PRAGMA page_size=4096")
             mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":

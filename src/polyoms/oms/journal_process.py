@@ -1,7 +1,7 @@
 """The journal's writer process, seen from the OMS: the parent's end of the ring and the pipe.
 
 `Journal(writer="process")` hands each batch to a child process (`journal_writer.py` run as a script,
-see its module doc for the protocol and the child's side) so that compression, SQL, commits and
+see `journal_writer.serve` for the protocol and the child's side) so that compression, SQL, commits and
 checkpoints run on another core. Batches are copied into a shared-memory ring and only their place goes
 down the pipe; replies come back on another pipe. Measurements: docs/performance.md.
 """

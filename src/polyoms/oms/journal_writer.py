@@ -4,28 +4,8 @@
 "inline" on the OMS's thread, "thread" on a writer thread, "process" in a child process running this
 file as a script (`serve`; its parent's end is `journal_process.WriterProcess`). The child imports
 nothing from polyoms, so it starts fast and cannot touch trading state: it receives batches already
-encoded, as plain data. Why a process, and what it measured: docs/performance.md.
-
-Pipe protocol (both directions): a 4-byte little-endian length, then msgpack.
-    parent → child  ["shm", offset, size]   the next message is in the shared ring at offset
-                    ["batch", batch, n]     batch: see `Batch`; n numbers it
-                    ["sync", n]             reply once every earlier batch is committed
-                    ["close"]               finish and exit (also on end of input: the parent died)
-    child → parent  ["ready", pid] · ["done", n] (batches up to n taken: their ring space is free) ·
-                    ["ok", n] (sync n: every earlier batch committed) · ["error", text] · ["closed"]
-Batches travel through a shared-memory ring (a memfd both map) and only their place through the pipe
-(a large pipe write stalls while the reader contends for the pipe). The parent writes a message into
-the ring before it names it on the pipe, and reuses space only once "done" says the child has decoded
-it; a message too big for the ring goes through the pipe.
-Batches already waiting when the child takes one are committed with it as one transaction (a group
-commit, `write_batches`): whole batches only, so the journal still ends at a batch boundary. After a
-failed write the child writes nothing more (the journal stays a prefix of the inputs) and answers
-every later sync with the error. On end of input, batches received whole are written, a torn
-last message is not: a killed OMS leaves a journal that ends at a batch boundary, as inline.
-
-The child holds an exclusive lock on `<journal>.writer` while it runs; opening a journal waits for
-it (`await_writer_exit`), so an OMS restarted after a crash never reads the file while the previous
-life's writer is still committing what it was handed.
+encoded, as plain data. Why a process: docs/performance.md. The pipe protocol and the child's rules on
+failure and exit are on `serve`; the writer's lock on `await_writer_exit`.
 """
 
 from __future__ import annotations
@@ -86,7 +66,7 @@ class Batch(NamedTuple):
 
 
 ZSTD_LEVEL: Final = 1
-"""Level 1: a ~15× smaller log for ~0.4 µs of CPU per event (bench/oms.py)."""
+"""Level 1: the faster levels save little CPU and write many more bytes (docs/performance.md)."""
 
 
 def compressor() -> Callable[[bytes], bytes]:
@@ -210,7 +190,11 @@ class Checkpointer:
 
 def await_writer_exit(path: Path, timeout_s: float) -> bool:
     """Wait until no writer process holds `path`'s journal (the previous life's, after a crash);
-    False if one still does after `timeout_s`. Instant when none was ever started for it."""
+    False if one still does after `timeout_s`. Instant when none was ever started for it.
+
+    The child holds an exclusive lock on `<journal>.writer` (`lock_path`) while it runs; opening a
+    journal waits for it, so an OMS restarted after a crash never reads the file while the previous
+    life's writer is still committing what it was handed."""
     lock = lock_path(path)
     if not lock.exists():
         return True
@@ -293,6 +277,25 @@ class Inbox:
 
 
 def serve(path: Path, batch_sync: str, inp: Inbox, out: BinaryIO) -> None:
+    """The writer process's loop: batches from `inp` committed to the journal at `path`, answers to `out`.
+
+    Pipe protocol (both directions): a 4-byte little-endian length, then msgpack.
+        parent → child  ["shm", offset, size]   the next message is in the shared ring at offset
+                        ["batch", batch, n]     batch: see `Batch`; n numbers it
+                        ["sync", n]             reply once every earlier batch is committed
+                        ["close"]               finish and exit (also on end of input: the parent died)
+        child → parent  ["ready", pid] · ["done", n] (batches up to n taken: their ring space is free) ·
+                        ["ok", n] (sync n: every earlier batch committed) · ["error", text] · ["closed"]
+    Batches travel through a shared-memory ring (a memfd both map) and only their place through the pipe
+    (a large pipe write stalls while the reader contends for the pipe). The parent writes a message into
+    the ring before it names it on the pipe, and reuses space only once "done" says the child has decoded
+    it; a message too big for the ring goes through the pipe.
+    Batches already waiting when the child takes one are committed with it as one transaction (a group
+    commit, `write_batches`): whole batches only, so the journal still ends at a batch boundary. After a
+    failed write the child writes nothing more (the journal stays a prefix of the inputs) and answers
+    every later sync with the error. On end of input, batches received whole are written, a torn
+    last message is not: a killed OMS leaves a journal that ends at a batch boundary, as inline.
+    """
     parent_gone = False
 
     def reply(message: Any) -> None:

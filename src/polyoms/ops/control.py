@@ -1,35 +1,12 @@
 """The daemon's local control API: JSON over HTTP on 127.0.0.1, for the CLI and (later) the dashboard.
 
-Every request carries `Authorization: Bearer <token>`; the token is generated when the daemon starts
-and written to `<state_dir>/control.token` (mode 0600, nothing else in it). Requests from anything but
-loopback are refused whatever they carry. Typed errors become 4xx answers naming the error class:
+Key rules, detailed on `make_app` (which also lists the endpoints):
 
-    {"error": "InvalidPriceError", "message": "...", "source": "local"}
-
-400 bad input (nothing was changed), 401 missing/wrong token, 404 unknown order or parent, 409 refused by
-the OMS's state (admission closed, risk limit, balance), 502 the venue failed. HTTP-level refusals (no such
-endpoint, wrong method, body too large or too slow) are typed the same way (`NotFound`, `MethodNotAllowed`,
-`RequestEntityTooLarge`, `RequestTimeout`), and only after the token was checked. Messages pass through
-the redactor, and no endpoint returns a key, an API secret or the token.
-
-A local process without the token cannot lock the operator out: connections are capped, slow or silent
-ones closed, the operator's evicted last (`net.http_guard`).
-
-    GET    /v1/status                  daemon, venue, wallet, admission
-    POST   /v1/orders                  OrderBody -> OrderAccepted (limit, market, or a parent with `algo`)
-    GET    /v1/orders[?open=1]         OrderList
-    GET    /v1/orders/{id}             OrderView with audit trail and fills (or ParentView for a parent id)
-    DELETE /v1/orders/{id}             cancel one order (or a parent and its children)
-    DELETE /v1/orders                  stop every parent order, then cancel every open order (admission
-                                       stays open)
-    GET    /v1/positions               ledger: pUSD tiers and positions, marked to the mid and the bid
-    GET    /v1/history[?market=&limit=] fills with fees and tiers, PnL per market
-    GET    /v1/pnl[?points=N]          equity curve replayed from the journal (`ops.history`)
-    GET    /v1/metrics                 Prometheus text
-    POST   /v1/stop                    {"emergency": true}: kill switch + cancel all; else shut the daemon down
-    POST   /v1/resume                  reopen admission after an emergency stop
-    GET    /v1/markets?q=TEXT&limit=N  market search
-    GET    /v1/parents                 ParentList;  GET/DELETE /v1/parents/{id}
+* every request carries `Authorization: Bearer <token>`, the token generated when the daemon starts and
+  written to `<state_dir>/control.token` (mode 0600); requests from anything but loopback are refused;
+* typed errors become answers naming the error class; messages pass through the redactor, and no
+  endpoint returns a key, an API secret or the token;
+* a local process without the token cannot lock the operator out (`net.http_guard`).
 """
 
 from __future__ import annotations
@@ -117,6 +94,39 @@ def _loopback(remote: str | None) -> bool:
 def make_app(
     desk: Desk, token: str, status: Callable[[], dict[str, Any]], *, limits: GuardLimits | None = None
 ) -> web.Application:
+    """The control API's app over `desk`.
+
+    Every request carries `Authorization: Bearer <token>`; the token is generated when the daemon starts
+    and written to `<state_dir>/control.token` (mode 0600, nothing else in it). Requests from anything but
+    loopback are refused whatever they carry. Typed errors become 4xx answers naming the error class:
+
+        {"error": "InvalidPriceError", "message": "...", "source": "local"}
+
+    400 bad input (nothing was changed), 401 missing/wrong token, 404 unknown order or parent, 409 refused by
+    the OMS's state (admission closed, risk limit, balance), 502 the venue failed. HTTP-level refusals (no such
+    endpoint, wrong method, body too large or too slow) are typed the same way (`NotFound`, `MethodNotAllowed`,
+    `RequestEntityTooLarge`, `RequestTimeout`), and only after the token was checked. Messages pass through
+    the redactor, and no endpoint returns a key, an API secret or the token.
+
+    A local process without the token cannot lock the operator out: connections are capped, slow or silent
+    ones closed, the operator's evicted last (`net.http_guard`).
+
+        GET    /v1/status                  daemon, venue, wallet, admission
+        POST   /v1/orders                  OrderBody -> OrderAccepted (limit, market, or a parent with `algo`)
+        GET    /v1/orders[?open=1]         OrderList
+        GET    /v1/orders/{id}             OrderView with audit trail and fills (or ParentView for a parent id)
+        DELETE /v1/orders/{id}             cancel one order (or a parent and its children)
+        DELETE /v1/orders                  stop every parent order, then cancel every open order (admission
+                                           stays open)
+        GET    /v1/positions               ledger: pUSD tiers and positions, marked to the mid and the bid
+        GET    /v1/history[?market=&limit=] fills with fees and tiers, PnL per market
+        GET    /v1/pnl[?points=N]          equity curve replayed from the journal (`ops.history`)
+        GET    /v1/metrics                 Prometheus text
+        POST   /v1/stop                    {"emergency": true}: kill switch + cancel all; else shut the daemon down
+        POST   /v1/resume                  reopen admission after an emergency stop
+        GET    /v1/markets?q=TEXT&limit=N  market search
+        GET    /v1/parents                 ParentList;  GET/DELETE /v1/parents/{id}
+    """
     expected = f"Bearer {token}".encode()
     conns = ConnectionGuard(limits)
 

@@ -232,10 +232,8 @@ class Daemon:
         self.desk = desk = Desk(
             engine=engine,
             manager=self.manager,
-            builder=session.builder,
             catalog=catalog,
             public=hub.public,
-            venue_kind=session.kind,
             limits=cfg.risk,
             market_stream=self.market_stream,
             gamma=session.gamma,

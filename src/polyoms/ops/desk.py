@@ -31,6 +31,7 @@ from polyoms.core.errors import (
 )
 from polyoms.core.market_events import BookSnapshot
 from polyoms.core.units import MICRO, Micro, TickSize, fmt_micro, plain_micro, to_micro
+from polyoms.core.venue import Instrument, OrderRequest, PreparedOrder
 from polyoms.oms.engine import Engine
 from polyoms.oms.errors import ConfirmationRequiredError, UnknownOrderError
 from polyoms.oms.fills import MAX_FEE_RATE_BPS
@@ -48,14 +49,32 @@ from polyoms.polymarket.client.gamma import GammaClient
 from polyoms.polymarket.client.redact import redact
 from polyoms.polymarket.client.ws_market import MarketStream
 from polyoms.polymarket.protocol.amounts import MIN_MARKETABLE_BUY, SIZE_QUANTUM, check_quantity, implied_price
-from polyoms.polymarket.protocol.order import OrderBuilder, SignedOrder
-from polyoms.venues.polymarket_orders import prepared
 
 log = logging.getLogger(__name__)
 MIN_ID_PREFIX: Final = 4
 """Characters (after "0x") an id prefix needs: fewer would match nearly anything."""
 TOKEN_ID_MAX_DIGITS: Final = 78
 """A token id is a uint256 in decimal: at most 78 digits (2^256 - 1 has 78)."""
+
+
+PARENT_MIN_SIZE: Final = 5 * MICRO
+"""The minimum order size parent orders assume where the catalog does not know a market's."""
+
+
+def instrument_of(info: MarketInfo, token_id: str, *, unknown_min_size: Micro = PARENT_MIN_SIZE) -> Instrument:
+    """The port's instrument for one of `info`'s tokens, whose tick must be known (the desk's orders and
+    the parents' children both trade through it). `unknown_min_size`: the minimum assumed when the
+    catalog does not know the market's."""
+    assert info.tick is not None
+    return Instrument(
+        token_id=token_id,
+        tick=info.tick,
+        market=info.condition_id,
+        complement=info.other_token(token_id) or "",
+        neg_risk=bool(info.neg_risk),
+        min_size=info.min_order_size if info.min_order_size is not None else unknown_min_size,
+        fee_rate_bps=0 if info.fees_enabled is False else None,
+    )
 
 
 class AmbiguousIdError(InputError):
@@ -157,11 +176,9 @@ class ParentPort(OrderSource, Protocol):
 class Desk:
     engine: Engine
     manager: OrderManager
-    builder: OrderBuilder
     catalog: MarketCatalog
     public: ClobClient
     """Public market data (REST books for market-order prices)."""
-    venue_kind: str
     limits: RiskLimits = field(default_factory=RiskLimits)
     market_stream: MarketStream | None = None
     gamma: GammaClient | None = None
@@ -358,9 +375,10 @@ class Desk:
             started = await self._add_parent(req, side, info, size)
             return msgspec.structs.replace(started, kelly_size=kelly_size)
         if kind == "limit":
-            order, notional, is_dollar = self._limit(req, side, info, size)
+            order, notional = self._limit(req, side, info, size)
         else:
-            order, notional, is_dollar = await self._market(req, side, info, size)
+            order, notional = await self._market(req, side, info, size)
+        is_dollar = order.notional
         if notional > self.limits.confirm_above and not req.confirm:
             raise ConfirmationRequiredError(
                 f"order notional {fmt_micro(notional)} pUSD is above {fmt_micro(self.limits.confirm_above)}: "
@@ -368,8 +386,8 @@ class Desk:
                 rule="confirmation",
             )
         await self.watch_books(info)
-        order_id = await self.manager.submit(prepared(order, notional=is_dollar), market=info.condition_id)
-        shares, _ = order.size_and_price
+        order_id = await self.manager.submit(order, market=info.condition_id)
+        shares = order.size
         price = order_price(order.side, order.maker_amount, order.taker_amount, info.tick)
         max_spend, fee_estimate, spend_note = self._spend_note(order) if is_dollar else (None, None, "")
         with bind_order(order_id=order_id, market=info.condition_id, wallet=self.engine.venue.wallet):
@@ -385,7 +403,7 @@ class Desk:
             kind=kind,
             order_id=order_id,
             side=side.name,
-            token_id=str(order.token_id),
+            token_id=order.token_id,
             price=fmt_micro(price),
             # A market BUY is sized in pUSD (its shares depend on the prices it fills at), as in order views.
             size=None if is_dollar else fmt_micro(shares),
@@ -397,9 +415,7 @@ class Desk:
             note=spend_note,
         )
 
-    def _limit(
-        self, req: api.OrderBody, side: Side, info: MarketInfo, size: str | None
-    ) -> tuple[SignedOrder, Micro, bool]:
+    def _limit(self, req: api.OrderBody, side: Side, info: MarketInfo, size: str | None) -> tuple[PreparedOrder, Micro]:
         if req.price is None:
             raise InputError("a limit order needs a price (--price)", field="price")
         if size is None:
@@ -409,25 +425,27 @@ class Desk:
         otype = OrderType.parse(req.order_type or "GTC")
         if otype is OrderType.GTD and req.expiration <= 0:
             raise InputError("a GTD order needs --expiration (unix seconds)", field="expiration")
-        assert info.tick is not None
-        order = self.builder.limit(
-            req.token_id,
-            side,
-            req.price,
-            size,
-            tick=info.tick,
-            neg_risk=bool(info.neg_risk),
+        request = OrderRequest(
+            token_id=req.token_id,
+            side=side,
+            price=to_micro(req.price, "price"),
+            size=to_micro(size, "size"),
             order_type=otype,
-            expiration=req.expiration if otype is OrderType.GTD else 0,
+            expiration=self._order_end(req.expiration) if otype is OrderType.GTD else 0,
             post_only=req.post_only,
-            min_size=None if info.min_order_size is None else fmt_micro(info.min_order_size),
         )
-        shares, price = order.size_and_price
-        return order, _ceil_div(shares * price, MICRO), False
+        # An unknown minimum size is left to the venue to judge (no default is assumed here).
+        order = self.manager.prepare(request, instrument_of(info, req.token_id, unknown_min_size=0))
+        return order, _ceil_div(order.size * order.price, MICRO)
 
-    def _spend_note(self, order: SignedOrder) -> tuple[str | None, str | None, str]:
+    def _order_end(self, expiration: int) -> int:
+        """When a GTD order whose `--expiration` is `expiration` ends: the operator gives the expiration
+        to sign, as the venue's own tools do; a venue that ends orders a lead earlier says so."""
+        return expiration - self.engine.venue.expiry_lead_s
+
+    def _spend_note(self, order: PreparedOrder) -> tuple[str | None, str | None, str]:
         """(max_spend, fee_estimate, note) of a market BUY's answer (`_market` planned them)."""
-        plan = self._spend_plans.pop(order.order_id, None)
+        plan = self._spend_plans.pop(order.key, None)
         if plan is None:
             return None, None, ""
         budget, fee = plan
@@ -439,7 +457,7 @@ class Desk:
 
     async def _market(
         self, req: api.OrderBody, side: Side, info: MarketInfo, size: str | None
-    ) -> tuple[SignedOrder, Micro, bool]:
+    ) -> tuple[PreparedOrder, Micro]:
         otype = OrderType.parse(req.order_type or "FOK")
         if not otype.is_marketable_only:
             raise InputError(f"a market order is FOK or FAK, got {otype.value}", field="order_type")
@@ -481,27 +499,24 @@ class Desk:
                         amount=fmt_micro(budget),
                     )
         if req.price is not None:
-            price_text = req.price
+            worst = to_micro(req.price, "price")
         else:
             if book is None:
                 book = await self.public.book(req.token_id)
-            price_text = fmt_micro(market_price(book, side, amount, otype))
-        order = self.builder.market(
-            req.token_id,
-            side,
-            fmt_micro(amount),
-            price_text,
-            tick=info.tick,
-            neg_risk=bool(info.neg_risk),
-            order_type=otype,
+            worst = market_price(book, side, amount, otype)
+        # A BUY spends `amount` pUSD; a SELL sells `amount` shares (signed as a FOK/FAK limit order).
+        request = (
+            OrderRequest(token_id=req.token_id, side=side, price=worst, amount=amount, order_type=otype)
+            if side is Side.BUY
+            else OrderRequest(token_id=req.token_id, side=side, price=worst, size=amount, order_type=otype)
         )
+        order = self.manager.prepare(request, instrument_of(info, req.token_id, unknown_min_size=0))
         if side is Side.BUY:
             if len(self._spend_plans) > 64:  # entries of orders that were then refused
                 self._spend_plans.clear()
-            self._spend_plans[order.order_id] = (budget, fee)
-            return order, order.maker_amount, True
-        shares, price = order.size_and_price
-        return order, shares * price // MICRO, False
+            self._spend_plans[order.key] = (budget, fee)
+            return order, order.maker_amount
+        return order, order.size * order.price // MICRO
 
     async def _kelly_size(self, req: api.OrderBody, side: Side) -> Micro:
         k = req.kelly

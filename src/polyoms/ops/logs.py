@@ -1,27 +1,11 @@
 """Operator logs: structured (JSON lines) for machines, readable on a terminal, never a secret.
 
-One pipeline for both kinds of caller. `structlog.get_logger()` events and the records of the plain
-`logging.getLogger(__name__)` loggers used throughout the code base go through the same processors,
-so both come out as the same JSON objects (or the same console lines) with the same fields:
-timestamp, level, logger, event, the correlation ids bound in the current context, and any
-key/value pairs the caller passed (`extra=` for stdlib records).
-
-Correlation ids live in context variables (`structlog.contextvars`): `bind_order(order_id=...,
-parent_id=..., market=..., wallet=...)` binds them for the current task (asyncio copies the context
-into each new task, so I/O spawned for an order inherits its ids) and, used as a context manager,
-restores what was bound before.
-
-Secrets. The client package already keeps the process-wide registry of secret values (private keys
-in every hex spelling, API secrets, passphrases; `polymarket.client.redact`) and scrubs its own
-loggers. This module reuses that registry and adds what a general log pipeline needs on top:
-  * every string anywhere in an event (message, values, nested containers, rendered tracebacks,
-    reprs of arbitrary objects, bytes as hex) is scrubbed of registered values;
-  * a value whose key is named like a secret (private_key, secret, passphrase, signature,
-    POLY_SIGNATURE, authorization, ...) is replaced whatever it is, registered or not;
-  * tracebacks are rendered to plain text *before* scrubbing, in both modes. (structlog's console
-    renderer would otherwise print a rich traceback with local variables, after our processors.)
-  * when a record cannot be formatted, logging's fallback would print the raw message and
-    arguments to stderr; our handler prints a scrubbed one-line notice instead.
+One pipeline for both kinds of caller: `structlog.get_logger()` events and the records of the plain
+`logging.getLogger(__name__)` loggers come out as the same JSON objects (or console lines) with the same
+fields (`configure_logging`). Correlation ids live in context variables (`structlog.contextvars`) and
+are bound per task with `bind_order`, so I/O spawned for an order inherits its ids. Secrets: this module
+reuses the client package's registry of secret values (`polymarket.client.redact`) and scrubs every
+event of them, and of any value whose key is named like a secret (`redact_event`).
 """
 
 from __future__ import annotations
@@ -114,7 +98,19 @@ def _scrub(value: Any, depth: int) -> Any:
 
 
 def redact_event(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
-    """structlog processor: the event with every secret (by value or by key name) replaced."""
+    """structlog processor: the event with every secret (by value or by key name) replaced.
+
+    The client package keeps the process-wide registry of secret values (private keys in every hex
+    spelling, API secrets, passphrases) and scrubs its own loggers; a general log pipeline needs more:
+      * every string anywhere in an event (message, values, nested containers, rendered tracebacks,
+        reprs of arbitrary objects, bytes as hex) is scrubbed of registered values;
+      * a value whose key is named like a secret (private_key, secret, passphrase, signature,
+        POLY_SIGNATURE, authorization, ...) is replaced whatever it is, registered or not;
+      * tracebacks are rendered to plain text *before* scrubbing, in both modes. (structlog's console
+        renderer would otherwise print a rich traceback with local variables, after our processors.)
+      * when a record cannot be formatted, logging's fallback would print the raw message and
+        arguments to stderr; our handler prints a scrubbed one-line notice instead.
+    """
     # The fixed fields first, then the correlation ids: a JSON line then reads left to right.
     keys = [k for k in _LEADING if k in event_dict]
     keys += [k for k in event_dict if k not in _LEADING]
@@ -178,6 +174,10 @@ def _shared_processors() -> list[Processor]:
 
 def configure_logging(*, json: bool | None = None, level: str | int = "INFO", stream: TextIO | None = None) -> None:
     """Route structlog and stdlib logging to `stream` (default stderr), JSON lines or console.
+
+    Both go through the same processors, so each line carries the same fields: timestamp, level,
+    logger, event, the correlation ids bound in the current context, and any key/value pairs the caller
+    passed (`extra=` for stdlib records).
 
     `json=None` chooses JSON unless `stream` is a terminal. Calling it again replaces the handler it
     installed before (other handlers on the root logger, e.g. pytest's, are left alone)."""

@@ -1,31 +1,19 @@
 """Prometheus metrics of a running OMS: orders, fills, latencies, streams, rate limits, ledgers, heartbeat.
 
 Nothing here changes how the engine works; the metrics are read from what already exists:
-
-* the engine's notifications (`Engine.subscribe()`), consumed by a task started by `attach`: order
-  transitions, fills by change/tier/side, anomalies, and the two order latencies, timed on the
-  engine's own clock from the order's audit trail (so a backtest on a virtual clock measures virtual
-  time, and the numbers agree with the journal):
-    - submit→ack: the intent journaled (`created_ms`) → the venue's answer applied (the order's first
-      transition out of SUBMITTING; `outcome` says which: LIVE, FILLED, REJECTED, UNKNOWN...). This is
-      the journal commit + the POST round trip + the engine queue, as the caller experiences it.
-    - ack→first fill: that answer → the order's first fill (0 when the fill arrived first: taker);
-* the venue port, wrapped by `instrument(venue)` (a pass-through `Venue`): each call's wall-clock
-  duration (the POST alone, cancels, heartbeats, reconciliation queries), submit outcomes per order,
-  and the last successful heartbeat;
-* at scrape time, by a custom collector (nothing is kept twice): orders by state, `EngineStats`
-  counters, admission flags and heartbeat health, the ledgers (pUSD, shares per token, PnL), and
-  the client's own counters — WebSocket reconnects and gaps (`StreamBase.reconnects`,
-  `UserStreamStats.gaps`, `MarketStreamStats.untrusted`), rate-limit waits (`LimitStats` of the
-  per-IP windows and per-signer buckets), REST requests, retries and breakers.
-
-Label values are bounded: wallets, token ids and markets held, states, channels, limit and client
-names — never an order or trade id. Amounts are in pUSD and shares (micro-units / 10^6), latencies in
-seconds. Every exposition is scrubbed of registered secrets (`polymarket.client.redact`) before it
-leaves, as a last line of defence behind the rule that no label carries one.
-
-Threading: everything (notification consumer, collector, HTTP handler) runs on the engine's event loop,
-where reading the state between awaits is safe; call `render()` from that loop only.
+* the engine's notifications (`attach`): transitions, fills by change/tier/side, anomalies, and two
+  order latencies timed on the engine's clock from the audit trail (a backtest measures virtual time,
+  agreeing with the journal): submit→ack, the intent journaled → the venue's answer applied (journal
+  commit + POST round trip + engine queue; `outcome` says LIVE, FILLED, REJECTED...), and ack→first
+  fill (0 when the fill came first: taker);
+* the venue port, wrapped by `instrument(venue)`: each call's wall-clock duration, submit outcomes, the
+  last successful heartbeat;
+* at scrape time, a collector (nothing kept twice): orders by state, `EngineStats`, admission, heartbeat
+  health, ledgers, and the client's counters (reconnects, gaps, untrusted books, rate-limit waits, REST
+  requests, retries, breakers).
+Label values are bounded (never an order or trade id); amounts in pUSD and shares, latencies in seconds.
+Every exposition is scrubbed of registered secrets (`polymarket.client.redact`). Everything runs on the
+engine's event loop, where reading the state between awaits is safe: call `render()` from there only.
 """
 
 from __future__ import annotations
@@ -147,6 +135,10 @@ class InstrumentedVenue:
     @property
     def settlement(self) -> SettlementModel:
         return self.inner.settlement
+
+    @property
+    def expiry_lead_s(self) -> int:
+        return self.inner.expiry_lead_s
 
     def prepare(self, request: OrderRequest, instrument: Instrument) -> PreparedOrder:
         return self.inner.prepare(request, instrument)

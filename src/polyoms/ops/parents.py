@@ -26,29 +26,15 @@ from polyoms.algos.sizing import KellySizing, kelly_shares
 from polyoms.core.clock import Clock
 from polyoms.core.enums import Side
 from polyoms.core.errors import PolyomsError
-from polyoms.core.units import MICRO, Micro, fmt_micro
+from polyoms.core.units import Micro, fmt_micro
 from polyoms.ops import schema as api
+from polyoms.ops.desk import instrument_of
 from polyoms.polymarket.client.catalog import MarketCatalog, MarketInfo
 
 if TYPE_CHECKING:
     from polyoms.ops.desk import Desk
 
 log = logging.getLogger(__name__)
-DEFAULT_MIN_SIZE = 5 * MICRO
-
-
-def instrument_of(info: MarketInfo, token_id: str) -> Instrument:
-    assert info.tick is not None
-    fee = 0 if info.fees_enabled is False else None
-    return Instrument(
-        token_id=token_id,
-        tick=info.tick,
-        market=info.condition_id,
-        complement=info.other_token(token_id) or "",
-        neg_risk=bool(info.neg_risk),
-        min_size=info.min_order_size if info.min_order_size is not None else DEFAULT_MIN_SIZE,
-        fee_rate_bps=fee,
-    )
 
 
 class AlgoParents:

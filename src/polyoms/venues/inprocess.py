@@ -44,6 +44,7 @@ from polyoms.exchange.events import Event, ExchangeOrderEvent, ExchangeTradeEven
 from polyoms.polymarket.client import models
 from polyoms.polymarket.protocol import errors as venue_errors
 from polyoms.polymarket.protocol import user_messages
+from polyoms.polymarket.protocol.constants import GTD_SECURITY_THRESHOLD_S
 from polyoms.polymarket.protocol.errors import error_from_response
 from polyoms.polymarket.protocol.order import OrderBuilder
 from polyoms.polymarket.protocol.wire import decode_order_response
@@ -57,6 +58,7 @@ class InProcessVenue:
 
     name = "inprocess"
     settlement = SettlementModel.ON_CHAIN
+    expiry_lead_s = GTD_SECURITY_THRESHOLD_S
 
     def __init__(
         self,

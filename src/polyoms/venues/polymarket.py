@@ -20,8 +20,8 @@ from polyoms.core.user_events import TradeEvent
 from polyoms.core.venue import (
     MAX_BATCH,
     CancelAnswer,
-    OrderRef,
     Instrument,
+    OrderRef,
     OrderReport,
     OrderRequest,
     PreparedOrder,
@@ -33,6 +33,7 @@ from polyoms.core.venue import (
 from polyoms.polymarket.client.clob import ClobClient
 from polyoms.polymarket.client.errors import OrderOutcomeUnknownError
 from polyoms.polymarket.client.ws_user import UserStream, UserStreamGapped, UserStreamLive, UserUpdate
+from polyoms.polymarket.protocol.constants import GTD_SECURITY_THRESHOLD_S
 from polyoms.polymarket.protocol.order import OrderBuilder
 from polyoms.venues import polymarket_orders
 from polyoms.venues.polymarket_orders import ack, report_of, signed_payload
@@ -41,6 +42,7 @@ from polyoms.venues.polymarket_orders import ack, report_of, signed_payload
 class PolymarketVenue:
     name = polymarket_orders.VENUE
     settlement = SettlementModel.ON_CHAIN
+    expiry_lead_s = GTD_SECURITY_THRESHOLD_S
 
     def __init__(self, client: ClobClient, builder: OrderBuilder | None = None) -> None:
         wallet = client.wallet

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from polyoms.core.enums import Side
+from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import MalformedMessageError
 from polyoms.core.units import MICRO
 from polyoms.core.user_events import OrderStatus
@@ -128,7 +128,9 @@ def sign(builder: OrderBuilder, request: OrderRequest, instrument: Instrument) -
         neg_risk=instrument.neg_risk,
         order_type=request.order_type,
         # The venue ends a GTD order one security threshold before what was signed (doc §3.8).
-        expiration=request.expiration + GTD_SECURITY_THRESHOLD_S if request.expiration else 0,
+        expiration=request.expiration + GTD_SECURITY_THRESHOLD_S
+        if request.order_type is OrderType.GTD
+        else request.expiration,
         post_only=request.post_only,
         min_size=instrument.min_size if instrument.min_size and not request.order_type.is_marketable_only else None,
         salt=request.nonce,

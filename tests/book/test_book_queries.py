@@ -7,7 +7,7 @@ from fractions import Fraction
 import msgspec
 import pytest
 
-from polyoms.core.book import Book, BookSet, HashStatus, MarketView, MirrorBook, Rounding, TrustState, round_fraction
+from polyoms.core.book import Book, BookSet, HashStatus, MarketBooks, MirrorBook, Rounding, TrustState, round_fraction
 from polyoms.core.enums import Side
 from polyoms.core.market_events import BookSnapshot, LastTradePrice, PriceChange, PriceLevelChange, TickSizeChange
 from polyoms.core.units import MICRO, TICK_SIZES
@@ -300,7 +300,7 @@ def test_market_view_mirrors_yes_and_no() -> None:
     assert view.no is books[NO] and view.discrepancies() == []
     books[NO].set_level(Side.SELL, 500_000, 16 * M)
     assert view.discrepancies() == [(Side.SELL, 500_000, 16 * M, 15 * M)]
-    assert MarketView("c", None, books[NO]).yes.best_bid() == MICRO - books[NO].best_ask()  # type: ignore[operator]
+    assert MarketBooks("c", None, books[NO]).yes.best_bid() == MICRO - books[NO].best_ask()  # type: ignore[operator]
 
 
 def test_thousands_of_books_in_one_container() -> None:

@@ -33,7 +33,7 @@ from polyoms.oms.inputs import FillUpdate, Notification, OrderUpdate
 from polyoms.oms.journal import open_journal
 from polyoms.oms.manager import OrderManager
 from polyoms.oms.oms_state import OmsState
-from polyoms.oms.risk import MarketInfo, Quote, RiskLimits
+from polyoms.oms.risk import BookQuote, MarketRules, RiskLimits
 from polyoms.oms.state import OrderState
 from polyoms.polymarket.client import Wallet
 from polyoms.polymarket.protocol.order import OrderBuilder
@@ -391,9 +391,9 @@ def test_the_same_order_is_never_sent_twice(tmp_path: Path) -> None:
 
 def test_manager_event_stream_and_risk_refusals(tmp_path: Path) -> None:
     r = rig(tmp_path)
-    quotes: dict[str, Quote | None] = {r.yes: Quote(390_000, 410_000), r.no: None}
+    quotes: dict[str, BookQuote | None] = {r.yes: BookQuote(390_000, 410_000), r.no: None}
     risk = RiskConfig(
-        markets={r.market.condition_id: MarketInfo(r.market.condition_id, r.market.token_ids, fee_rate_bps=0)},
+        markets={r.market.condition_id: MarketRules(r.market.condition_id, r.market.token_ids, fee_rate_bps=0)},
         quote=quotes.get,
         limits=RiskLimits(max_order_notional=50 * MICRO),
     )

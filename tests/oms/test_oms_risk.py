@@ -26,9 +26,9 @@ from polyoms.oms.errors import (
     TradingHaltedError,
 )
 from polyoms.oms.risk import (
-    MarketInfo,
+    BookQuote,
+    MarketRules,
     OrderCheck,
-    Quote,
     RateLimiter,
     RiskFlags,
     RiskLimits,
@@ -39,8 +39,8 @@ from polyoms.oms.risk import (
 
 from .oms_helpers import MARKET, NO, WALLET, YES, intent, new_state, oid, trade
 
-MARKETS = {MARKET: MarketInfo(MARKET, (YES, NO), fee_rate_bps=400)}
-QUOTE = Quote(480_000, 520_000)
+MARKETS = {MARKET: MarketRules(MARKET, (YES, NO), fee_rate_bps=400)}
+QUOTE = BookQuote(480_000, 520_000)
 NOW = 1_777_000_000_000
 
 
@@ -75,7 +75,7 @@ def test_a_plain_order_passes() -> None:
 
 
 def test_market_and_token() -> None:
-    closed = {MARKET: MarketInfo(MARKET, (YES, NO), accepting_orders=False)}
+    closed = {MARKET: MarketRules(MARKET, (YES, NO), accepting_orders=False)}
     [e] = check(req(), markets=closed)
     assert isinstance(e, MarketNotReadyError)
     [e] = check(req(market="0xnope"))
@@ -140,20 +140,20 @@ def test_limits_notional_and_exposure() -> None:
 
 def test_spread_guard_refuses_marketable_orders_into_a_wide_or_one_sided_book() -> None:
     crossing = req(price=600_000)  # BUY at the ask
-    [e] = check(crossing, quote=Quote(400_000, 600_000))
+    [e] = check(crossing, quote=BookQuote(400_000, 600_000))
     assert isinstance(e, SpreadTooWideError) and e.context["rule"] == "spread"
-    assert rules(check(crossing, quote=Quote(None, 600_000))) == ["spread"]
+    assert rules(check(crossing, quote=BookQuote(None, 600_000))) == ["spread"]
     holder = new_state(cash=100 * MICRO)
     holder.set_balance(WALLET, positions={YES: 10 * MICRO})
-    assert rules(check(req(side=Side.SELL, price=400_000), holder, quote=Quote(400_000, None))) == ["spread"]
+    assert rules(check(req(side=Side.SELL, price=400_000), holder, quote=BookQuote(400_000, None))) == ["spread"]
     # FOK/FAK and dollar-sized BUYs (market orders) take liquidity whatever their limit.
     fok = req(price=500_000, order_type=OrderType.FOK)
-    assert rules(check(fok, quote=Quote(400_000, 600_000))) == ["spread"]
-    assert rules(check(fok, quote=Quote(None, None))) == ["spread"]
+    assert rules(check(fok, quote=BookQuote(400_000, 600_000))) == ["spread"]
+    assert rules(check(fok, quote=BookQuote(None, None))) == ["spread"]
     market_buy = req(amount=20 * MICRO, size=0, price=990_000, order_type=OrderType.FAK)
-    assert rules(check(market_buy, quote=Quote(None, 600_000))) == ["spread"]
-    assert check(crossing, quote=Quote(550_000, 600_000)) == []
-    assert check(crossing, quote=Quote(100_000, 900_000), limits=RiskLimits(max_spread=None)) == []
+    assert rules(check(market_buy, quote=BookQuote(None, 600_000))) == ["spread"]
+    assert check(crossing, quote=BookQuote(550_000, 600_000)) == []
+    assert check(crossing, quote=BookQuote(100_000, 900_000), limits=RiskLimits(max_spread=None)) == []
 
 
 def test_spread_guard_lets_passive_orders_rest_in_a_wide_one_sided_or_empty_book() -> None:
@@ -161,13 +161,18 @@ def test_spread_guard_lets_passive_orders_rest_in_a_wide_one_sided_or_empty_book
     passive_sell = req(side=Side.SELL, size=5 * MICRO, price=950_000)
     state = new_state(cash=10_000 * MICRO)
     state.set_balance(WALLET, positions={YES: 10 * MICRO})
-    for quote in (Quote(None, None), Quote(400_000, None), Quote(None, 600_000), Quote(100_000, 900_000)):
+    for quote in (
+        BookQuote(None, None),
+        BookQuote(400_000, None),
+        BookQuote(None, 600_000),
+        BookQuote(100_000, 900_000),
+    ):
         assert check(passive_buy, quote=quote) == [], quote
         assert check(req(price=450_000, post_only=True), quote=quote) == [], quote
         assert check(passive_sell, state, quote=quote) == [], quote
     # A BUY below the ask of a one-sided book, a SELL above its bid: both rest.
-    assert check(req(price=590_000), quote=Quote(None, 600_000)) == []
-    assert check(req(side=Side.SELL, size=5 * MICRO, price=410_000), state, quote=Quote(400_000, None)) == []
+    assert check(req(price=590_000), quote=BookQuote(None, 600_000)) == []
+    assert check(req(side=Side.SELL, size=5 * MICRO, price=410_000), state, quote=BookQuote(400_000, None)) == []
 
 
 def test_large_orders_need_confirmation() -> None:

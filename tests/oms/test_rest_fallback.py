@@ -26,7 +26,7 @@ from polyoms.oms.fallback import (
 )
 from polyoms.oms.manager import OrderManager
 from polyoms.oms.oms_state import OmsState
-from polyoms.oms.risk import Quote
+from polyoms.oms.risk import BookQuote
 from polyoms.oms.state import OrderState as S
 from polyoms.ops.fallback import poll_cost, quotas_of
 from polyoms.polymarket.client.ratelimit import IpLimiter, LimitsConfig
@@ -115,8 +115,8 @@ def test_book_watch_and_rest_quotes() -> None:
     book = BookSnapshot(
         "0xm", "1", bids=((400_000, 5 * MICRO), (450_000, MICRO), (470_000, 0)), asks=((600_000, MICRO), (550_000, 2))
     )
-    assert quote_of(book) == Quote(450_000, 550_000)
-    assert quote_of(BookSnapshot("0xm", "1", bids=(), asks=())) == Quote(None, None)
+    assert quote_of(book) == BookQuote(450_000, 550_000)
+    assert quote_of(BookSnapshot("0xm", "1", bids=(), asks=())) == BookQuote(None, None)
 
 
 def test_engine_degraded_admission_ages_with_the_rest_view(tmp_path: Path) -> None:

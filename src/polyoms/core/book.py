@@ -763,7 +763,7 @@ class MirrorBook(BookQueries):
         return self.source.trusted
 
 
-class MarketView:
+class MarketBooks:
     """Both outcome tokens of one market. `no` is the NO token's own book when mirrored, else the
     YES book seen from the other side (and vice versa), so either can be asked for either token."""
 
@@ -885,9 +885,9 @@ class BookSet:
             self._ticks[yes_asset_id] = tick_size
             self._ticks[no_asset_id] = tick_size
 
-    def view(self, condition_id: str) -> MarketView:
+    def view(self, condition_id: str) -> MarketBooks:
         yes, no = self._markets[condition_id]
-        return MarketView(condition_id, self._books.get(yes), self._books.get(no))
+        return MarketBooks(condition_id, self._books.get(yes), self._books.get(no))
 
     def mark_untrusted(self, reason: str, asset_ids: Iterable[str] | None = None) -> None:
         """A stream gap or reconnect: every affected book waits for its next snapshot."""

@@ -66,7 +66,7 @@ from polyoms.oms.inputs import FillUpdate, Notification, OrderUpdate
 from polyoms.oms.journal_recovery import recover
 from polyoms.oms.oms_state import OmsState
 from polyoms.oms.repairs import RepairBatch
-from polyoms.oms.risk import MarketInfo, OrderCheck, Quote, RateLimiter, RiskFlags, RiskLimits, check_order
+from polyoms.oms.risk import BookQuote, MarketRules, OrderCheck, RateLimiter, RiskFlags, RiskLimits, check_order
 from polyoms.oms.state import OrderState, intent_from_prepared
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class _Degraded:
     reason: str = ""
     max_view_age_ms: int = 0
     view_ms: int = 0
-    quotes: dict[str, Quote] = field(default_factory=dict)
+    quotes: dict[str, BookQuote] = field(default_factory=dict)
     books_at_ms: int = 0
 
 
@@ -161,8 +161,8 @@ class RiskConfig:
 
     `quote(token_id)` gives the best prices from the caller's book mirror (None: no trusted book)."""
 
-    markets: Mapping[str, MarketInfo]
-    quote: Callable[[str], Quote | None]
+    markets: Mapping[str, MarketRules]
+    quote: Callable[[str], BookQuote | None]
     limits: RiskLimits = field(default_factory=RiskLimits)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(50, 10_000))
 
@@ -221,7 +221,7 @@ class Engine:
         self.rest_view_ms = 0
         """When the last REST poll of the degraded mode began (its view is at least this recent)."""
         self.rest_view_max_age_ms = 0
-        self.rest_quotes: dict[str, tuple[Quote, int]] = {}
+        self.rest_quotes: dict[str, tuple[BookQuote, int]] = {}
         """Best prices from REST books (token → quote, fetched at ms), for tokens the market stream does
         not trust: used by pre-trade risk while younger than `rest_book_max_age_ms`."""
         self.rest_book_max_age_ms = 0
@@ -417,12 +417,12 @@ class Engine:
         await self._post_and_wait(_Degraded(None, view_ms=began))
         return batches
 
-    async def note_rest_books(self, quotes: Mapping[str, Quote], at_ms: int, max_age_ms: int) -> None:
+    async def note_rest_books(self, quotes: Mapping[str, BookQuote], at_ms: int, max_age_ms: int) -> None:
         """Best prices read from REST books at `at_ms`, for tokens the market stream does not trust;
         pre-trade risk uses them while younger than `max_age_ms`."""
         await self._post_and_wait(_Degraded(None, quotes={**quotes}, books_at_ms=at_ms, max_view_age_ms=max_age_ms))
 
-    def rest_quote(self, token_id: str) -> Quote | None:
+    def rest_quote(self, token_id: str) -> BookQuote | None:
         """A REST book's best prices, if it was read recently enough."""
         got = self.rest_quotes.get(token_id)
         if got is None:

@@ -34,7 +34,7 @@ from polyoms.core.market_events import BookSnapshot
 from polyoms.core.units import fmt_micro
 from polyoms.oms.errors import TradingHaltedError
 from polyoms.oms.oms_state import OmsState
-from polyoms.oms.risk import Quote
+from polyoms.oms.risk import BookQuote
 
 LIVE: Final = "live"
 DEGRADED: Final = "degraded-rest"
@@ -134,11 +134,11 @@ class BookWatch:
         return out
 
 
-def quote_of(book: BookSnapshot) -> Quote:
+def quote_of(book: BookSnapshot) -> BookQuote:
     """Best prices of a REST book (levels are compared, not trusted to be in any order)."""
     bid = max((p for p, s in book.bids if s > 0), default=None)
     ask = min((p for p, s in book.asks if s > 0), default=None)
-    return Quote(bid, ask)
+    return BookQuote(bid, ask)
 
 
 @dataclass(frozen=True, slots=True)

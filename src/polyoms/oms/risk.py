@@ -54,7 +54,7 @@ from polyoms.oms.state import OPEN
 CONFIRM_ABOVE_DEFAULT: Final = 1_000 * MICRO
 
 
-class MarketInfo(msgspec.Struct, frozen=True):
+class MarketRules(msgspec.Struct, frozen=True):
     condition_id: str
     token_ids: tuple[str, ...]
     accepting_orders: bool = True
@@ -98,7 +98,7 @@ class OrderCheck(msgspec.Struct, frozen=True):
         return -(-self.size * self.price // MICRO) if self.side is Side.BUY else self.size * self.price // MICRO
 
 
-class Quote(msgspec.Struct, frozen=True):
+class BookQuote(msgspec.Struct, frozen=True):
     """Best prices of the request's token; None for an empty side."""
 
     best_bid: Micro | None
@@ -175,7 +175,7 @@ def exposure(state: OmsState, market: str | None, marks: Mapping[str, Micro] | N
     return total
 
 
-def is_marketable(req: OrderCheck, quote: Quote) -> bool:
+def is_marketable(req: OrderCheck, quote: BookQuote) -> bool:
     """Would `req` trade on arrival: FOK/FAK and dollar-sized (market) BUYs always mean to; a limit order
     does when it reaches the opposite best; a post-only order never (the venue refuses it instead)."""
     if req.post_only:
@@ -191,8 +191,8 @@ def check_order(
     req: OrderCheck,
     *,
     state: OmsState,
-    markets: Mapping[str, MarketInfo],
-    quote: Quote | None,
+    markets: Mapping[str, MarketRules],
+    quote: BookQuote | None,
     limits: RiskLimits,
     flags: RiskFlags,
     limiter: RateLimiter,
@@ -351,8 +351,8 @@ def ensure_order_ok(
     req: OrderCheck,
     *,
     state: OmsState,
-    markets: Mapping[str, MarketInfo],
-    quote: Quote | None,
+    markets: Mapping[str, MarketRules],
+    quote: BookQuote | None,
     limits: RiskLimits,
     flags: RiskFlags,
     limiter: RateLimiter,

@@ -46,7 +46,7 @@ from polyoms.oms import repairs
 from polyoms.oms.engine import Engine
 from polyoms.oms.fills import FillTier
 from polyoms.oms.manager import OrderSnapshot
-from polyoms.oms.risk import Quote
+from polyoms.oms.risk import BookQuote
 from polyoms.oms.state import TERMINAL
 from polyoms.ops import schema as api
 from polyoms.ops.config import DaemonConfig, EngineConfig, LocalConfig, VenueConfig
@@ -319,13 +319,15 @@ async def _showcase(d: Daemon, opts: DemoOptions, sizes: _Sizes, report: DemoRep
         report.faults_seen = dict(d.sim_service.faults.counts)
 
 
-async def _two_sided(desk: Desk, markets: list[MarketInfo], n: int, timeout_s: float) -> list[tuple[MarketInfo, Quote]]:
+async def _two_sided(
+    desk: Desk, markets: list[MarketInfo], n: int, timeout_s: float
+) -> list[tuple[MarketInfo, BookQuote]]:
     """`n` markets whose YES book (mirrored from the market channel, trusted) has both sides."""
     for m in markets:
         await desk.watch_books(m, timeout_s=10.0)
     deadline = time.monotonic() + timeout_s
     while True:
-        found: list[tuple[MarketInfo, Quote]] = []
+        found: list[tuple[MarketInfo, BookQuote]] = []
         for m in markets:
             q = desk.quote(m.token_ids[0])
             qn = desk.quote(m.token_ids[1])
@@ -361,7 +363,7 @@ async def _settle(engine: Engine, timeout_s: float) -> None:
         await asyncio.sleep(0.2)
 
 
-def _mid(q: Quote | None) -> Fraction | None:
+def _mid(q: BookQuote | None) -> Fraction | None:
     if q is None or q.best_bid is None or q.best_ask is None:
         return None
     return Fraction(q.best_bid + q.best_ask, 2)

@@ -37,8 +37,7 @@ from polyoms.oms.errors import ConfirmationRequiredError, UnknownOrderError
 from polyoms.oms.fills import MAX_FEE_RATE_BPS
 from polyoms.oms.ledger import div_round, mid_mark
 from polyoms.oms.manager import OrderManager, OrderSnapshot
-from polyoms.oms.risk import MarketInfo as RiskMarket
-from polyoms.oms.risk import Quote, RiskLimits
+from polyoms.oms.risk import BookQuote, MarketRules, RiskLimits
 from polyoms.oms.state import OrderRecord, OrderState
 from polyoms.ops import history as hist
 from polyoms.ops import schema as api
@@ -186,7 +185,7 @@ class Desk:
     kelly: Callable[[str, str, Micro, Micro, Side], Micro] | None = None
     """(probability, fraction, price µ, bankroll µ, side) -> shares µ: the algos package's Kelly sizing."""
     metrics_render: Callable[[], bytes] | None = None
-    risk_markets: dict[str, RiskMarket] = field(default_factory=dict)
+    risk_markets: dict[str, MarketRules] = field(default_factory=dict)
     """Condition id -> what the pre-trade risk knows of the market (shared with the engine's RiskConfig)."""
     on_shutdown: Callable[[], None] | None = None
     order_sources: list[OrderSource] = field(default_factory=list)
@@ -218,7 +217,7 @@ class Desk:
         fee_bps = None
         if info.fees_enabled is False:
             fee_bps = 0
-        self.risk_markets[info.condition_id] = RiskMarket(
+        self.risk_markets[info.condition_id] = MarketRules(
             condition_id=info.condition_id,
             token_ids=tuple(info.token_ids),
             accepting_orders=info.accepting_orders is not False,
@@ -227,7 +226,7 @@ class Desk:
             fee_rate_bps=fee_bps,
         )
 
-    def quote(self, token_id: str) -> Quote | None:
+    def quote(self, token_id: str) -> BookQuote | None:
         """Best prices from the market stream's mirror, only while it is trusted (risk fails closed)."""
         s = self.market_stream
         if s is None or not s.is_trusted(token_id):
@@ -235,7 +234,7 @@ class Desk:
         book = s.book(token_id)
         if book is None:
             return None
-        return Quote(book.best_bid(), book.best_ask())
+        return BookQuote(book.best_bid(), book.best_ask())
 
     async def watch_books(self, info: MarketInfo, timeout_s: float = 5.0) -> bool:
         s = self.market_stream

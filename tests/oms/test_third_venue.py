@@ -18,7 +18,7 @@ import pytest
 
 from polyoms.core.clock import VirtualClock
 from polyoms.core.enums import OrderType, Side
-from polyoms.core.errors import InvalidPriceError
+from polyoms.core.errors import InvalidPriceError, ReduceOnlyError
 from polyoms.core.units import MICRO, TickSize, tick_size
 from polyoms.core.user_events import (
     MakerOrderFill,
@@ -101,7 +101,7 @@ class CidVenue:
         instrument.prices.check(request.price)
         cost = request.size * request.price // MICRO
         return PreparedOrder(
-            key=next(self._cids),
+            key=request.client_id or next(self._cids),  # the caller's client id, when it gave one
             token_id=request.token_id,
             side=request.side,
             order_type=request.order_type,
@@ -110,6 +110,8 @@ class CidVenue:
             maker_amount=cost if request.side is Side.BUY else request.size,
             taker_amount=request.size if request.side is Side.BUY else cost,
             post_only=request.post_only,
+            reduce_only=request.reduce_only,
+            client_id=request.client_id,
             payload={"client_order_id": "pending"},
         )
 
@@ -307,6 +309,42 @@ def test_a_client_id_venue_runs_the_oms_unchanged(tmp_path: Path) -> None:
             await engine.stop()
 
     asyncio.run(second_life())
+
+
+def test_reduce_only_and_client_ids_on_a_venue_without_the_flag(tmp_path: Path) -> None:
+    """Reduce-only is the OMS's check, at admission: nothing is journaled or sent for a refused order."""
+    clock = VirtualClock(START_MS)
+    venue = CidVenue()
+    venue.shares[TOKEN] = 12 * MICRO
+
+    async def main() -> None:
+        engine = _engine(tmp_path / "ro.db", venue, clock)
+        engine.start()
+        manager = OrderManager(engine, actor="test")
+        try:
+
+            def sell(size: int, **kw: object) -> OrderRequest:
+                return OrderRequest(token_id=TOKEN, side=Side.SELL, price=500_000, size=size, reduce_only=True, **kw)
+
+            with pytest.raises(ReduceOnlyError, match="BUY would add"):
+                await manager.place(
+                    OrderRequest(token_id=TOKEN, side=Side.BUY, price=400_000, size=MICRO, reduce_only=True), INSTRUMENT
+                )
+            with pytest.raises(ReduceOnlyError, match="exceeds the 12 held"):
+                await manager.place(sell(13 * MICRO), INSTRUMENT)
+            assert not engine.state.orders and not venue.sent
+            first = await manager.place(sell(8 * MICRO, client_id="my-exit-1"), INSTRUMENT)
+            assert first == "my-exit-1" and engine.state.order(first).client_tag == "my-exit-1"
+            await _settle(engine)
+            # The 8 are now reserved by the resting SELL: only 4 remain to reduce with.
+            with pytest.raises(ReduceOnlyError, match="exceeds the 4 held"):
+                await manager.place(sell(5 * MICRO), INSTRUMENT)
+            await manager.place(sell(4 * MICRO), INSTRUMENT)
+            assert len(venue.sent) == 2 and venue.sent[first] == 1
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())
 
 
 def test_the_grid_refuses_prices_off_its_bands() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from polyoms.core.enums import OrderType, Side
@@ -89,6 +90,8 @@ def test_sign_is_the_builder_and_the_key_is_the_hash() -> None:
         timestamp_ms=1_790_000_000_000,
     )
     assert prepared.key == direct.order_id == pm.signed_payload(prepared).order_id
+    tagged = pm.sign(builder, msgspec.structs.replace(req, client_id="exit-3", reduce_only=True), inst)
+    assert (tagged.key, tagged.client_id, tagged.reduce_only) == (direct.order_id, "exit-3", True)  # same order
     # What the OMS journals: when the venue ends it, the request's own expiration.
     assert prepared.expiration == req.expiration
     assert (prepared.price, prepared.size, prepared.maker_amount) == (420_000, 10 * MICRO, 4_200_000)

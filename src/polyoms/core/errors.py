@@ -71,6 +71,10 @@ class OrderError(PolyomsError):
     """An order that cannot be placed as specified."""
 
 
+class ReduceOnlyError(OrderError):
+    """A reduce-only order that would add to a position (a BUY, or a SELL of more than is held)."""
+
+
 class InvalidOrderError(OrderError, InputError):
     """Malformed order (the venue's `Invalid order payload`) or an inconsistent request."""
 

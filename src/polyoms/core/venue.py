@@ -140,8 +140,10 @@ class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
     Limit orders and SELLs count `size` in shares; a dollar-sized market BUY (`amount` > 0, size 0) spends
     `amount` pUSD at prices up to `price`. `expiration` (unix seconds, GTD orders) is when the order should
     end; an adapter whose venue ends orders some lead before what was signed (Polymarket: 60 s) adds it.
-    `timestamp_ms` / `nonce` pin what an adapter would otherwise take from the clock or randomness
-    (deterministic replays and tests)."""
+    `reduce_only`: refused unless it only reduces what is held (the OMS checks it at admission, whether or
+    not the venue knows the flag). `client_id`: the caller's own tag for the order (kept with it; a venue
+    with client order ids may use it as its key). `timestamp_ms` / `nonce` pin what an adapter would
+    otherwise take from the clock or randomness (deterministic replays and tests)."""
 
     token_id: str
     side: Side
@@ -151,6 +153,8 @@ class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
     order_type: OrderType = OrderType.GTC
     expiration: int = 0
     post_only: bool = False
+    reduce_only: bool = False
+    client_id: str = ""
     timestamp_ms: int | None = None
     nonce: int | None = None
 
@@ -179,6 +183,8 @@ class PreparedOrder(msgspec.Struct, frozen=True, kw_only=True):
     notional: bool = False
     expiration: int = 0
     post_only: bool = False
+    reduce_only: bool = False
+    client_id: str = ""
     payload: Any = None
 
 

@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from polyoms.core.clock import Clock
-from polyoms.core.errors import PolyomsError
+from polyoms.core.enums import Side
+from polyoms.core.errors import PolyomsError, ReduceOnlyError
 from polyoms.core.units import fmt_micro
 from polyoms.core.user_events import OrderEvent, TradeEvent
 from polyoms.core.venue import (
@@ -615,6 +616,8 @@ class Engine:
         if ev.fut.done():
             return
         errors = self.admission_errors()
+        if not errors:
+            errors = self._reduce_only_errors(ev.orders)
         if not errors and self.degraded:
             legs = [fallback.ReduceLeg(o.token_id, o.side, 0 if o.notional else o.size) for o in ev.orders]
             errors = fallback.reduce_only_errors(self.state, self.venue.wallet, legs, self._degraded_why())
@@ -642,6 +645,19 @@ class Engine:
             return
         self._send(sent)
         ev.fut.set_result(ids)
+
+    def _reduce_only_errors(self, orders: Sequence[PreparedOrder]) -> list[PolyomsError]:
+        """Reduce-only orders are checked here, for every venue (whether or not it knows the flag)."""
+        legs = [fallback.ReduceLeg(o.token_id, o.side, o.size) for o in orders if o.reduce_only]
+        found = fallback.adds_risk(self.state, self.venue.wallet, legs) if legs else None
+        if found is None:
+            return []
+        token, side, size, sellable = found
+        if side is Side.BUY:
+            text = "a reduce-only BUY would add to a position (positions are long-only)"
+        else:
+            text = f"reduce-only SELL of {fmt_micro(size)} shares exceeds the {fmt_micro(sellable)} held and free"
+        return [ReduceOnlyError(text, token_id=token, side=side.name)]
 
     def _risk_errors(self, ev: _Submit) -> list[PolyomsError]:
         """Every order of the submission checked (all or none admitted); admitted ones are counted."""

@@ -151,32 +151,34 @@ class ReduceLeg:
     """Shares (micro); 0 for a dollar-sized BUY."""
 
 
-def reduce_only_errors(state: OmsState, wallet: str, legs: Sequence[ReduceLeg], why: str) -> list[PolyomsError]:
-    """The orders of a submission that would add risk while degraded (all or none admitted): any BUY,
-    and SELLs beyond the shares held and not yet committed (the ledger's `sellable`)."""
+def adds_risk(state: OmsState, wallet: str, legs: Sequence[ReduceLeg]) -> tuple[str, Side, int, int] | None:
+    """The first leg that would not only reduce what `wallet` holds, as (token, side, size, sellable): any
+    BUY (positions are long-only: a BUY always adds), or SELLs of a token beyond the shares held and not
+    yet committed (the ledger's `sellable`; the SELLs of one submission count together). None: all reduce."""
     lg = state.ledgers.get(wallet)
     wanted: dict[str, int] = {}
     for leg in legs:
         if leg.side is Side.BUY:
-            return [
-                TradingHaltedError(
-                    f"{why}: reduce-only, a BUY adds risk; cancels and SELLs of held shares are admitted",
-                    rule="degraded_reduce_only",
-                    token_id=leg.token_id,
-                    side=leg.side.name,
-                )
-            ]
+            return leg.token_id, Side.BUY, leg.size, 0
         wanted[leg.token_id] = wanted.get(leg.token_id, 0) + leg.size
     for token, size in wanted.items():
         sellable = lg.sellable(token) if lg is not None else 0
         if size > sellable:
-            return [
-                TradingHaltedError(
-                    f"{why}: reduce-only, SELL of {fmt_micro(size)} shares exceeds the {fmt_micro(sellable)} held "
-                    "and not already committed",
-                    rule="degraded_reduce_only",
-                    token_id=token,
-                    side=Side.SELL.name,
-                )
-            ]
-    return []
+            return token, Side.SELL, size, sellable
+    return None
+
+
+def reduce_only_errors(state: OmsState, wallet: str, legs: Sequence[ReduceLeg], why: str) -> list[PolyomsError]:
+    """The orders of a submission that would add risk while degraded (all or none admitted)."""
+    found = adds_risk(state, wallet, legs)
+    if found is None:
+        return []
+    token, side, size, sellable = found
+    if side is Side.BUY:
+        text = f"{why}: reduce-only, a BUY adds risk; cancels and SELLs of held shares are admitted"
+    else:
+        text = (
+            f"{why}: reduce-only, SELL of {fmt_micro(size)} shares exceeds the {fmt_micro(sellable)} held "
+            "and not already committed"
+        )
+    return [TradingHaltedError(text, rule="degraded_reduce_only", token_id=token, side=side.name)]

@@ -154,7 +154,7 @@ def intent_from_prepared(
         post_only=order.post_only,
         fee_rate_bps=fee_rate_bps,
         fee_exponent=fee_exponent,
-        client_tag=client_tag,
+        client_tag=order.client_id or client_tag,
     )
 
 

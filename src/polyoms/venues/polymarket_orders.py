@@ -77,7 +77,9 @@ def report_of(o: OpenOrder) -> OrderReport:
     )
 
 
-def prepared(order: SignedOrder, *, notional: bool = False) -> PreparedOrder:
+def prepared(
+    order: SignedOrder, *, notional: bool = False, reduce_only: bool = False, client_id: str = ""
+) -> PreparedOrder:
     """A signed order as the OMS journals it; its hash is the exactly-once key and the venue's id.
     `notional`: a market BUY built from a pUSD amount (its size is then bounded, not fixed)."""
     size, price = order.size_and_price
@@ -98,6 +100,8 @@ def prepared(order: SignedOrder, *, notional: bool = False) -> PreparedOrder:
         notional=dollar_buy,
         expiration=expiration,
         post_only=order.post_only,
+        reduce_only=reduce_only,
+        client_id=client_id,
         payload=order,
     )
 
@@ -118,7 +122,7 @@ def sign(builder: OrderBuilder, request: OrderRequest, instrument: Instrument) -
             salt=request.nonce,
             timestamp_ms=request.timestamp_ms,
         )
-        return prepared(order, notional=True)
+        return prepared(order, notional=True, reduce_only=request.reduce_only, client_id=request.client_id)
     order = builder.limit_micro(
         token,
         request.side,
@@ -136,7 +140,7 @@ def sign(builder: OrderBuilder, request: OrderRequest, instrument: Instrument) -
         salt=request.nonce,
         timestamp_ms=request.timestamp_ms,
     )
-    return prepared(order)
+    return prepared(order, reduce_only=request.reduce_only, client_id=request.client_id)
 
 
 def signed_payload(order: PreparedOrder) -> SignedOrder:

@@ -1,4 +1,4 @@
-"""`polyoms order algos` and `order add --help` show the catalog's names and parameters (no daemon)."""
+"""`polyoms order algos`, `order add --help` and `polyoms strategies` show the catalogs' names and parameters."""
 
 from __future__ import annotations
 
@@ -33,3 +33,17 @@ def test_order_add_help_names_the_algorithms() -> None:
     assert r.exit_code == 0, r.output
     text = " ".join(r.stdout.split())
     assert "iceberg, adaptive, micro-price" in text and "order algos" in text
+
+
+def test_strategies_lists_the_catalog() -> None:
+    r = CliRunner().invoke(app, ["strategies"], env=ENV)
+    assert r.exit_code == 0, r.output
+    assert "join-best-bid (also join_best_bid)" in r.stdout and "size=SHARES" in r.stdout
+    listed = json.loads(CliRunner().invoke(app, ["strategies", "--json"], env=ENV).stdout)
+    (jbb,) = listed["strategies"]
+    assert jbb["name"] == "join-best-bid" and jbb["params"]["max_position"] == {
+        "kind": "shares",
+        "help": "the most shares held (confirmed plus provisional)",
+        "choices": [],
+        "required": True,
+    }

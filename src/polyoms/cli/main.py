@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from polyoms.cli import config, ctl, demo, order, report, run, sim
+from polyoms.cli import config, ctl, demo, order, report, run, sim, strategies
 from polyoms.cli import history as history_cli
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.command("sim")(sim.sim)
 app.command("run")(run.run)
 app.command("doctor")(run.doctor)
 app.command("demo")(demo.demo)
+app.command("strategies")(strategies.strategies)
 ctl.register(app)
 history_cli.register(app)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
-from typing import Annotated, Final
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -13,9 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from polyoms.algos.catalog import COMMON_PARAMS, orderable
+from polyoms.cli.params import echo_params, params_json
 from polyoms.core.enums import OrderType
 from polyoms.core.errors import InputError, InvalidKeyError, PolyomsError
-from polyoms.core.params import Param
 from polyoms.core.units import fmt_micro
 from polyoms.polymarket.protocol.keys import Signer
 from polyoms.polymarket.protocol.order import OrderBuilder, SignedOrder
@@ -31,10 +30,6 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-_VALUE: Final = {"int": "N", "shares": "SHARES", "price": "P", "text": "TEXT"}
-"""How each parameter kind shows its value in `order algos`."""
-
-
 @app.command("algos")
 def algos(as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False) -> None:
     """The execution algorithms `order add --algo NAME` starts, with their parameters (`--param KEY=VALUE`)."""
@@ -45,30 +40,19 @@ def algos(as_json: Annotated[bool, typer.Option("--json", help="Print them as JS
                 "aliases": list(e.aliases),
                 "summary": e.summary,
                 "price": e.item.price_help,
-                "params": _params_json(e.item.params),
+                "params": params_json(e.item.params),
             }
             for e in orderable()
         ]
-        typer.echo(json.dumps({"algos": listed, "every_algo": _params_json(COMMON_PARAMS)}, indent=2))
+        typer.echo(json.dumps({"algos": listed, "every_algo": params_json(COMMON_PARAMS)}, indent=2))
         return
     for e in orderable():
         also = f" (also {', '.join(e.aliases)})" if e.aliases else ""
         typer.echo(f"{e.name}{also}: {e.summary}")
         typer.echo(f"  --price  {e.item.price_help}")
-        _echo_params(e.item.params)
+        echo_params(e.item.params)
     typer.echo("every algo")
-    _echo_params(COMMON_PARAMS)
-
-
-def _params_json(params: Mapping[str, Param]) -> dict[str, dict[str, object]]:
-    return {key: {"kind": p.kind.value, "help": p.help, "choices": list(p.choices)} for key, p in params.items()}
-
-
-def _echo_params(params: Mapping[str, Param]) -> None:
-    shown = {f"{key}={'|'.join(p.choices) or _VALUE[p.kind.value]}": p.help for key, p in params.items()}
-    width = max(map(len, shown), default=0)
-    for key, text in shown.items():
-        typer.echo(f"  {key.ljust(width)}  {text}")
+    echo_params(COMMON_PARAMS)
 
 
 def load_signer() -> Signer:

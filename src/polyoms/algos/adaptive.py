@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
 
 from polyoms.algos import pricing as px
 from polyoms.algos.base import (
@@ -46,7 +45,8 @@ from polyoms.algos.base import (
 from polyoms.algos.sizing import KellySizing, KellyVerdict, kelly_shares, kelly_verdict
 from polyoms.algos.urgency import Urgency, UrgencyParams, resolve
 from polyoms.core.enums import Side
-from polyoms.core.units import MICRO, Micro, TickSize, fmt_micro
+from polyoms.core.units import MICRO, Micro, fmt_micro
+from polyoms.core.venue import PriceGrid
 from polyoms.oms.state import OrderState
 
 P = ParentState
@@ -73,11 +73,12 @@ class AdaptivePricing:
 
 
 def entry_price(
-    side: Side, tick: TickSize, top: BookTop | None, limit: Micro, start: Micro | None, post_only: bool
+    side: Side, grid: PriceGrid, top: BookTop | None, limit: Micro, start: Micro | None, post_only: bool
 ) -> Micro | None:
-    """Where an order starts: `start`, else the best price others show on our side, else one tick inside
-    the other side, else the limit — on the grid, never beyond `limit`, not crossing when `post_only`.
-    None when no price is valid (post-only against a book that leaves no passive price in range)."""
+    """Where an order starts: `start`, else the best price others show on our side, else one grid step
+    inside the other side, else the limit — on the grid, never beyond `limit`, not crossing when
+    `post_only`. None when no price is valid (post-only against a book that leaves no passive price in
+    range)."""
     if start is not None:
         price = start
     else:
@@ -86,13 +87,13 @@ def entry_price(
         if best is not None:
             price = best
         elif opposite is not None:
-            price = px.toward(side, opposite, -tick.micro)
+            price = px.worse(side, opposite, grid)
         else:
             price = limit
-    price = px.bounded(side, price, limit, tick)
+    price = px.bounded(side, price, limit, grid)
     if post_only:
-        price = px.passive(side, price, top.opposite(side) if top else None, tick)
-    if not tick.min_price <= price <= tick.max_price:
+        price = px.passive(side, price, top.opposite(side) if top else None, grid)
+    if not grid.min_price <= price <= grid.max_price:
         return None
     return price
 
@@ -109,13 +110,12 @@ class Verdict:
 def review(
     *,
     side: Side,
-    tick: TickSize,
+    grid: PriceGrid,
     top: BookTop | None,
     ours: Micro,
     now_ms: int,
     progress_ms: int,
     params: UrgencyParams,
-    step_px: Micro,
     limit: Micro,
     undercut_margin: Micro,
     adjustments: int,
@@ -125,10 +125,13 @@ def review(
     """The adaptive rules for a resting order at `ours` with no fill since `progress_ms`.
 
     * undercut — someone else's price on our side is better than ours by at least `undercut_margin`:
-      step up to one tick better than them, or by one urgency step if that is more;
+      step up to one grid step better than them, or by one urgency step if that is more;
     * stale — no fill for the urgency's patience since the last (re)price or fill: step one urgency step
       toward the other side (crossing the spread is allowed unless `post_only`: at the limit it takes);
     * otherwise WAIT.
+
+    Steps are the grid's where the order is: the urgency step is rounded to the step there
+    (`UrgencyParams.effective_step`: 0.5¢ stays 0.5¢ in a 0.1¢ band, becomes 1¢ in a cent band).
 
     No price is ever beyond `limit` (max price for a BUY, min price for a SELL). When an adjustment is
     needed but none is left, or the order is already at the limit, a stale order GIVEs UP (cancelled,
@@ -153,14 +156,14 @@ def review(
         else:
             why = f"behind by {fmt_micro(ahead)} < margin {fmt_micro(undercut_margin)}"
         return Verdict(Action.WAIT, why, ours)
-    new = px.toward(side, ours, step_px)
+    new = px.toward(side, ours, params.effective_step(grid, ours, side))
     if undercut and other is not None:
-        beat = px.toward(side, other, tick.micro)
+        beat = px.better(side, other, grid)
         if px.more_aggressive(side, beat, new):
             new = beat
-    new = px.bounded(side, new, limit, tick)
+    new = px.bounded(side, new, limit, grid)
     if post_only:
-        new = px.passive(side, new, top.opposite(side), tick)
+        new = px.passive(side, new, top.opposite(side), grid)
     improves = px.more_aggressive(side, new, ours)
     parts = []
     if undercut and other is not None:
@@ -235,7 +238,6 @@ class AdaptiveState(SingleTokenState):
     spec: AdaptiveSpec
     inst: Instrument
     params: UrgencyParams
-    step_px: Micro
     limit_px: Micro
     started_ms: int
     deadline_ms: int | None
@@ -261,22 +263,21 @@ class AdaptiveState(SingleTokenState):
 
     @staticmethod
     def start(spec: AdaptiveSpec, inst: Instrument, now_ms: int) -> AdaptiveState:
-        tick = inst.tick
+        grid = inst.prices
         params = spec.urgency if isinstance(spec.urgency, UrgencyParams) else spec.urgency.params
-        check_price(spec.limit, tick, "limit")
+        check_price(spec.limit, grid, "limit")
         if spec.start_price is not None:
-            check_price(spec.start_price, tick, "start_price")
+            check_price(spec.start_price, grid, "start_price")
             require(px.within(spec.side, spec.start_price, spec.limit), "start_price is beyond the limit")
         if spec.size:
             check_size(spec.size, "size", minimum=inst.min_size)
         limit_px = spec.limit
         if spec.kelly is not None:
-            limit_px = px.cap(spec.side, limit_px, _last_edge_price(spec.kelly, spec.side, tick.micro))
+            limit_px = px.cap(spec.side, limit_px, _last_edge_price(spec.kelly, spec.side, grid))
         return AdaptiveState(
             spec=spec,
             inst=inst,
             params=params,
-            step_px=params.effective_step(tick),
             limit_px=limit_px,
             started_ms=now_ms,
             deadline_ms=None if spec.timeout_ms is None else now_ms + spec.timeout_ms,
@@ -407,7 +408,7 @@ class AdaptiveState(SingleTokenState):
         # Re-entry after a void or a no-edge pause keeps the price reached.
         start = self.price or self.spec.start_price
         top = obs.books.get(self.spec.token_id)
-        price = entry_price(self.spec.side, self.inst.tick, top, self.limit_px, start, self.spec.post_only)
+        price = entry_price(self.spec.side, self.inst.prices, top, self.limit_px, start, self.spec.post_only)
         if price is None:
             decisions, last = dedup_wait(self.last_wait, obs, "no valid passive price", None)
             return Step(replace(self, last_wait=last, next_check_ms=obs.now_ms + self.spec.check_ms), (), decisions)
@@ -431,13 +432,12 @@ class AdaptiveState(SingleTokenState):
         small = 0 < remaining < self.inst.min_size and self.spec.kelly is None
         v = review(
             side=self.spec.side,
-            tick=self.inst.tick,
+            grid=self.inst.prices,
             top=obs.books.get(self.spec.token_id),
             ours=self.price,
             now_ms=obs.now_ms,
             progress_ms=self.progress_ms,
             params=self.params,
-            step_px=self.step_px,
             limit=self.limit_px,
             undercut_margin=self.spec.undercut_margin,
             adjustments=self.adjustments,
@@ -505,15 +505,16 @@ class AdaptiveState(SingleTokenState):
         return Step(st, cmds, (*decisions, d))
 
 
-def _last_edge_price(k: KellySizing, side: Side, tick: Micro) -> Micro:
-    """The most aggressive grid price that still has positive edge (BUY below p, SELL above p)."""
+def _last_edge_price(k: KellySizing, side: Side, grid: PriceGrid) -> Micro:
+    """The most aggressive grid price that still has positive edge (BUY below p, SELL above p), or
+    `pricing.nowhere` when no grid price has."""
     p = k.probability * MICRO
     if side is Side.BUY:
-        price = int(p) - (int(p) % tick)
-        if Fraction(price) >= p:
-            price -= tick
-    else:
-        price = -(-math.ceil(p) // tick) * tick
-        if Fraction(price) <= p:
-            price += tick
-    return price
+        if p <= grid.min_price:
+            return px.nowhere(side)
+        price = grid.round_down(math.floor(p))
+        return price if price < p else grid.next_below(price)
+    if p >= grid.max_price:
+        return px.nowhere(side)
+    price = grid.round_up(math.ceil(p))
+    return price if price > p else grid.next_above(price)

@@ -25,8 +25,9 @@ from typing import Any, Final, Generic, Protocol, TypeVar
 
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import ConfigError
-from polyoms.core.units import MICRO, Micro, TickSize, fmt_micro
+from polyoms.core.units import MICRO, Micro, fmt_micro
 from polyoms.core.venue import Instrument as Instrument  # re-exported: the algorithms take the port's instrument
+from polyoms.core.venue import PriceGrid
 from polyoms.oms.state import OrderState
 
 LOT: Final = 10_000
@@ -518,13 +519,8 @@ def require(cond: bool, message: str, **context: Any) -> None:
         raise AlgoConfigError(message, **context)
 
 
-def check_price(price: Micro, tick: TickSize, what: str) -> None:
-    require(
-        tick.on_grid(price),
-        f"{what} {fmt_micro(price)} is not on the {tick} grid within "
-        f"[{fmt_micro(tick.min_price)}, {fmt_micro(tick.max_price)}]",
-        field=what,
-    )
+def check_price(price: Micro, grid: PriceGrid, what: str) -> None:
+    require(grid.on_grid(price), f"{what} {fmt_micro(price)} is not on the market's price grid ({grid})", field=what)
 
 
 def check_size(size: Micro, what: str, *, minimum: Micro = LOT) -> None:

@@ -97,7 +97,7 @@ class IcebergSpec(SingleTokenSpec):
     `AdaptiveSpec`, a reprice that is needed but impossible (at the limit, budget spent, parent remainder below
     the minimum) makes a stale tranche GIVE UP — cancelled, the parent ends GAVE_UP with what filled — and an
     undercut one WAIT at its price. `price` is then the start price, or None to join the best price others show
-    on our side (one tick inside the other side when ours is empty, the limit when the book is).
+    on our side (one grid step inside the other side when ours is empty, the limit when the book is).
     """
 
     token_id: str
@@ -179,9 +179,9 @@ class IcebergState(SingleTokenState):
     @staticmethod
     def start(spec: IcebergSpec, inst: Instrument, now_ms: int, seed: int) -> IcebergState:
         if spec.adaptive is not None:
-            check_price(spec.adaptive.limit, inst.tick, "limit")
+            check_price(spec.adaptive.limit, inst.prices, "limit")
         if spec.price is not None:
-            check_price(spec.price, inst.tick, "price")
+            check_price(spec.price, inst.prices, "price")
             if spec.adaptive is not None:
                 require(
                     px.within(spec.side, spec.price, spec.adaptive.limit), "price is beyond the limit", field="price"
@@ -282,7 +282,7 @@ class IcebergState(SingleTokenState):
         price = self.price
         if a is not None:
             top = obs.books.get(self.spec.token_id)
-            found = entry_price(self.spec.side, self.inst.tick, top, a.limit, price or None, self.spec.post_only)
+            found = entry_price(self.spec.side, self.inst.prices, top, a.limit, price or None, self.spec.post_only)
             if found is None:
                 decisions, last = dedup_wait(self.last_wait, obs, "no valid passive price", None)
                 return Step(replace(self, last_wait=last, ready_ms=obs.now_ms + a.check_ms), (), decisions)
@@ -332,13 +332,12 @@ class IcebergState(SingleTokenState):
         small = remaining < self.inst.min_size
         v = review(
             side=self.spec.side,
-            tick=self.inst.tick,
+            grid=self.inst.prices,
             top=obs.books.get(self.spec.token_id),
             ours=self.price,
             now_ms=obs.now_ms,
             progress_ms=self.progress_ms,
             params=params,
-            step_px=params.effective_step(self.inst.tick),
             limit=a.limit,
             undercut_margin=a.undercut_margin,
             adjustments=self.adjustments,

@@ -52,7 +52,7 @@ from polyoms.algos.base import (
 )
 from polyoms.algos.sizing import KellySizing, KellyVerdict, kelly_shares, kelly_verdict
 from polyoms.core.enums import Side
-from polyoms.core.units import Micro, TickSize, fmt_micro
+from polyoms.core.units import Micro, fmt_micro
 from polyoms.oms.state import OrderState
 
 P = ParentState
@@ -75,12 +75,12 @@ def in_band(price: Micro, mp: Fraction, band_bps: int) -> bool:
     return abs(price - mp) * 10_000 <= mp * band_bps
 
 
-def target_price(mp: Fraction, side: Side, offset_bps: int, limit: Micro, tick: TickSize) -> Micro:
+def target_price(mp: Fraction, side: Side, offset_bps: int, limit: Micro, grid: px.Grid) -> Micro:
     """mp moved `offset_bps` to our passive side, on the grid (floored for a BUY, ceiled for a SELL),
     never beyond `limit`."""
     raw = px.scale(mp, -offset_bps if side is Side.BUY else offset_bps)
     whole = int(raw) if side is Side.BUY else -int(-raw // 1)
-    return px.bounded(side, whole, limit, tick)
+    return px.bounded(side, whole, limit, grid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +140,7 @@ class MicroPriceState(SingleTokenState):
 
     @staticmethod
     def start(spec: MicroPriceSpec, inst: Instrument, now_ms: int) -> MicroPriceState:
-        check_price(spec.limit, inst.tick, "limit")
+        check_price(spec.limit, inst.prices, "limit")
         if spec.size:
             check_size(spec.size, "size", minimum=inst.min_size)
         return MicroPriceState(
@@ -225,17 +225,18 @@ class MicroPriceState(SingleTokenState):
 
     def _target(self, obs: Obs, mp: Fraction) -> Micro:
         s = self.spec
-        price = target_price(mp, s.side, s.offset_bps, s.limit, self.inst.tick)
+        grid = self.inst.prices
+        price = target_price(mp, s.side, s.offset_bps, s.limit, grid)
         if s.post_only:
             top = obs.books.get(s.token_id)
-            price = px.passive(s.side, price, top.opposite(s.side) if top else None, self.inst.tick)
+            price = px.passive(s.side, price, top.opposite(s.side) if top else None, grid)
         return price
 
     def _place_at(
         self, obs: Obs, price: Micro, filled: Micro, cash: Micro, fees: Micro, action: Action, reason: str
     ) -> Step[AlgoState]:
-        tick = self.inst.tick
-        valid = tick.min_price <= price <= tick.max_price
+        grid = self.inst.prices
+        valid = grid.min_price <= price <= grid.max_price
         target = self._sized(obs, price, cash, fees) if valid else 0
         st = replace(self, target=target)
         remaining = target - filled

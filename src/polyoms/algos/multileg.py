@@ -136,7 +136,7 @@ class MultiLegState(StatusState):
         if len(insts) != len(spec.legs):
             raise AlgoConfigError("one instrument per leg is needed")
         for leg, inst in zip(spec.legs, insts, strict=True):
-            check_price(leg.limit, inst.tick, "limit")
+            check_price(leg.limit, inst.prices, "limit")
             check_size(leg.size, "size", minimum=inst.min_size if spec.mode is LegMode.SEQUENTIAL else LOT)
         stage = "legs" if spec.mode is LegMode.SEQUENTIAL else "parallel"
         return MultiLegState(

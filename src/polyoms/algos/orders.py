@@ -7,6 +7,8 @@
 * `lifetime_s` turns a resting order into a GTD order that the venue cancels by itself after that many
   seconds — a dead-man expiry for algorithms whose process may die (the adapter adds whatever security
   lead its venue applies to a signed expiration).
+
+Prices are checked on `grid`, the market's price grid (None: the uniform grid of `tick`).
 """
 
 from __future__ import annotations
@@ -47,13 +49,14 @@ def limit(
     size: Micro,
     *,
     tick: TickSize,
+    grid: PriceGrid | None = None,
     order_type: OrderType = OrderType.GTC,
     post_only: bool = False,
     lifetime_s: int = 0,
     batch: str = "",
 ) -> Place:
     """`size` shares at `price`. GTC/GTD rest; FOK/FAK take what they can at `price` or better."""
-    PriceGrid.uniform(tick).check(price, side=side.name)
+    _grid(tick, grid).check(price, side=side.name)
     _check_shares(size, "size")
     if lifetime_s and order_type not in (OrderType.GTC, OrderType.GTD):
         raise InvalidOrderError(f"a dead-man lifetime needs a resting order, not {order_type.value}")
@@ -79,6 +82,7 @@ def market_buy(
     worst_price: Micro,
     *,
     tick: TickSize,
+    grid: PriceGrid | None = None,
     min_shares: Micro | None = None,
     max_shares: Micro | None = None,
     best_ask: Micro | None = None,
@@ -94,7 +98,7 @@ def market_buy(
         raise InvalidOrderError(f"a market BUY is FOK or FAK, not {order_type.value}")
     if amount <= 0 or amount % LOT:
         raise InvalidSizeError(f"amount {fmt_micro(amount)} must be a positive multiple of 0.01 pUSD", field="amount")
-    PriceGrid.uniform(tick).check(worst_price, side="BUY")
+    _grid(tick, grid).check(worst_price, side="BUY")
     if max_shares is not None:
         _check_shares(max_shares, "max_shares")
         if best_ask is None:
@@ -123,6 +127,7 @@ def market_sell(
     worst_price: Micro,
     *,
     tick: TickSize,
+    grid: PriceGrid | None = None,
     order_type: OrderType = OrderType.FAK,
     batch: str = "",
 ) -> Place:
@@ -130,13 +135,20 @@ def market_sell(
     if order_type not in (OrderType.FOK, OrderType.FAK):
         raise InvalidOrderError(f"a market SELL is FOK or FAK, not {order_type.value}")
     _check_shares(shares, "shares")
-    PriceGrid.uniform(tick).check(worst_price, side="SELL")
+    _grid(tick, grid).check(worst_price, side="SELL")
     return Place(key, token_id, Side.SELL, worst_price, size=shares, order_type=order_type, batch=batch)
 
 
+def _grid(tick: TickSize, grid: PriceGrid | None) -> PriceGrid:
+    return grid if grid is not None else PriceGrid.uniform(tick)
+
+
 def _shares_for(amount: Micro, price: Micro, tick: TickSize) -> Micro:
-    """Shares `amount` pUSD buys at `price`, rounded down to the grid's amount precision: never more than
-    the venue computes (its own rounding may give a hair more), so a `min_shares` check stays safe."""
+    """Shares `amount` pUSD buys at `price`, rounded down to the venue's amount precision: never more than
+    the venue computes (its own rounding may give a hair more), so a `min_shares` check stays safe.
+
+    This stays on the `TickSize`, not the price grid: its `amount_decimals` is Polymarket's precision for
+    pUSD amounts, not a price step."""
     scale: int = 10 ** (6 - tick.amount_decimals)
     return amount * MICRO // price // scale * scale
 

@@ -103,7 +103,7 @@ class SingleState(SingleTokenState):
     def start(spec: OrderSpec, inst: Instrument, now_ms: int) -> SingleState:
         st = SingleState(spec, inst, now_ms, None if spec.timeout_ms is None else now_ms + spec.timeout_ms)
         if spec.amount:  # checked now without the book; max_shares trims the amount at the best ask when placed
-            orders.market_buy("o1", spec.token_id, spec.amount, spec.price, tick=inst.tick,
+            orders.market_buy("o1", spec.token_id, spec.amount, spec.price, tick=inst.tick, grid=inst.prices,
                               min_shares=spec.min_shares, order_type=spec.order_type)  # fmt: skip
             return st
         orders.limit(
@@ -113,6 +113,7 @@ class SingleState(SingleTokenState):
             spec.price,
             spec.size,
             tick=inst.tick,
+            grid=inst.prices,
             order_type=spec.order_type,
             post_only=spec.post_only,
             lifetime_s=spec.lifetime_s,
@@ -174,6 +175,7 @@ class SingleState(SingleTokenState):
                     s.amount,
                     s.price,
                     tick=tick,
+                    grid=self.inst.prices,
                     min_shares=s.min_shares,
                     max_shares=s.max_shares,
                     best_ask=top.ask if top else None,
@@ -191,6 +193,7 @@ class SingleState(SingleTokenState):
                 s.price,
                 s.size,
                 tick=tick,
+                grid=self.inst.prices,
                 order_type=s.order_type,
                 post_only=s.post_only,
                 lifetime_s=s.lifetime_s,

@@ -123,15 +123,15 @@ def finished(obs: Obs, policy: UnwindPolicy, exposure: Exposure, task: UnwindTas
 
 
 def sell_back_worst(e: Exposure, policy: UnwindPolicy) -> Micro:
-    return px.grid_limit(Side.SELL, int(e.entry) - policy.max_loss, e.inst.tick)
+    return px.grid_limit(Side.SELL, int(e.entry) - policy.max_loss, e.inst.prices)
 
 
 def complement_worst(e: Exposure, policy: UnwindPolicy) -> Micro:
-    return px.grid_limit(Side.BUY, MICRO - int(-(-e.entry // 1)) + policy.max_loss, e.inst.tick)
+    return px.grid_limit(Side.BUY, MICRO - int(-(-e.entry // 1)) + policy.max_loss, e.inst.prices)
 
 
 def buy_back_worst(e: Exposure, policy: UnwindPolicy) -> Micro:
-    return px.grid_limit(Side.BUY, int(-(-e.entry // 1)) + policy.max_loss, e.inst.tick)
+    return px.grid_limit(Side.BUY, int(-(-e.entry // 1)) + policy.max_loss, e.inst.prices)
 
 
 def plan(

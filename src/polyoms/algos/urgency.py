@@ -1,8 +1,8 @@
 """Urgency presets for adaptive repricing: how long to wait for a fill, how often and how far to chase.
 
 LOW / MEDIUM / HIGH = patience 60 / 30 / 10 s, at most 3 / 5 / 10 adjustments, steps of 0.3 / 0.5 / 1¢.
-A step is applied on the market's grid: 0.3¢ is exact on a 0.001 grid and becomes one tick (1¢) on a
-0.01 grid (`effective_step`). `Urgency.custom(...)` builds any other combination.
+A step is applied on the market's grid where the price is: 0.3¢ is exact where the grid moves by 0.001 and
+becomes one step (1¢) where it moves by 0.01 (`effective_step`). `Urgency.custom(...)` builds any other combination.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from enum import StrEnum
 from typing import Final
 
 from polyoms.algos.base import AlgoConfigError, require
-from polyoms.algos.pricing import grid_step
-from polyoms.core.units import Micro, TickSize, fmt_micro
+from polyoms.algos.pricing import Grid, grid_step
+from polyoms.core.enums import Side
+from polyoms.core.units import Micro, fmt_micro
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +30,9 @@ class UrgencyParams:
         require(self.max_adjustments >= 0, "max_adjustments must not be negative", field="max_adjustments")
         require(self.step > 0, f"step must be positive, got {fmt_micro(self.step)}", field="step")
 
-    def effective_step(self, tick: TickSize) -> Micro:
-        return grid_step(self.step, tick)
+    def effective_step(self, grid: Grid, price: Micro | None = None, side: Side = Side.BUY) -> Micro:
+        """The step of an adjustment from `price` toward `side`, on the grid there (`pricing.grid_step`)."""
+        return grid_step(self.step, grid, price, side)
 
 
 class Urgency(StrEnum):

@@ -92,12 +92,35 @@ class PriceGrid(msgspec.Struct, frozen=True):
                 return price + (-(price - b.start)) % b.step
         return self.max_price
 
+    def clamp(self, price: Micro) -> Micro:
+        """`price` moved into [min_price, max_price] (not snapped to the grid)."""
+        return min(max(price, self.min_price), self.max_price)
+
+    def round_nearest(self, price: Micro) -> Micro:
+        """The nearest grid price; a tie goes to the even multiple of the step between the two (half-to-even,
+        as `TickSize.round_nearest`), and a price beyond the grid to its end."""
+        down, up = self.round_down(price), self.round_up(price)
+        if down == up:  # on the grid, or beyond one of its ends
+            return down
+        twice, gap = 2 * (price - down), up - down
+        return up if twice > gap or (twice == gap and (down // gap) % 2 == 1) else down
+
+    def next_above(self, price: Micro) -> Micro:
+        """The first grid price above `price` (`max_price` when there is none): one step up."""
+        return self.round_up(price + 1)
+
+    def next_below(self, price: Micro) -> Micro:
+        """The last grid price below `price` (`min_price` when there is none): one step down."""
+        return self.round_down(price - 1)
+
+    def __str__(self) -> str:
+        return ", ".join(f"{fmt_micro(b.start)}..{fmt_micro(b.end)} by {fmt_micro(b.step)}" for b in self.bands)
+
     def check(self, price: Micro, **ctx: Any) -> None:
         """InvalidPriceError unless `price` is on the grid."""
         if not self.on_grid(price):
-            bands = ", ".join(f"{fmt_micro(b.start)}..{fmt_micro(b.end)} by {fmt_micro(b.step)}" for b in self.bands)
             raise InvalidPriceError(
-                f"price {fmt_micro(price)} is not on the market's price grid ({bands})",
+                f"price {fmt_micro(price)} is not on the market's price grid ({self})",
                 price=fmt_micro(price),
                 **ctx,
             )

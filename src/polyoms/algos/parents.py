@@ -20,7 +20,7 @@ import inspect
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Final
@@ -60,10 +60,10 @@ from polyoms.core.units import Micro, fmt_micro
 from polyoms.core.user_events import TradeStatus
 from polyoms.core.venue import PreparedOrder
 from polyoms.oms.errors import OrderRateLimitError, TradingHaltedError
-from polyoms.oms.fills import FillTier
+from polyoms.oms.fills import Fill, FillTier
 from polyoms.oms.journal import Journal, ParentRecord
 from polyoms.oms.manager import OrderManager
-from polyoms.oms.state import OrderState
+from polyoms.oms.state import OrderRecord, OrderState
 
 log = logging.getLogger(__name__)
 
@@ -472,30 +472,8 @@ class ParentManager:
         o = st.orders.get(oid)
         if o is None:
             return None
-        confirmed = mined = 0
-        for f in st.fills_of(oid):
-            if f.tier is FillTier.CONFIRMED:
-                confirmed += f.size
-            if f.status in _SOLD_STATUSES:
-                mined += f.size
         err = self.engine.errors.get(oid)
-        return ChildView(
-            key,
-            oid,
-            o.token_id,
-            o.side,
-            o.price,
-            o.size,
-            o.state,
-            o.filled,
-            o.filled_cash,
-            o.fees,
-            confirmed,
-            mined,
-            o.pending_cancel,
-            o.awaiting_fills,
-            "" if err is None else f"{type(err).__name__}: {err}",
-        )
+        return child_view(key, o, st.fills_of(oid), "" if err is None else f"{type(err).__name__}: {err}")
 
     def _bankroll(self, p: _Parent) -> Micro | None:
         lg = self.engine.state.ledgers.get(self.engine.venue.wallet)
@@ -1007,3 +985,33 @@ class RecoveredState(AlgoState):
             return Progress(self.target, filled, cash, fees)
         more = self.inner.progress(obs)
         return Progress(self.target, filled + more.filled, cash + more.cash, fees + more.fees, more.adjustments)
+
+
+def child_view(key: str, o: OrderRecord, fills: Iterable[Fill], error: str = "") -> ChildView:
+    """A child order as its algorithm sees it. It is not final while the venue has said more shares
+    matched than have arrived as fills (an order can turn FILLED on the venue's order update before its
+    trades come): an algorithm that took it as done would size its next child from a short count."""
+    confirmed = mined = 0
+    for f in fills:
+        if f.tier is FillTier.CONFIRMED:
+            confirmed += f.size
+        if f.status in _SOLD_STATUSES:
+            mined += f.size
+    trades_due = not o.venue_sizes_in_pusd and o.venue_matched > o.filled + o.voided
+    return ChildView(
+        key,
+        o.order_id,
+        o.token_id,
+        o.side,
+        o.price,
+        o.size,
+        o.state,
+        o.filled,
+        o.filled_cash,
+        o.fees,
+        confirmed,
+        mined,
+        o.pending_cancel,
+        o.awaiting_fills or trades_due,
+        error,
+    )

@@ -21,7 +21,6 @@ from typing import Any, Protocol
 from polyoms.algos.base import BookTop, Instrument, Level
 from polyoms.core.enums import Side
 from polyoms.core.units import MICRO, Micro, TickSize
-from polyoms.oms.state import OrderRecord, OrderState
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,17 +171,29 @@ class RestBooks:
 
 # --- our own orders out ------------------------------------------------------------------------------
 
-_RESTING = frozenset({OrderState.LIVE, OrderState.PARTIALLY_FILLED})
 Own = dict[str, tuple[dict[Micro, Micro], dict[Micro, Micro]]]
 
 
-def own_resting(orders: Iterable[OrderRecord]) -> Own:
-    """token → (our bid sizes by price, our ask sizes by price) of every resting order of ours."""
+class _Resting(Protocol):
+    @property
+    def token_id(self) -> str: ...
+
+    @property
+    def side(self) -> Side: ...
+
+    @property
+    def price(self) -> Micro: ...
+
+    @property
+    def in_book(self) -> Micro: ...
+
+
+def own_resting(orders: Iterable[_Resting]) -> Own:
+    """token → (our bid sizes by price, our ask sizes by price) of every resting order of ours (the OMS's
+    records or the OMS view's summaries)."""
     out: Own = {}
     for o in orders:
-        if o.state not in _RESTING or o.is_ioc:
-            continue
-        left = o.size - o.matched
+        left = o.in_book
         if left <= 0:
             continue
         bids, asks = out.setdefault(o.token_id, ({}, {}))

@@ -54,6 +54,18 @@ class OrderState(StrEnum):
 S = OrderState
 TERMINAL: Final = frozenset({S.FILLED, S.CANCELLED, S.EXPIRED, S.REJECTED})
 OPEN: Final = frozenset({S.SUBMITTING, S.UNKNOWN, S.LIVE, S.PARTIALLY_FILLED})
+WORKING: Final = frozenset({S.LIVE, S.PARTIALLY_FILLED})
+"""Acknowledged and not finished: the venue has the order."""
+
+
+def resting_size(state: OrderState, ioc: bool, size: Micro, matched: Micro) -> Micro:
+    """What of an order rests in the book (what the book shows of ours): its unmatched size while it is
+    working, 0 for a FOK/FAK or dollar-sized order (they never rest) or one not working."""
+    if state not in WORKING or ioc:
+        return 0
+    left = size - matched
+    return left if left > 0 else 0
+
 
 TRANSITIONS: Final[dict[OrderState, frozenset[OrderState]]] = {
     S.SUBMITTING: frozenset({S.UNKNOWN, S.LIVE, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.EXPIRED, S.REJECTED}),
@@ -219,6 +231,11 @@ class OrderRecord(msgspec.Struct, gc=False):
         """The venue reports a FOK/FAK BUY's `original_size` / `size_matched` in pUSD (doc §4.6, §6.3),
         however it was built: its share count comes from its fills only."""
         return self.side is Side.BUY and (self.notional or self.order_type in (OrderType.FOK, OrderType.FAK))
+
+    @property
+    def in_book(self) -> Micro:
+        """Shares of it resting in the book (`resting_size`)."""
+        return resting_size(self.state, self.is_ioc, self.size, self.matched)
 
     @property
     def matched(self) -> Micro:

@@ -15,19 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.units import Micro
 from polyoms.oms.errors import UnknownOrderError
 from polyoms.oms.ledger import Position, WalletLedger
-from polyoms.oms.state import OrderRecord, OrderState
+from polyoms.oms.state import WORKING, OrderRecord, OrderState, resting_size
 
 if TYPE_CHECKING:
     from polyoms.oms.oms_state import OmsState
-
-_WORKING: Final = frozenset({OrderState.LIVE, OrderState.PARTIALLY_FILLED})
-"""Acknowledged and not finished: the venue has the order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +87,19 @@ class OrderSummary:
         return left if left > 0 else 0
 
     @property
+    def in_book(self) -> Micro:
+        """Shares of it resting in the book (`state.resting_size`)."""
+        return resting_size(self.state, self.ioc, self.size, self.matched)
+
+    @property
     def resting(self) -> bool:
         """Working in the book for what remains (what the book shows of ours)."""
-        return self.state in _WORKING and not self.ioc and self.remaining > 0
+        return self.in_book > 0
 
     @property
     def cancellable(self) -> bool:
         """Acknowledged, working, no cancel under way: a cancel now reaches an order the venue has."""
-        return self.state in _WORKING and not self.pending_cancel
+        return self.state in WORKING and not self.pending_cancel
 
 
 @dataclass(frozen=True, slots=True)

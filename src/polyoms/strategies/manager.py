@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from polyoms.algos.base import BookTop
-from polyoms.algos.books import BookLevels, BookSource, Own, others_only
+from polyoms.algos.books import BookLevels, BookSource, others_only, own_resting
 from polyoms.core.clock import Clock
-from polyoms.core.enums import Side
 from polyoms.core.units import Micro
 from polyoms.core.venue import Instrument, OrderRequest
 from polyoms.oms.ledger import mid_mark
@@ -101,17 +100,6 @@ def request_of(quote: Quote) -> OrderRequest:
     )
 
 
-def own_of(orders: Iterable[OrderSummary]) -> Own:
-    """token → (our bid sizes by price, our ask sizes by price) of the orders resting in the book."""
-    out: Own = {}
-    for o in orders:
-        if o.resting:
-            bids, asks = out.setdefault(o.token_id, ({}, {}))
-            side = bids if o.side is Side.BUY else asks
-            side[o.price] = side.get(o.price, 0) + o.remaining
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class StepResult(Generic[M]):
     snapshot: Snapshot
@@ -161,7 +149,7 @@ class StrategyManager(Generic[P, M]):
                 levels[token] = lv
         # From here on nothing awaits: the books, our orders and the wallet are of one instant.
         reference = dict(self.reference()) if self.reference is not None else {}
-        own = own_of(self.view.open_orders())
+        own = own_resting(self.view.open_orders())
         books: dict[str, BookTop] = {}
         for token, lv in levels.items():
             instrument = self.instruments.get(token)

@@ -23,6 +23,7 @@ Contract
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any, Final, Protocol
@@ -60,7 +61,7 @@ class PriceGrid(msgspec.Struct, frozen=True):
 
     @classmethod
     def uniform(cls, tick: TickSize) -> PriceGrid:
-        return cls((PriceBand(tick.micro, MICRO - tick.micro, tick.micro),))
+        return _uniform(tick)
 
     @property
     def min_price(self) -> Micro:
@@ -124,6 +125,12 @@ class PriceGrid(msgspec.Struct, frozen=True):
                 price=fmt_micro(price),
                 **ctx,
             )
+
+
+@functools.cache
+def _uniform(tick: TickSize) -> PriceGrid:
+    # One grid per tick size (there are four): instruments and the algorithms ask for it on every price.
+    return PriceGrid((PriceBand(tick.micro, MICRO - tick.micro, tick.micro),))
 
 
 class Instrument(msgspec.Struct, frozen=True):

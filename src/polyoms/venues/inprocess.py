@@ -24,7 +24,7 @@ from functools import partial
 
 import msgspec
 
-from polyoms.core.errors import PolyomsError, VenueError
+from polyoms.core.errors import MalformedMessageError, PolyomsError, VenueError
 from polyoms.core.user_events import OrderEvent, TradeEvent
 from polyoms.core.venue import (
     MAX_BATCH,
@@ -42,10 +42,10 @@ from polyoms.exchange.api import render, ws_render
 from polyoms.exchange.api.service import Caller, SimService
 from polyoms.exchange.events import Event, ExchangeOrderEvent, ExchangeTradeEvent
 from polyoms.polymarket.client import models
+from polyoms.polymarket.client.clob import answer_outcome
 from polyoms.polymarket.protocol import errors as venue_errors
 from polyoms.polymarket.protocol import user_messages
 from polyoms.polymarket.protocol.constants import GTD_SECURITY_THRESHOLD_S
-from polyoms.polymarket.protocol.errors import error_from_response
 from polyoms.polymarket.protocol.order import OrderBuilder
 from polyoms.polymarket.protocol.wire import decode_order_response
 from polyoms.venues import polymarket_orders
@@ -146,15 +146,18 @@ class InProcessVenue:
             if self.lose_answer_rate and self.rng.random() < self.lose_answer_rate:
                 out.append(SubmitOutcome(order.order_id, unknown="answer lost"))
                 continue
-            # Through the venue's JSON, as over sockets: the same answer the REST client reads.
-            r = decode_order_response(msgspec.json.encode(render.order_response(result)))
-            if not r.success or (r.errorMsg and not r.status):
-                refusal = error_from_response(400, {"error": r.errorMsg or "success=false"}, order_id=order.order_id)
-                out.append(SubmitOutcome(order.order_id, error=refusal))
+            # Through the venue's JSON, read as the REST client reads it.
+            answer = decode_order_response(msgspec.json.encode(render.order_response(result)))
+            try:
+                read = answer_outcome(answer, order.order_id)
+            except MalformedMessageError:
+                out.append(SubmitOutcome(order.order_id, unknown="unreadable answer"))
                 continue
-            out.append(
-                SubmitOutcome(order.order_id, ack=ack(r.orderID or order.order_id, r.status, tuple(r.tradeIDs or ())))
-            )
+            if read.placement is None:
+                out.append(SubmitOutcome(order.order_id, error=read.error))
+                continue
+            p = read.placement
+            out.append(SubmitOutcome(order.order_id, ack=ack(p.order_id, p.status, p.trade_ids)))
         await self.link.answer()
         return out
 

@@ -55,6 +55,7 @@ from polyoms.polymarket.protocol.wire import (
     PmCancelAnswer,
     PmCancelMarketOrders,
     PmCancelOrder,
+    PmOrderAnswer,
     decode_order_response,
     decode_order_responses,
     encode_json,
@@ -409,16 +410,17 @@ class ClobClient:
             answer = decode_order_response(resp.body)
         except (msgspec.DecodeError, msgspec.ValidationError):
             raise _unreadable(ids) from None
-        if not answer.success:
-            error = _item_error(answer.errorMsg, order.order_id)
-            if isinstance(error, OrderVersionMismatchError):
-                raise await self._version_mismatch(error, ids)
-            raise error
-        _check_id(answer.orderID, order.order_id, self.core.name)
         try:
-            return models.placement_from_response(answer, order.order_id)
+            outcome = answer_outcome(answer, order.order_id)
         except MalformedMessageError:
             raise _unreadable(ids) from None
+        if outcome.error is not None:
+            if isinstance(outcome.error, OrderVersionMismatchError):
+                raise await self._version_mismatch(outcome.error, ids)
+            raise outcome.error
+        _check_id(answer.orderID, order.order_id, self.core.name)
+        assert outcome.placement is not None
+        return outcome.placement
 
     async def post_orders(
         self, orders: Sequence[SignedOrder], *, defer_exec: bool = False
@@ -448,17 +450,14 @@ class ClobClient:
         out: list[models.BatchOutcome] = []
         mismatch = False
         for order_id, answer in zip(ids, answers, strict=True):
-            if answer.success:
+            try:
+                outcome = answer_outcome(answer, order_id)
+            except MalformedMessageError:
+                raise _unreadable(ids) from None
+            if outcome.error is None:
                 _check_id(answer.orderID, order_id, self.core.name)
-                try:
-                    placement = models.placement_from_response(answer, order_id)
-                except MalformedMessageError:
-                    raise _unreadable(ids) from None
-                out.append(models.BatchOutcome(order_id, placement, None))
-            else:
-                error = _item_error(answer.errorMsg, order_id)
-                mismatch = mismatch or isinstance(error, OrderVersionMismatchError)
-                out.append(models.BatchOutcome(order_id, None, error))
+            mismatch = mismatch or isinstance(outcome.error, OrderVersionMismatchError)
+            out.append(outcome)
         if mismatch:
             await self._version_mismatch(VenueError(ORDER_VERSION_MISMATCH), ids)
         return out
@@ -647,9 +646,14 @@ def _params(**values: str | int | None) -> dict[str, str]:
     return {k: str(v) for k, v in values.items() if v is not None and v != ""}
 
 
-def _item_error(message: str, order_id: str) -> PolyomsError:
-    # success:false is a refusal: an unrecognised message is an OrderRejectedError (400), not a 5xx.
-    return error_from_response(400, {"error": redact(message)}, order_id=order_id)
+def answer_outcome(answer: PmOrderAnswer, order_id: str) -> models.BatchOutcome:
+    """One order's answer to POST /order(s), read: its placement, or for success=false the typed refusal
+    (an unrecognised message is an OrderRejectedError, 400, not a 5xx). MalformedMessageError when the
+    placement cannot be read. The in-process venue reads the exchange's answers with it too."""
+    if not answer.success:
+        refusal = error_from_response(400, {"error": redact(answer.errorMsg)}, order_id=order_id)
+        return models.BatchOutcome(order_id, None, refusal)
+    return models.BatchOutcome(order_id, models.placement_from_response(answer, order_id), None)
 
 
 def _unreadable(ids: Sequence[str], detail: str = "the answer cannot be read") -> OrderOutcomeUnknownError:

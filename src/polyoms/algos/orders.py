@@ -19,10 +19,7 @@ from polyoms.algos.base import LOT, Place
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import BelowMinimumSizeError, InvalidExpirationError, InvalidOrderError, InvalidSizeError
 from polyoms.core.units import MICRO, Micro, TickSize, fmt_micro
-from polyoms.core.venue import OrderRequest, PriceGrid
-
-MIN_MARKETABLE_BUY: Final = MICRO
-"""The smallest pUSD amount of a market BUY (the venue's $1 minimum)."""
+from polyoms.core.venue import MIN_NOTIONAL, OrderRequest, PriceGrid
 
 MAX_LIFETIME_S: Final = 30 * 24 * 3600
 
@@ -82,6 +79,7 @@ def market_buy(
     worst_price: Micro,
     *,
     tick: TickSize,
+    min_notional: Micro = MIN_NOTIONAL,
     grid: PriceGrid | None = None,
     min_shares: Micro | None = None,
     max_shares: Micro | None = None,
@@ -91,7 +89,8 @@ def market_buy(
 ) -> Place:
     """Spend `amount` pUSD at prices up to `worst_price`.
 
-    `min_shares`: refuse unless the worst case (everything at `worst_price`) still buys that many.
+    `min_notional`: the venue's smallest market BUY (the instrument's). `min_shares`: refuse unless the
+    worst case (everything at `worst_price`) still buys that many.
     `max_shares`: with the current `best_ask`, trim the amount so that even at that price no more than
     `max_shares` are bought."""
     if order_type not in (OrderType.FOK, OrderType.FAK):
@@ -106,9 +105,10 @@ def market_buy(
         cap = max_shares * best_ask // MICRO
         cap -= cap % LOT
         amount = min(amount, cap)
-    if amount < MIN_MARKETABLE_BUY:
+    if amount < min_notional:
         raise BelowMinimumSizeError(
-            f"a market BUY must spend at least $1, got ${fmt_micro(amount)}", amount=fmt_micro(amount)
+            f"a market BUY must spend at least ${fmt_micro(min_notional)}, got ${fmt_micro(amount)}",
+            amount=fmt_micro(amount),
         )
     worst_shares = _shares_for(amount, worst_price, tick)
     if min_shares is not None and worst_shares < min_shares:

@@ -103,8 +103,9 @@ class SingleState(SingleTokenState):
     def start(spec: OrderSpec, inst: Instrument, now_ms: int) -> SingleState:
         st = SingleState(spec, inst, now_ms, None if spec.timeout_ms is None else now_ms + spec.timeout_ms)
         if spec.amount:  # checked now without the book; max_shares trims the amount at the best ask when placed
-            orders.market_buy("o1", spec.token_id, spec.amount, spec.price, tick=inst.tick, grid=inst.prices,
-                              min_shares=spec.min_shares, order_type=spec.order_type)  # fmt: skip
+            orders.market_buy("o1", spec.token_id, spec.amount, spec.price, tick=inst.tick,
+                              min_notional=inst.min_notional, grid=inst.prices, min_shares=spec.min_shares,
+                              order_type=spec.order_type)  # fmt: skip
             return st
         orders.limit(
             "o1",
@@ -175,6 +176,7 @@ class SingleState(SingleTokenState):
                     s.amount,
                     s.price,
                     tick=tick,
+                    min_notional=self.inst.min_notional,
                     grid=self.inst.prices,
                     min_shares=s.min_shares,
                     max_shares=s.max_shares,

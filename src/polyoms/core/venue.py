@@ -38,6 +38,9 @@ from polyoms.core.user_events import OrderEvent, OrderEventType, OrderStatus, Tr
 MAX_BATCH: Final = 15
 """Most orders one `submit` takes (Polymarket's POST /orders limit; adapters split nothing)."""
 
+MIN_NOTIONAL: Final = MICRO
+"""An instrument's smallest marketable BUY unless its venue says otherwise (Polymarket: $1)."""
+
 UserEvent = OrderEvent | TradeEvent
 UserSink = Callable[[UserEvent], None]
 
@@ -153,7 +156,7 @@ class Instrument(msgspec.Struct, frozen=True):
     outcome: str = ""
     grid: PriceGrid | None = None
     lot: Micro = 10_000
-    min_notional: Micro = MICRO
+    min_notional: Micro = MIN_NOTIONAL
 
     @property
     def prices(self) -> PriceGrid:
@@ -248,10 +251,6 @@ class OrderRef(msgspec.Struct, frozen=True):
 
     key: str
     venue_id: str = ""
-
-    @property
-    def id_at_venue(self) -> str:
-        return self.venue_id or self.key
 
 
 class CancelAnswer(msgspec.Struct, frozen=True):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Final
 
 from polyoms.algos.base import LOT, Place
+from polyoms.algos.pricing import grid_of
 from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import BelowMinimumSizeError, InvalidExpirationError, InvalidOrderError, InvalidSizeError
 from polyoms.core.units import MICRO, Micro, TickSize, fmt_micro
@@ -53,7 +54,7 @@ def limit(
     batch: str = "",
 ) -> Place:
     """`size` shares at `price`. GTC/GTD rest; FOK/FAK take what they can at `price` or better."""
-    _grid(tick, grid).check(price, side=side.name)
+    grid_of(tick if grid is None else grid).check(price, side=side.name)
     _check_shares(size, "size")
     if lifetime_s and order_type not in (OrderType.GTC, OrderType.GTD):
         raise InvalidOrderError(f"a dead-man lifetime needs a resting order, not {order_type.value}")
@@ -97,7 +98,7 @@ def market_buy(
         raise InvalidOrderError(f"a market BUY is FOK or FAK, not {order_type.value}")
     if amount <= 0 or amount % LOT:
         raise InvalidSizeError(f"amount {fmt_micro(amount)} must be a positive multiple of 0.01 pUSD", field="amount")
-    _grid(tick, grid).check(worst_price, side="BUY")
+    grid_of(tick if grid is None else grid).check(worst_price, side="BUY")
     if max_shares is not None:
         _check_shares(max_shares, "max_shares")
         if best_ask is None:
@@ -135,12 +136,8 @@ def market_sell(
     if order_type not in (OrderType.FOK, OrderType.FAK):
         raise InvalidOrderError(f"a market SELL is FOK or FAK, not {order_type.value}")
     _check_shares(shares, "shares")
-    _grid(tick, grid).check(worst_price, side="SELL")
+    grid_of(tick if grid is None else grid).check(worst_price, side="SELL")
     return Place(key, token_id, Side.SELL, worst_price, size=shares, order_type=order_type, batch=batch)
-
-
-def _grid(tick: TickSize, grid: PriceGrid | None) -> PriceGrid:
-    return grid if grid is not None else PriceGrid.uniform(tick)
 
 
 def _shares_for(amount: Micro, price: Micro, tick: TickSize) -> Micro:

@@ -365,10 +365,15 @@ _REPORT_AS_EVENT: Final[dict[ReportStatus, OrderStatus]] = {
 }
 
 
+def event_status(status: ReportStatus) -> OrderStatus:
+    """A report's status as the user stream says it."""
+    return _REPORT_AS_EVENT[status]
+
+
 def order_event_of(report: OrderReport) -> OrderEvent:
     """An order report as the user stream would have said it (reconciliation and REST polling feed
     these to the same evidence rules as the stream)."""
-    status = _REPORT_AS_EVENT[report.status]
+    status = event_status(report.status)
     kind = OrderEventType.CANCELLATION if status is OrderStatus.CANCELED else OrderEventType.UPDATE
     return OrderEvent(
         type=kind,

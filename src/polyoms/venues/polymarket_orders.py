@@ -2,7 +2,7 @@
 
 Both Polymarket adapters (the REST client and the in-process exchange, which speaks the same protocol)
 use these, so each mapping from the venue's words to the domain's exists once: order statuses in an
-answer (`ack_status`), in an order report (`report_status`, exhaustive: an unknown word is a typed error),
+answer (`ack_status`), in an order report (`protocol.statuses.report_status`, exhaustive),
 and the GTD security lead: added to a request's `expiration` when signing, taken off when journaling.
 """
 
@@ -14,36 +14,13 @@ from polyoms.core.enums import OrderType, Side
 from polyoms.core.errors import MalformedMessageError
 from polyoms.core.units import MICRO
 from polyoms.core.user_events import OrderStatus
-from polyoms.core.venue import Ack, Instrument, OrderReport, OrderRequest, PreparedOrder, ReportStatus
+from polyoms.core.venue import Ack, Instrument, OrderReport, OrderRequest, PreparedOrder
 from polyoms.polymarket.client.models import OpenOrder
 from polyoms.polymarket.protocol.constants import GTD_SECURITY_THRESHOLD_S
 from polyoms.polymarket.protocol.order import OrderBuilder, SignedOrder
+from polyoms.polymarket.protocol.statuses import report_status
 
 VENUE: Final = "polymarket"
-
-_REPORT_STATUS: Final[dict[str, ReportStatus]] = {
-    "LIVE": ReportStatus.LIVE,
-    "DELAYED": ReportStatus.DELAYED,
-    "MATCHED": ReportStatus.MATCHED,
-    "UNMATCHED": ReportStatus.UNMATCHED,
-    "CANCELED": ReportStatus.CANCELED,
-    "CANCELLED": ReportStatus.CANCELED,
-    "CANCELED_MARKET_RESOLVED": ReportStatus.CANCELED,
-    "INVALID": ReportStatus.REJECTED,
-}
-
-
-def _word(status: str) -> str:
-    s = status.strip().upper()
-    return s[len("ORDER_STATUS_") :] if s.startswith("ORDER_STATUS_") else s
-
-
-def report_status(status: str) -> ReportStatus:
-    """GET /data/order(s) status (doc §4.6, with or without the ORDER_STATUS_ prefix) → domain."""
-    found = _REPORT_STATUS.get(_word(status))
-    if found is None:
-        raise MalformedMessageError(f"unknown order status {status!r}", field="status", value=status)
-    return found
 
 
 def ack_status(status: str) -> OrderStatus | None:

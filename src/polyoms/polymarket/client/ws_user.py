@@ -38,6 +38,7 @@ from polyoms.core.user_events import (
     TraderSide,
     TradeStatus,
 )
+from polyoms.core.venue import event_status
 from polyoms.polymarket.client.clob import ClobClient
 from polyoms.polymarket.client.models import OpenOrder
 from polyoms.polymarket.client.redact import redact
@@ -54,6 +55,7 @@ from polyoms.polymarket.client.ws_common import (
     _Socket,
     log,
 )
+from polyoms.polymarket.protocol.statuses import report_status
 from polyoms.polymarket.protocol.user_messages import decode_user_frame
 
 DEFAULT_USER_URL: Final = "wss://ws-subscriptions-clob.polymarket.com/ws/user"
@@ -654,11 +656,10 @@ def _order_event(order: OpenOrder, *, known: bool) -> OrderEvent:
 
 
 def _order_status(text: str) -> OrderStatus:
-    """REST statuses include some the channel does not use (CANCELED_MARKET_RESOLVED, INVALID...)."""
-    upper = text.upper()
-    if upper.startswith(("CANCELED", "CANCELLED")):
-        return OrderStatus.CANCELED
+    """A REST status as the channel says it (`statuses.report_status`: INVALID and every CANCELED word are
+    a cancellation). A word the venue has added since is taken as still open: the backfill must not end
+    an order on a word it cannot read."""
     try:
-        return OrderStatus.parse(upper)
+        return event_status(report_status(text))
     except MalformedMessageError:
-        return OrderStatus.CANCELED if upper == "INVALID" else OrderStatus.LIVE
+        return OrderStatus.LIVE

@@ -13,8 +13,9 @@ as of its own time.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from polyoms.core.clock import Clock
 from polyoms.core.enums import OrderType, Side
@@ -49,12 +50,37 @@ from polyoms.exchange.trades import Trade, TradeIds
 from polyoms.polymarket.protocol import errors as venue_errors
 from polyoms.polymarket.protocol.constants import GTD_SECURITY_THRESHOLD_S
 
-__all__ = ["EngineOrder", "Exchange", "ExchangeCancelResult", "Resolution", "SettlementConfig", "SubmitResult"]
+__all__ = [
+    "EngineOrder",
+    "Exchange",
+    "ExchangeCancelResult",
+    "Resolution",
+    "SettlementConfig",
+    "SubmitResult",
+    "Timer",
+    "TradeHook",
+]
 
 _GTD = OrderType.GTD
 _BUY = Side.BUY
 _NO_TRADES: tuple[Trade, ...] = ()
 _NO_IDS: tuple[str, ...] = ()
+
+
+class Timer(Protocol):
+    """Something the exchange runs when its time comes (rewards sampling, daily payouts, archiving).
+
+    `next_ms` is when it next wants to run; the exchange calls `run(now)` from `advance` and before
+    any operation once that time has come, so the timer sees the state as of its own time."""
+
+    @property
+    def next_ms(self) -> int: ...
+
+    def run(self, now_ms: int) -> None: ...
+
+
+TradeHook = Callable[[Sequence[Trade], int], None]
+"""Called with the trades one submission matched, and the time (rebate accounting, archives...)."""
 
 
 @dataclass(slots=True)
@@ -128,6 +154,21 @@ class Exchange:
         self._seq = 0
         self._resolutions: dict[str, Resolution] = {}
         self.settlement = Settlement(self.ledger, self._orders, self._trades, self._trade_status, settlement, seed)
+        self._timers: list[Timer] = []
+        self._trade_hooks: list[TradeHook] = []
+
+    def add_timer(self, timer: Timer) -> None:
+        """Run `timer` whenever its time has come (see `Timer`)."""
+        self._timers.append(timer)
+
+    def add_trade_hook(self, hook: TradeHook) -> None:
+        """Call `hook` with the trades of every matching submission, after they are recorded."""
+        self._trade_hooks.append(hook)
+
+    def _run_timers(self, now: int) -> None:
+        for timer in self._timers:
+            if timer.next_ms <= now:
+                timer.run(now)
 
     def _add_book(self, spec: MarketSpec) -> None:
         book = MatchingBook(spec)
@@ -280,6 +321,8 @@ class Exchange:
         expiry = self._expiry
         if expiry and expiry[0][0] <= now:
             self._expire(now)
+        if self._timers:
+            self._run_timers(now)
         oid = order.order_id
         if oid in self._orders:
             raise DuplicateOrderError(venue_errors.duplicated(oid))
@@ -349,6 +392,8 @@ class Exchange:
             if listener is not None:
                 listener(ExchangeTradeEvent(t, now))
         self.settlement.matched(now)
+        for hook in self._trade_hooks:
+            hook(trades, now)
 
     def _trade_status(self, trade: Trade, at_ms: int) -> None:
         """The settlement pipeline moved `trade` on."""
@@ -410,6 +455,7 @@ class Exchange:
         now = self.clock.now_ms() if now_ms is None else now_ms
         self.settlement.run(now)
         self._expire(now)
+        self._run_timers(now)
 
     def settle(self, now_ms: int | None = None) -> list[Trade]:
         """Take the settlement steps due by `now_ms` only; the trades whose status changed, in order."""
@@ -423,7 +469,9 @@ class Exchange:
         """
         now = self.clock.now_ms() if now_ms is None else now_ms
         self.settlement.run(now)
-        return self._expire(now)
+        expired = self._expire(now)
+        self._run_timers(now)
+        return expired
 
     def _expire(self, now: int) -> list[str]:
         expiry = self._expiry
@@ -442,6 +490,8 @@ class Exchange:
             self.settlement.run(now)
         if self._expiry and self._expiry[0][0] <= now:
             self._expire(now)
+        if self._timers:
+            self._run_timers(now)
         return now
 
     def _cancel(self, o: Order, reason: str, now: int) -> None:

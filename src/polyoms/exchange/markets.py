@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from polyoms.core.errors import ConfigError, InputError
-from polyoms.core.units import MICRO, TICK_SIZES, TickSize, fmt_micro, tick_size, to_micro
+from polyoms.core.units import MICRO, TICK_SIZES, TickSize, fmt_micro, tick_size, to_decimal, to_micro
 from polyoms.exchange.fees import NO_FEES, FeeCurve
 
 DEFAULT_MIN_SIZE: Final = 5 * MICRO
+UP_DOWN: Final = "updown"
+ABOVE: Final = "above"
+PRICE_TERM_KINDS: Final = frozenset({UP_DOWN, ABOVE})
 _CONDITION_RE: Final = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _MAX_UINT256: Final = (1 << 256) - 1
 
@@ -39,6 +42,69 @@ def derive_token_id(condition_id: str, outcome_index: int) -> str:
 
 def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+@dataclass(frozen=True, slots=True)
+class RewardsConfig:
+    """A market's liquidity-rewards programme (the venue's `rewards` / `r` block, doc §4.11).
+
+    Resting orders within `max_spread` of the size-cutoff-adjusted midpoint and of at least
+    `min_size` shares are scored; `daily_rate` pUSD a day is split among the makers by score.
+    `in_game_multiplier` is the formula's b (1 outside live games). Prices and sizes in micro-units.
+    """
+
+    max_spread: int
+    """v, in micro-pUSD of price (3.5 ¢ = 35_000)."""
+    min_size: int
+    """Micro-shares."""
+    daily_rate: int
+    """Micro-pUSD paid a day to the market's makers."""
+    in_game_multiplier: str = "1"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_spread, bool) or not isinstance(self.max_spread, int) or not 0 < self.max_spread < MICRO:
+            raise ConfigError("rewards max_spread must be within (0, 1) pUSD", field="rewards.max_spread")
+        for name in ("min_size", "daily_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"rewards {name} must be non-negative micro-units", field=f"rewards.{name}")
+        try:
+            b = to_decimal(self.in_game_multiplier, "in_game_multiplier")
+        except (ValueError, InputError) as exc:
+            raise ConfigError("rewards in_game_multiplier must be a decimal number", field="rewards.b") from exc
+        if b <= 0:
+            raise ConfigError("rewards in_game_multiplier must be positive", field="rewards.b")
+        object.__setattr__(self, "in_game_multiplier", format(b.normalize(), "f"))
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTerms:
+    """How a crypto market resolves on a price feed (the resolution oracle, not the exchange price).
+
+    `kind` is `UP_DOWN` (YES = "Up" wins when the oracle's price at `end_ms` is at or above the one at
+    `start_ms`) or `ABOVE` (YES wins when the price at `end_ms` is at or above `strike`). For an
+    up/down market `strike` is the start price once it is known, "" before.
+    """
+
+    symbol: str
+    """The oracle's symbol, e.g. "btc/usd"."""
+    kind: str
+    window: str
+    """The series' window label: "5m", "15m", "1h", "1d" (or "" for a one-off market)."""
+    start_ms: int
+    end_ms: int
+    strike: str = ""
+    """Decimal string."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in PRICE_TERM_KINDS:
+            raise ConfigError(f"price terms kind must be one of {sorted(PRICE_TERM_KINDS)}", field="terms.kind")
+        if not self.symbol:
+            raise ConfigError("price terms need a symbol", field="terms.symbol")
+        if self.end_ms <= self.start_ms:
+            raise ConfigError("price terms must end after they start", field="terms.end_ms")
+        if self.kind == ABOVE and not self.strike:
+            raise ConfigError("an above-strike market needs a strike", field="terms.strike")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +129,16 @@ class MarketSpec:
     description: str = field(default="", compare=False)
     winning_token_id: str = ""
     """Set when the market has resolved (it is then also closed)."""
+    category: str = ""
+    """The venue's category ("crypto", "sports", "politics", ...): it picks the maker-rebate share."""
+    rewards: RewardsConfig | None = None
+    taker_delay: bool = False
+    """The venue's `itode`: marketable orders wait the taker delay before matching."""
+    terms: PriceTerms | None = None
+    event_slug: str = ""
+    """The event the market belongs to (Gamma), "" for a market of its own."""
+    created_ms: int = 0
+    """When the exchange listed it (0: from the start)."""
 
     def __post_init__(self) -> None:
         where = f"market {self.slug or self.condition_id!r}"

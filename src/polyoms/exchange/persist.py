@@ -30,7 +30,7 @@ from polyoms.core.units import tick_size
 from polyoms.exchange.accounts import Ledger
 from polyoms.exchange.engine import Exchange, Resolution
 from polyoms.exchange.fees import FeeCurve
-from polyoms.exchange.markets import MarketSpec
+from polyoms.exchange.markets import MarketSpec, PriceTerms, RewardsConfig
 from polyoms.exchange.orders import Order
 from polyoms.exchange.settlement import SettlementConfig
 from polyoms.exchange.trades import MakerFill, MatchType, Trade
@@ -50,6 +50,22 @@ class SnapshotError(PolyomsError):
 
 
 # --- the schema ----------------------------------------------------------------------------------
+
+
+class RewardsState(msgspec.Struct, forbid_unknown_fields=True):
+    max_spread: int
+    min_size: int
+    daily_rate: int
+    in_game_multiplier: str
+
+
+class TermsState(msgspec.Struct, forbid_unknown_fields=True):
+    symbol: str
+    kind: str
+    window: str
+    start_ms: int
+    end_ms: int
+    strike: str
 
 
 class SpecState(msgspec.Struct, forbid_unknown_fields=True):
@@ -72,6 +88,12 @@ class SpecState(msgspec.Struct, forbid_unknown_fields=True):
     end_date_iso: str
     description: str
     winning_token_id: str
+    category: str = ""
+    rewards: RewardsState | None = None
+    taker_delay: bool = False
+    terms: TermsState | None = None
+    event_slug: str = ""
+    created_ms: int = 0
 
 
 class AccountState(msgspec.Struct, forbid_unknown_fields=True):
@@ -320,6 +342,12 @@ def _spec_state(s: MarketSpec) -> SpecState:
         s.end_date_iso,
         s.description,
         s.winning_token_id,
+        s.category,
+        None if s.rewards is None else RewardsState(*(getattr(s.rewards, f) for f in RewardsState.__struct_fields__)),
+        s.taker_delay,
+        None if s.terms is None else TermsState(*(getattr(s.terms, f) for f in TermsState.__struct_fields__)),
+        s.event_slug,
+        s.created_ms,
     )
 
 
@@ -554,6 +582,12 @@ def _spec(s: SpecState) -> MarketSpec:
         end_date_iso=s.end_date_iso,
         description=s.description,
         winning_token_id=s.winning_token_id,
+        category=s.category,
+        rewards=None if s.rewards is None else RewardsConfig(**msgspec.structs.asdict(s.rewards)),
+        taker_delay=s.taker_delay,
+        terms=None if s.terms is None else PriceTerms(**msgspec.structs.asdict(s.terms)),
+        event_slug=s.event_slug,
+        created_ms=s.created_ms,
     )
 
 

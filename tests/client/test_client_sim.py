@@ -80,7 +80,7 @@ def test_meta_and_market_lookups(sim: ThreadedSim) -> None:
             )
             assert await pub.tick_size(fine.yes_token_id) is TICK_SIZES["0.001"]
             assert await pub.neg_risk(nr.yes_token_id) is True and await pub.neg_risk(fine.yes_token_id) is False
-            assert await pub.fee_rate_bps(fine.yes_token_id) == 0
+            assert await pub.fee_rate_bps(fine.yes_token_id) == fine.fee.rate_bps  # one fee everywhere
             assert (await pub.clob_market(nr.condition_id)).neg_risk is True
 
     run(body())

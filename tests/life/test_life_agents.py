@@ -132,11 +132,20 @@ def test_liquidity_provider_quotes_a_ladder_around_its_lagging_estimate() -> Non
 
 def test_liquidity_provider_keeps_queue_position_and_skews_against_inventory() -> None:
     p = LPParams(half_spread=5_000, levels=1, size=60.0, noise=0, skew_per_kshare=10_000, max_position=2_000.0)
-    lp = LiquidityProvider("lp", random.Random(1), p)
     resting = (AgentQuote("0xa", True, 490_000, 10 * MICRO), AgentQuote("0xb", False, 520_000, 60 * MICRO))
-    cmds = lp.decide(obs(quotes=resting, other_bid=None, other_ask=None), fair=503_000).commands
-    # The bid is where it should be (even partly filled): kept. The ask moved: cancelled, then replaced.
+    # Without reactions: the bid is where it should be (even partly filled): kept. The ask moved:
+    # cancelled, then replaced.
+    still = LiquidityProvider("lp0", random.Random(1), replace(p, react_ms=0))
+    cmds = still.decide(obs(quotes=resting, other_bid=None, other_ask=None), fair=503_000).commands
     assert cmds == [AgentCancel("0xb"), AgentPlace(False, 510_000, 60 * MICRO, post_only=True)]
+    # With them (the default) the partly filled bid is kept too, and topped up at the back of the queue.
+    lp = LiquidityProvider("lp", random.Random(1), p)
+    cmds = lp.decide(obs(quotes=resting, other_bid=None, other_ask=None), fair=503_000).commands
+    assert cmds == [
+        AgentCancel("0xb"),
+        AgentPlace(True, 490_000, 50 * MICRO, post_only=True),
+        AgentPlace(False, 510_000, 60 * MICRO, post_only=True),
+    ]
 
     # Around 0.505: 0.50 / 0.51 flat; long 1,000 shares shifts the center 1 ¢ down, to 0.49 / 0.50.
     lp2 = LiquidityProvider("lp2", random.Random(1), p)
@@ -199,3 +208,44 @@ def test_reconcile_and_sizes() -> None:
     )
     # One order per wanted level is kept; a duplicate at the same price goes.
     assert cmds == [AgentCancel("0x2"), AgentPlace(False, 520_000, 5 * MICRO, post_only=True)]
+
+
+def test_reconcile_tops_up_levels_eaten_into() -> None:
+    quotes = (
+        AgentQuote("0x1", True, 480_000, 20 * MICRO),
+        AgentQuote("0x2", True, 480_000, 30 * MICRO),
+        AgentQuote("0x3", False, 520_000, 58 * MICRO),
+    )
+    wanted = [(True, 480_000, 60 * MICRO), (False, 520_000, 60 * MICRO)]
+    # Both orders at 0.48 are kept (50 of 60): 10 more at the back; 0.52 is short by less than the minimum.
+    assert reconcile(quotes, wanted, post_only=True, top_up_min=5 * MICRO) == [
+        AgentPlace(True, 480_000, 10 * MICRO, post_only=True)
+    ]
+
+
+def test_liquidity_provider_reacts_to_a_fill_partly_first_then_fully() -> None:
+    p = LPParams(half_spread=5_000, levels=1, size=60.0, noise=0, react_ms=1_000, refill_ms=2_000)
+    lp = LiquidityProvider("lp", random.Random(3), p)
+    lp.decide(obs(other_bid=None, other_ask=None), fair=503_000)  # quotes 0.49 / 0.51
+    before = lp.estimate
+    assert before is not None
+    # Its ask is lifted for 200 shares: the estimate moves up (capped) and a reaction is due, once.
+    due = lp.on_fill(NOW + 100, False, 200 * MICRO)
+    assert due is not None and NOW + 100 < due < NOW + 100 + 20_000
+    assert lp.estimate == pytest.approx(before + min(p.impact_cap, p.impact_per_kshare * 0.2))
+    assert lp.on_fill(NOW + 150, False, 10 * MICRO) is None  # already reacting; still learns
+    bid = AgentQuote("0xb", True, 490_000, 60 * MICRO)
+    first = lp.decide(obs(now_ms=due, quotes=(bid,), other_bid=None, other_ask=None), fair=503_000)
+    # The first refill re-quotes half of the missing ask, and asks for a second look later.
+    asks = [c for c in places(first.commands) if not c.is_bid]
+    assert [c.size for c in asks] == [30 * MICRO]
+    assert first.react_ms is not None and first.react_ms > due
+    quotes = tuple(AgentQuote(f"0x{i}", c.is_bid, c.price, c.size) for i, c in enumerate(places(first.commands)))
+    full = lp.decide(obs(now_ms=first.react_ms, quotes=quotes, other_bid=None, other_ask=None), fair=503_000)
+    assert full.react_ms is None
+    assert {c.size for c in places(full.commands) if not c.is_bid} == {30 * MICRO}  # topped up to 60
+    # Reactions off: no reaction, no learning.
+    still = LiquidityProvider("lp2", random.Random(3), replace(p, react_ms=0, impact_per_kshare=0))
+    still.decide(obs(), fair=503_000)
+    est = still.estimate
+    assert still.on_fill(NOW, True, 500 * MICRO) is None and still.estimate == est

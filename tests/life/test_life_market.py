@@ -58,7 +58,9 @@ def test_a_busy_day_conserves_everything() -> None:
     assert ledger.funded_pusd == life.funded_pusd
     assert ledger.total_pusd() + sum(ledger.collateral_locked.values()) == life.funded_pusd
     fees = sum(t.fee for t in ex.all_trades)
-    assert fees > 0 and ex.balances(ledger.fee_collector.address).pusd == fees
+    # Maker rebates are paid out of the collector (exchange/incentives), so it keeps at most the fees.
+    kept = ex.balances(ledger.fee_collector.address).pusd
+    assert fees > 0 and 0 < kept <= fees
     for plan in life.scenario.markets:
         spec = plan.spec
         minted = ledger.collateral_locked.get(spec.condition_id, 0)
@@ -67,8 +69,8 @@ def test_a_busy_day_conserves_everything() -> None:
     for acct in ledger:
         assert acct.pusd >= 0 and acct.pusd_reserved >= 0
         assert all(v >= 0 for v in acct.tokens.values()) and all(v >= 0 for v in acct.token_reserved.values())
-    # Every agent's holdings account for its trades: the PnLs add up to minus the fees paid.
-    assert sum(life.pnl(s.agent.name) for s in life.slots) == pytest.approx(-fees, abs=len(life.slots) * 2)
+    # Every agent's holdings account for its trades: the PnLs add up to minus the fees the collector kept.
+    assert sum(life.pnl(s.agent.name) for s in life.slots) == pytest.approx(-kept, abs=len(life.slots) * 2)
     # Both market kinds traded, through all three match types.
     per_market = Counter(t.market for t in ex.all_trades)
     assert all(n > 2_000 for n in per_market.values()) and len(per_market) == 2

@@ -263,8 +263,10 @@ def test_fee_curve_doc_example_and_rounding() -> None:
     assert taker_fee(1_234_567, 500_000, 617_283, 400, 1) == 12_340
     # Exponent 2: 100 × 0.25 × 0.0625.
     assert taker_fee(100 * MICRO, 500_000, 50 * MICRO, 2_500, 2) == 1_562_500
-    # Capped at 5 % of the fill's pUSD value.
-    assert taker_fee(100 * MICRO, 500_000, 50 * MICRO, 10_000, 1) == 2_500_000
+    # No 5 % cap (core.fees): crypto at 5 ¢ charges 6.65 % of the notional, as the venue's formula does.
+    assert taker_fee(100 * MICRO, 50_000, 5 * MICRO, 700, 1) == 332_500
+    # Only the contract's ceiling bounds it: never more than the fill's pUSD side.
+    assert taker_fee(100 * MICRO, 500_000, 50 * MICRO, 10_000, 1) == 25 * MICRO
     assert taker_fee(100 * MICRO, 500_000, 50 * MICRO, 0, 1) == 0
     assert taker_fee(100 * MICRO, 500_000, 50 * MICRO, None, 1) == 0
 

@@ -74,7 +74,7 @@ def test_buy_reservation_available_and_fee_allowance() -> None:
     c = state.submit(intent(oid(), side=Side.BUY, price=700_000, size=10 * MICRO, post_only=True, fee_rate_bps=None))
     assert c.reserved_cash == 7 * MICRO  # post-only never takes, never pays a fee
     d = state.submit(intent(oid(), side=Side.BUY, price=500_000, size=10 * MICRO, fee_rate_bps=None))
-    assert d.reserved_cash == 5 * MICRO + 250_000  # unknown rate: the contract's 5 % cap
+    assert d.reserved_cash == 5 * MICRO + 500_000  # unknown rate: core.fees.UNKNOWN_RATE_BOUND_BPS (10 %)
     assert lg.reserved == sum(o.reserved_cash for o in (a, b, c, d))
     assert lg.available == 100 * MICRO - lg.reserved
     # A partial fill moves money from reserved to provisional outflow, at the maker's price.
@@ -119,10 +119,10 @@ def test_sellable_now_is_confirmed_minus_provisional_sales_and_open_sells() -> N
 def test_dollar_buy_reserves_its_budget() -> None:
     state = new_state(cash=100 * MICRO)
     o = state.submit(intent(oid(), order_type=OrderType.FAK, price=800_000, notional=40 * MICRO, fee_rate_bps=700))
-    # cash × r = 2.80 is above what the contract lets through (5 % = 2.00): the cap bounds it.
-    assert o.reserved_cash == 40 * MICRO + 2 * MICRO
+    # cash × r = 2.80 bounds the fee of a dollar BUY (no 5 % cap: core.fees).
+    assert o.reserved_cash == 40 * MICRO + 2_800_000
     state.on_ack(o.order_id, polymarket_orders.ack(o.order_id, "delayed"))
-    assert o.state is S.LIVE and o.reserved_cash == 42 * MICRO
+    assert o.state is S.LIVE and o.reserved_cash == 42_800_000
     small = state.submit(intent(oid(), order_type=OrderType.FOK, price=800_000, notional=10 * MICRO, fee_rate_bps=300))
     assert small.reserved_cash == 10 * MICRO + 300_000
 

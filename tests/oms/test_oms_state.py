@@ -330,6 +330,6 @@ def test_fill_of_an_unknown_order_adopts_it_as_unknown_until_its_order_event() -
     assert o.state is S.UNKNOWN and ext in state.unknown and o.filled == 2 * MICRO
     state.on_order_event(order_event(ext, E.UPDATE, matched=2 * MICRO, size=8 * MICRO, price=400_000))
     assert o.state is S.PARTIALLY_FILLED and o.size == 8 * MICRO and ext not in state.unknown
-    # 6 shares left at 0.4, plus the contract's 5 % fee cap: its fee rate is unknown to us.
-    assert o.reserved_cash == 2_400_000 + 120_000
+    # 6 shares left at 0.4, plus the 10 % bound of an unknown fee rate (core.fees.UNKNOWN_RATE_BOUND_BPS).
+    assert o.reserved_cash == 2_400_000 + 240_000
     assert state.check_invariants() == []

@@ -175,8 +175,8 @@ def test_buy_budget_spends_at_most_the_amount_fee_included() -> None:
     bound = buy_fee_bound(b2, 10 * M, curve)
     assert bound == Fraction(4 * M * 7 * 60, 100 * 100) + Fraction(6 * M * 7 * 40, 100 * 100)
     assert buy_budget(b2, 10 * M, (Fraction(0), 1)) == (10 * M, 0)
-    # An unknown curve reserves the contract's 5 % cap.
+    # An unknown curve reserves the 10 % bound of core.fees.UNKNOWN_RATE_BOUND_BPS.
     spend, fee = buy_budget(b, 21 * M, None)
-    assert spend == 20 * M and fee == 1 * M
+    assert spend == 19_090_000 and fee == 1_909_000
     with pytest.raises(Exception, match="more than 2 decimals"):
         buy_budget(b, 25 * M + 1, curve)

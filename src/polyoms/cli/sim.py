@@ -16,7 +16,7 @@ from rich.console import Console
 from polyoms.core.errors import PolyomsError
 from polyoms.core.units import to_micro
 from polyoms.exchange.api.faults import REHEARSAL
-from polyoms.exchange.api.runner import SimServer, build_service
+from polyoms.exchange.api.runner import STATE_FILE, SimServer, StateSaver, build_service, open_state_dir
 from polyoms.ops.logs import configure_logging
 
 log = logging.getLogger("polyoms.sim")
@@ -58,6 +58,14 @@ def sim(
         ),
     ] = None,
     faults: Annotated[bool, typer.Option("--faults", help="Switch on a moderate mix of every fault.")] = False,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            help="Keep the exchange here: restored on start, saved every few seconds and on stop; finished "
+            "history moves into a SQLite archive there. Without it everything stays in memory.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the local exchange's REST API at http://HOST:PORT until interrupted."""
     console = Console(stderr=True)
@@ -67,6 +75,7 @@ def sim(
         console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
         log.warning(warning)
     try:
+        snapshot, archive = open_state_dir(state_dir) if state_dir is not None else (None, None)
         service = build_service(
             config,
             seed=seed,
@@ -74,10 +83,14 @@ def sim(
             chain_id=chain_id,
             scenario=scenario,
             faults=REHEARSAL if faults else None,
+            snapshot=snapshot,
+            archive=archive,
         )
     except PolyomsError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
+
+    saver = StateSaver(service, state_dir / STATE_FILE) if state_dir is not None else None
 
     async def serve() -> None:
         server = SimServer(service, host, port)
@@ -86,8 +99,12 @@ def sim(
         except OSError as exc:
             console.print(f"[bold red]error:[/] cannot listen on {host}:{port}: {exc.strerror}", highlight=False)
             raise typer.Exit(2) from None
+        if saver is not None:
+            await saver.start()
         markets = service.exchange.markets()
         life = f", scenario {scenario}" if scenario else ""
+        if snapshot is not None:
+            life += f", restored from {state_dir}"
         fault_note = ", faults ON" if service.faults.config.any_on() else ""
         console.print(
             f"polyoms sim: {len(markets)} markets at [bold]{url}[/]{life}{fault_note}; "
@@ -101,5 +118,11 @@ def sim(
                 loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await server.stop()
+        if saver is not None:
+            await saver.stop()
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    finally:
+        if service.exchange.archive is not None:
+            service.exchange.archive.close()

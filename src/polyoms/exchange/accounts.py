@@ -216,6 +216,18 @@ class Ledger:
             self.funded_tokens[tid] = self.funded_tokens.get(tid, 0) + amount
         return acct
 
+    def transfer(self, source: str, dest: str, amount: int) -> None:
+        """Move settled pUSD between two accounts (maker rebates out of the fee collector): only what
+        `source` holds free — not pending, not reserved — may move; totals are unchanged."""
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            raise InputError(f"transfer amount must be a non-negative integer of micro-pUSD, got {amount!r}")
+        src = self.account(source)
+        if amount > src.pusd - src.pusd_pending - src.pusd_reserved:
+            raise InputError(f"{src.address} cannot transfer {amount}: not enough settled pUSD")
+        dst = self.account(dest)
+        src.pusd -= amount
+        dst.pusd += amount
+
     def set_allowance(self, address: str, amount: int, token_id: str | None = None) -> None:
         """Admin: set the allowance to the exchange for pUSD (`token_id=None`) or one token."""
         if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_UINT256:

@@ -12,10 +12,12 @@ as of its own time.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from polyoms.core.clock import Clock
 from polyoms.core.enums import OrderType, Side
@@ -42,6 +44,7 @@ from polyoms.exchange.events import (
     NewMarketEvent,
     TickSizeChangeEvent,
 )
+from polyoms.exchange.incentives import Incentives
 from polyoms.exchange.markets import MarketSpec, check_unique, default_markets
 from polyoms.exchange.matching import Matcher, new_order
 from polyoms.exchange.orders import EngineOrder, Order
@@ -49,6 +52,9 @@ from polyoms.exchange.settlement import Settlement, SettlementConfig
 from polyoms.exchange.trades import Trade, TradeIds
 from polyoms.polymarket.protocol import errors as venue_errors
 from polyoms.polymarket.protocol.constants import GTD_SECURITY_THRESHOLD_S
+
+if TYPE_CHECKING:
+    from polyoms.exchange.history import HistoryArchive
 
 __all__ = [
     "EngineOrder",
@@ -155,11 +161,112 @@ class Exchange:
         self._resolutions: dict[str, Resolution] = {}
         self.settlement = Settlement(self.ledger, self._orders, self._trades, self._trade_status, settlement, seed)
         self._timers: list[Timer] = []
+        self.archive: HistoryArchive | None = None
+        """Where finished history goes (`attach_archive`); None keeps everything in memory."""
+        self.archive_window_ms = 0
         self._trade_hooks: list[TradeHook] = []
+        self.incentives = Incentives(self, seed)
 
     def add_timer(self, timer: Timer) -> None:
         """Run `timer` whenever its time has come (see `Timer`)."""
         self._timers.append(timer)
+
+    def attach_archive(
+        self, archive: HistoryArchive, *, window_ms: int | None = None, every_ms: int | None = None
+    ) -> None:
+        """Move finished history into `archive` every `every_ms` of exchange time (exchange/history):
+        finished orders, trades final for `window_ms`, resolved markets resolved for `window_ms`."""
+        from polyoms.exchange import history
+
+        if self.archive is not None:
+            raise ConfigError("the exchange already has a history archive")
+        self.archive = archive
+        self.archive_window_ms = history.ARCHIVE_WINDOW_MS if window_ms is None else window_ms
+        self.add_timer(history.Archiver(self, history.ARCHIVE_EVERY_MS if every_ms is None else every_ms))
+
+    def archive_history(self, now_ms: int | None = None) -> tuple[int, int, int]:
+        """One archive run now: (orders, trades, markets) moved from memory into the archive.
+
+        Written (one transaction) before anything leaves memory, so a crash loses nothing."""
+        archive = self.archive
+        if archive is None:
+            return 0, 0, 0
+        now = self.clock.now_ms() if now_ms is None else now_ms
+        cutoff = now - self.archive_window_ms
+        trades = self.settlement.final_before(cutoff)
+        by_id = self._trade_by_id
+        orders = [
+            o
+            for o in self._orders.values()
+            if not o.resting and all((t := by_id.get(tid)) is None or t.is_final for tid in o.associate_trades)
+        ]
+        retire = [
+            b
+            for cid, b in self._books.items()
+            if (r := self._resolutions.get(cid)) is not None and r.resolved_at_ms <= cutoff
+        ]
+        archive.put(orders, trades, [(b.spec, self._resolutions.get(b.market.lower())) for b in retire])
+        self.settlement.drop(trades)
+        self._forget_trades(trades)
+        for o in orders:
+            del self._orders[o.order_id]
+        for b in retire:
+            self._forget_market(b)
+        if self._expiry:
+            # Filled or cancelled GTD orders would wait here until their expiration.
+            self._expiry = [e for e in self._expiry if e[2].resting]
+            heapq.heapify(self._expiry)
+        return len(orders), len(trades), len(retire)
+
+    def _forget_trades(self, trades: Sequence[Trade]) -> None:
+        if not trades:
+            return
+        gone = {t.trade_id for t in trades}
+        by_id = self._trade_by_id
+        owners: set[str] = set()
+        for t in trades:
+            del by_id[t.trade_id]
+            owners.add(t.owner)
+            owners.update(m.owner for m in t.maker_orders)
+        tbo = self._trades_by_owner
+        for owner in owners:
+            kept = [t for t in tbo.get(owner, ()) if t.trade_id not in gone]
+            if kept:
+                tbo[owner] = kept
+            else:
+                tbo.pop(owner, None)
+
+    def _forget_market(self, book: MatchingBook) -> None:
+        cid = book.market.lower()
+        del self._books[cid]
+        self._resolutions.pop(cid, None)
+        for tid in (book.yes_token_id, book.no_token_id):
+            self._tokens.pop(tid, None)
+            self._last_trade.pop(tid, None)
+
+    def retire_market(self, condition_id: str) -> None:
+        """Move a resolved market out of memory into the archive: its book, spec, resolution and
+        (finished) orders. `market`, `market_of_token`, `resolution` and `markets(include_retired=True)`
+        still answer it. Needs an archive; the market must be resolved with nothing open or settling."""
+        self._expire_due()
+        archive = self.archive
+        book = self._book(condition_id)
+        cid = book.market.lower()
+        if archive is None:
+            raise InputError("retiring a market needs a history archive", condition_id=condition_id)
+        if not book.spec.resolved:
+            raise InputError(f"market {book.spec.condition_id} is not resolved", condition_id=condition_id)
+        orders = [o for o in self._orders.values() if o.market.lower() == cid]
+        by_id = self._trade_by_id
+        if any(
+            o.resting or any((t := by_id.get(tid)) is not None and not t.is_final for tid in o.associate_trades)
+            for o in orders
+        ):
+            raise InputError(f"market {book.spec.condition_id} still has open orders or settling trades")
+        archive.put(orders, (), [(book.spec, self._resolutions.get(cid))])
+        for o in orders:
+            del self._orders[o.order_id]
+        self._forget_market(book)
 
     def add_trade_hook(self, hook: TradeHook) -> None:
         """Call `hook` with the trades of every matching submission, after they are recorded."""
@@ -181,6 +288,12 @@ class Exchange:
     def add_market(self, spec: MarketSpec) -> None:
         """List a new market while running (the venue announces it with `new_market`)."""
         check_unique([*self.markets(), spec])
+        archive = self.archive
+        if archive is not None and (
+            archive.market(spec.condition_id) is not None
+            or any(archive.market_of_token(t) is not None for t in spec.token_ids)
+        ):
+            raise ConfigError(f"market {spec.condition_id} (or one of its tokens) was listed before and retired")
         self._add_book(spec)
         if self.listener is not None:
             self.listener(NewMarketEvent(spec, self.clock.now_ms()))
@@ -517,18 +630,36 @@ class Exchange:
             raise NotFoundError(venue_errors.NO_ORDERBOOK, token_id=token_id)
         return entry
 
-    def markets(self) -> list[MarketSpec]:
-        return [b.spec for b in self._books.values()]
+    def markets(self, include_retired: bool = False) -> list[MarketSpec]:
+        """The markets trading (or resolved and not yet retired); `include_retired`: retired ones too."""
+        live = [b.spec for b in self._books.values()]
+        if include_retired and self.archive is not None:
+            books = self._books
+            live.extend(s for s in self.archive.markets() if s.condition_id.lower() not in books)
+        return live
 
     def market(self, condition_id: str) -> MarketSpec:
+        book = self._books.get(condition_id.lower())
+        if book is None and self.archive is not None:
+            spec = self.archive.market(condition_id)
+            if spec is not None:
+                return spec
         return self._book(condition_id).spec
 
     def market_of_token(self, token_id: str) -> MarketSpec:
+        entry = self._tokens.get(token_id)
+        if entry is None and self.archive is not None:
+            spec = self.archive.market_of_token(token_id)
+            if spec is not None:
+                return spec
         return self._token(token_id)[0].spec
 
     def get_order(self, order_id: str) -> Order | None:
-        """Any order the exchange accepted, open or not (GET /data/order/{id})."""
-        return self._orders.get(order_id)
+        """Any order the exchange accepted, open or not (GET /data/order/{id}); archived ones too."""
+        o = self._orders.get(order_id)
+        if o is None and self.archive is not None:
+            return self.archive.order(order_id, self.ledger)
+        return o
 
     def open_orders(
         self,
@@ -562,12 +693,54 @@ class Exchange:
         asset_id: str | None = None,
         before: int | None = None,
         after: int | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[Trade]:
-        """Trades in match order where `owner` was taker or maker (GET /data/trades).
+        """Trades in match order where `owner` was taker or maker (GET /data/trades), archived ones
+        included; `offset` / `limit` take a page of that list.
 
         `before` / `after` bound `match_time` (unix seconds, inclusive); `maker_address` keeps trades
         in which that funder took part on either side.
         """
+        live = self._live_trades(owner, trade_id, maker_address, market, asset_id, before, after)
+        archive = self.archive
+        if archive is None:
+            out = live
+        else:
+            held = self._trade_by_id
+            if asset_id and not market:
+                # Both outcomes' trades are filed under their market: narrow the archive's scan to it.
+                with contextlib.suppress(NotFoundError):
+                    market = self.market_of_token(asset_id).condition_id
+            old = archive.trades(
+                owner,
+                trade_id=trade_id,
+                maker_address=maker_address,
+                market=market,
+                before=before,
+                after=after,
+                skip=held.__contains__,
+            )
+            if asset_id:
+                old = (t for t in old if t.asset_id == asset_id or any(m.asset_id == asset_id for m in t.maker_orders))
+            # Trade ids are a fixed prefix and a zero-padded counter (trades.TradeIds): id order is match order.
+            merged = heapq.merge(old, live, key=lambda t: t.trade_id)
+            stop = None if limit is None else offset + limit
+            return list(itertools.islice(merged, offset, stop))
+        if offset or limit is not None:
+            return out[offset : None if limit is None else offset + limit]
+        return out
+
+    def _live_trades(
+        self,
+        owner: str | None,
+        trade_id: str | None,
+        maker_address: str | None,
+        market: str | None,
+        asset_id: str | None,
+        before: int | None,
+        after: int | None,
+    ) -> list[Trade]:
         pool = self._trades if owner is None else self._trades_by_owner.get(owner, [])
         addr = maker_address.lower() if maker_address else None
         cid = market.lower() if market else None
@@ -587,14 +760,20 @@ class Exchange:
         ]
 
     def trade(self, trade_id: str) -> Trade | None:
-        return self._trade_by_id.get(trade_id)
+        t = self._trade_by_id.get(trade_id)
+        if t is None and self.archive is not None:
+            return self.archive.trade(trade_id)
+        return t
 
     def in_flight_trades(self) -> list[Trade]:
         """Trades not final yet (MATCHED, MINED or RETRYING), in the order their next steps are due."""
         return self.settlement.in_flight()
 
     def resolution(self, condition_id: str) -> Resolution | None:
-        """What resolving the market did, or None while it is unresolved."""
+        """What resolving the market did, or None while it is unresolved (retired markets too)."""
+        archive = self.archive
+        if condition_id.lower() not in self._books and archive is not None and archive.market(condition_id):
+            return archive.resolution(condition_id)
         self._book(condition_id)
         return self._resolutions.get(condition_id.lower())
 

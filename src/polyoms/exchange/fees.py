@@ -1,10 +1,8 @@
-"""Taker fees, V2 schedule: fee = C × r × (p × (1 − p))^e, exact.
+"""A market's fee schedule on the local exchange (the curve, its rate as an exact fraction) and maker rebates.
 
-C is the number of shares filled, p the fill price of the taker's token, r and e the market's curve.
-Makers pay nothing. The result is floored to 5 decimals (multiples of 10 micro-pUSD, as NautilusTrader
-does) and then capped by the exchange contract's `maxFeeRateBps` on the pUSD side of the fill: the
-operator cannot charge more than the contract lets through, so a fee above the cap could not settle.
-All arithmetic is on integers; r is held as an exact fraction.
+The fee rule itself is `core.fees` (one rule for the exchange and the OMS). Makers earn rebates: a
+category's share of the taker fees, split by each maker's fee-equivalent (the fee its filled size would
+pay on the same curve at the fill price). All arithmetic is on integers.
 """
 
 from __future__ import annotations
@@ -15,15 +13,28 @@ from fractions import Fraction
 from typing import Final
 
 from polyoms.core.errors import ConfigError
-from polyoms.core.units import MICRO, NumberLike, to_decimal
+from polyoms.core.fees import curve_fee, fee_fraction
+from polyoms.core.units import NumberLike, to_decimal
 
-FEE_STEP_MICRO: Final = 10
-"""Fees are floored to 5 decimals of pUSD."""
+MAKER_REBATE_SHARES: Final[dict[str, Fraction]] = {
+    # The venue's maker-rebates page (market-makers/maker-rebates): crypto 20 %, every other fee
+    # category 25 %. UNCONFIRMED: sports (a later survey read 15 %), mentions and tech (not in the table).
+    "crypto": Fraction(20, 100),
+    "sports": Fraction(25, 100),
+    "finance": Fraction(25, 100),
+    "politics": Fraction(25, 100),
+    "economics": Fraction(25, 100),
+    "culture": Fraction(25, 100),
+    "weather": Fraction(25, 100),
+    "mentions": Fraction(25, 100),
+    "tech": Fraction(25, 100),
+    "other": Fraction(25, 100),
+    "geopolitics": Fraction(0),  # fee-free category
+}
+"""Share of a market's taker fees paid back to its makers, by `MarketSpec.category`."""
 
-MAX_FEE_RATE_BPS: Final = 500
-"""CTF Exchange V2 default `maxFeeRateBps`: fee ≤ 5 % of the fill's pUSD value (doc §7.3)."""
-
-_PRICE_PRODUCT_SCALE: Final = MICRO * MICRO  # p(1-p) in micro × micro
+DEFAULT_REBATE_SHARE: Final = Fraction(25, 100)
+"""For a category not in the table (or none): the venue's "Other / General" row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +75,10 @@ class FeeCurve:
         return self.rate_num != 0
 
     @property
+    def rate_fraction(self) -> Fraction:
+        return Fraction(self.rate_num, self.rate_den)
+
+    @property
     def rate_bps(self) -> int:
         """r in basis points (floored), what trades report as `fee_rate_bps` for takers."""
         return self.rate_num * 10_000 // self.rate_den
@@ -73,17 +88,22 @@ NO_FEES: Final = FeeCurve()
 
 
 def taker_fee(curve: FeeCurve, shares: int, price: int, cash: int) -> int:
-    """Fee in micro-pUSD for a taker filling `shares` (micro) at `price` (micro) worth `cash` micro-pUSD.
+    """Fee in micro-pUSD for a taker filling `shares` (micro) at `price` (micro) worth `cash` micro-pUSD:
+    the one rule, `core.fees.curve_fee`, on this market's curve."""
+    if curve.rate_num == 0:
+        return 0
+    return curve_fee(curve.rate_fraction, curve.exponent, shares, price, cash)
 
-    `cash` is the pUSD side of the fill (what a BUY pays, what a SELL receives before the fee); it
-    only serves the contract cap.
-    """
+
+def fee_equivalent(curve: FeeCurve, shares: int, price: int) -> int:
+    """What a maker's fill of `shares` at `price` would pay as a taker on `curve`, in micro-pUSD
+    (floored to the micro): the weight of its maker rebate."""
     if curve.rate_num == 0 or shares <= 0:
         return 0
-    e = curve.exponent
-    # fee_micro = shares × r × (p(1-p)/10^12)^e, with shares already in micro.
-    num = shares * curve.rate_num * (price * (MICRO - price)) ** e
-    den = curve.rate_den * _PRICE_PRODUCT_SCALE**e * FEE_STEP_MICRO
-    fee = num // den * FEE_STEP_MICRO
-    cap = cash * MAX_FEE_RATE_BPS // (10_000 * FEE_STEP_MICRO) * FEE_STEP_MICRO
-    return fee if fee < cap else cap
+    exact = fee_fraction(curve.rate_fraction, curve.exponent, shares, price)
+    return exact.numerator // exact.denominator
+
+
+def rebate_share(category: str) -> Fraction:
+    """The share of taker fees a market of `category` pays back to its makers."""
+    return MAKER_REBATE_SHARES.get(category.strip().lower(), DEFAULT_REBATE_SHARE)

@@ -201,6 +201,9 @@ def binary_market(
     closed: bool = False,
     end_date_iso: str = "",
     description: str = "",
+    category: str = "",
+    taker_delay: bool = False,
+    rewards: RewardsConfig | None = None,
 ) -> MarketSpec:
     """A market with any id it is not given derived from its slug."""
     cid = condition_id or derive_condition_id(slug)
@@ -221,6 +224,9 @@ def binary_market(
         closed=closed,
         end_date_iso=end_date_iso,
         description=description,
+        category=category,
+        taker_delay=taker_delay,
+        rewards=rewards,
     )
 
 
@@ -267,6 +273,9 @@ def default_markets() -> tuple[MarketSpec, ...]:
             "Will Bitcoin close above $150,000 on December 31, 2026?",
             fee=FeeCurve("0.07", 1),
             end_date_iso="2026-12-31T23:59:59Z",
+            category="crypto",
+            # 4.5 ¢ and 20 shares: the most common live programme (a public survey of /rewards/markets/current).
+            rewards=RewardsConfig(max_spread=45_000, min_size=20 * MICRO, daily_rate=100 * MICRO),
         ),
         binary_market(
             "will-nasa-confirm-life-on-europa-in-2026",
@@ -279,6 +288,8 @@ def default_markets() -> tuple[MarketSpec, ...]:
             tick="0.001",
             fee=FeeCurve("0.04", 1),
             end_date_iso="2026-12-16T19:00:00Z",
+            category="finance",
+            rewards=RewardsConfig(max_spread=35_000, min_size=50 * MICRO, daily_rate=25 * MICRO),
         ),
         binary_market(
             "will-a-human-land-on-mars-by-2027",
@@ -318,9 +329,10 @@ _MARKET_KEYS: Final = frozenset(
     {
         "slug", "question", "description", "condition_id", "yes_token_id", "no_token_id", "outcomes",
         "tick_size", "min_order_size", "fee", "neg_risk", "accepting_orders", "active", "closed",
-        "end_date_iso",
+        "end_date_iso", "category", "taker_delay", "rewards",
     }
 )  # fmt: skip
+_REWARDS_KEYS: Final = frozenset({"max_spread", "min_size", "daily_rate", "in_game_multiplier"})
 _EVENT_KEYS: Final = frozenset({"slug", "question", "outcomes", "tick_size", "min_order_size", "fee", "end_date_iso"})
 _FEE_KEYS: Final = frozenset({"rate", "exponent", "taker_only"})
 
@@ -374,6 +386,26 @@ def _common(entry: Mapping[str, Any], where: str) -> dict[str, Any]:
     }
 
 
+def _rewards(entry: Mapping[str, Any], where: str) -> RewardsConfig | None:
+    """A `[markets.rewards]` table: max_spread in cents (as the venue gives `rewards_max_spread`),
+    min_size in shares, daily_rate in pUSD a day, in_game_multiplier a decimal (default 1)."""
+    if "rewards" not in entry:
+        return None
+    where = f"{where}.rewards"
+    r = _check_keys(entry["rewards"], _REWARDS_KEYS, where)
+    num = (str, int, float)
+    try:
+        cents = to_micro(_get(r, "max_spread", num, where), "max_spread")
+        min_size = to_micro(_get(r, "min_size", num, where), "min_size")
+        daily = to_micro(_get(r, "daily_rate", num, where), "daily_rate")
+    except InputError as exc:
+        raise ConfigError(f"{where}: {exc.message}") from exc
+    if cents % 100:
+        raise ConfigError(f"{where}: max_spread has more than 4 decimals of a cent", field="rewards.max_spread")
+    b = _get(r, "in_game_multiplier", num, where, "1")
+    return RewardsConfig(cents // 100, min_size, daily, str(b))
+
+
 def markets_from_config(data: Any) -> tuple[MarketSpec, ...]:
     """Markets from a parsed config: `{"markets": [...], "neg_risk_events": [...]}`."""
     root = _check_keys(data, frozenset({"markets", "neg_risk_events"}), "config")
@@ -400,6 +432,9 @@ def markets_from_config(data: Any) -> tuple[MarketSpec, ...]:
                     active=_get(entry, "active", bool, where, True),
                     closed=_get(entry, "closed", bool, where, False),
                     description=_get(entry, "description", str, where, ""),
+                    category=_get(entry, "category", str, where, ""),
+                    taker_delay=_get(entry, "taker_delay", bool, where, False),
+                    rewards=_rewards(entry, where),
                     **_common(entry, where),
                 )
             )

@@ -30,14 +30,16 @@ from polyoms.core.units import tick_size
 from polyoms.exchange.accounts import Ledger
 from polyoms.exchange.engine import Exchange, Resolution
 from polyoms.exchange.fees import FeeCurve
+from polyoms.exchange.incentives import IncentivesState
 from polyoms.exchange.markets import MarketSpec, PriceTerms, RewardsConfig
 from polyoms.exchange.orders import Order
 from polyoms.exchange.settlement import SettlementConfig
-from polyoms.exchange.trades import MakerFill, MatchType, Trade
+from polyoms.exchange.trades import TRADE_CONFIRMED, TRADE_FAILED, MakerFill, MatchType, Trade
 from polyoms.polymarket.protocol.constants import GTD_SECURITY_THRESHOLD_S
 
 if TYPE_CHECKING:
     from polyoms.exchange.api.service import SimService
+    from polyoms.exchange.history import HistoryArchive
 
 VERSION: Final = 1
 TRADE_ID_EPOCH: Final = 1 << 48
@@ -246,6 +248,8 @@ class ExchangeState(msgspec.Struct, forbid_unknown_fields=True):
     order_seq: int
     trade_id_prefix: str
     trade_id_n: int
+    incentives: IncentivesState | None = None
+    """The rewards and rebates programme (exchange/incentives); None in snapshots from before it."""
 
 
 class ApiKeyState(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
@@ -304,6 +308,13 @@ class ServiceState(msgspec.Struct, forbid_unknown_fields=True):
     auto_funded: list[str]
     exchange: ExchangeState
     life: LifeState | None = None
+    # --- optional state of other parts ------------------------------------------------------------
+    # Add a part's state here as `name: NameState | None = None` (a default keeps older snapshots of
+    # this VERSION readable; `forbid_unknown_fields` makes a newer snapshot fail loudly in an older
+    # polyoms). Capture it in `capture`, put it back in `exchange/api/runner.build_service`. (The rewards
+    # programme is the exchange's: `ExchangeState.incentives`; the life's crypto schedule is derived from
+    # its seed and time, and the strikes from the markets' terms.)
+    # The history archive (exchange/history) is not in the snapshot: it is its own file next to it.
 
     def __repr__(self) -> str:  # the auth secret never goes into a log line
         return f"ServiceState(version={self.version}, saved_at_ms={self.saved_at_ms})"
@@ -321,7 +332,7 @@ def _random_state(rng: random.Random) -> RandomState:
     return RandomState(version, list(internal), gauss_next)
 
 
-def _spec_state(s: MarketSpec) -> SpecState:
+def spec_state(s: MarketSpec) -> SpecState:
     return SpecState(
         s.condition_id,
         s.question,
@@ -351,7 +362,7 @@ def _spec_state(s: MarketSpec) -> SpecState:
     )
 
 
-def _order_state(o: Order) -> SavedOrder:
+def order_state(o: Order) -> SavedOrder:
     return SavedOrder(
         o.order_id,
         o.maker,
@@ -382,7 +393,7 @@ def _order_state(o: Order) -> SavedOrder:
     )
 
 
-def _trade_state(t: Trade) -> TradeState:
+def trade_state(t: Trade) -> TradeState:
     return TradeState(
         t.trade_id,
         t.taker_order_id,
@@ -425,6 +436,18 @@ def _trade_state(t: Trade) -> TradeState:
     )
 
 
+def resolution_state(r: Resolution) -> ResolutionState:
+    return ResolutionState(
+        r.condition_id,
+        r.winning_token_id,
+        r.winning_outcome,
+        r.resolved_at_ms,
+        list(r.canceled),
+        dict(r.payouts),
+        dict(r.burned),
+    )
+
+
 def _queue_ids(queues: list[object]) -> list[str]:
     out: list[str] = []
     for q in queues:
@@ -437,7 +460,8 @@ class RecordCache:
     """Encoded orders and trades that can no longer change, so that a snapshot of a long session costs
     a lookup per old record rather than a copy. A trade is final once CONFIRMED or FAILED; an order once
     it is off the book and every trade it took part in is final (a failing trade changes its
-    `size_failed`)."""
+    `size_failed`; a trade no longer in memory was archived final). Records the exchange no longer
+    holds in memory (archived, `exchange/history`) are dropped from the cache, so it stays bounded."""
 
     __slots__ = ("orders", "trades")
 
@@ -451,10 +475,13 @@ class RecordCache:
         for oid, o in ex.all_orders.items():
             raw = cache.get(oid)
             if raw is None:
-                raw = msgspec.Raw(msgspec.json.encode(_order_state(o)))
-                if not o.resting and all(trade_by_id[t].is_final for t in o.associate_trades):
+                raw = msgspec.Raw(msgspec.json.encode(order_state(o)))
+                if not o.resting and all(_final(trade_by_id.get(t)) for t in o.associate_trades):
                     cache[oid] = raw
             out.append(raw)
+        if len(cache) > len(out):
+            held = ex.all_orders
+            self.orders = {k: v for k, v in cache.items() if k in held}
         return out
 
     def trade_records(self, ex: Exchange) -> list[msgspec.Raw]:
@@ -462,11 +489,18 @@ class RecordCache:
         for t in ex.all_trades:
             raw = cache.get(t.trade_id)
             if raw is None:
-                raw = msgspec.Raw(msgspec.json.encode(_trade_state(t)))
+                raw = msgspec.Raw(msgspec.json.encode(trade_state(t)))
                 if t.is_final:
                     cache[t.trade_id] = raw
             out.append(raw)
+        if len(cache) > len(out):
+            held = ex._trade_by_id
+            self.trades = {k: v for k, v in cache.items() if k in held}
         return out
+
+
+def _final(t: Trade | None) -> bool:
+    return t is None or t.is_final
 
 
 def capture_exchange(ex: Exchange, cache: RecordCache | None = None) -> ExchangeState:
@@ -477,14 +511,14 @@ def capture_exchange(ex: Exchange, cache: RecordCache | None = None) -> Exchange
     ledger = ex.ledger
     st = ex.settlement
     if cache is None:
-        orders: list[SavedOrder] = [_order_state(o) for o in ex.all_orders.values()]
-        trades: list[TradeState] = [_trade_state(t) for t in ex.all_trades]
+        orders: list[SavedOrder] = [order_state(o) for o in ex.all_orders.values()]
+        trades: list[TradeState] = [trade_state(t) for t in ex.all_trades]
     else:
         orders = cast(list[SavedOrder], cache.order_records(ex))
         trades = cast(list[TradeState], cache.trade_records(ex))
     return ExchangeState(
         fee_collector=ledger.fee_collector.address,
-        markets=[_spec_state(s) for s in ex.markets()],
+        markets=[spec_state(s) for s in ex.markets()],
         ledger=LedgerState(
             ledger.fee_collector.address,
             [
@@ -511,18 +545,7 @@ def capture_exchange(ex: Exchange, cache: RecordCache | None = None) -> Exchange
         books=[BookState(b.market, _queue_ids(list(b.bid_q)), _queue_ids(list(b.ask_q))) for b in ex.books.values()],
         trades=trades,
         last_trades=[LastTrade(tid, p, side) for tid, (p, side) in ex._last_trade.items()],
-        resolutions=[
-            ResolutionState(
-                r.condition_id,
-                r.winning_token_id,
-                r.winning_outcome,
-                r.resolved_at_ms,
-                list(r.canceled),
-                dict(r.payouts),
-                dict(r.burned),
-            )
-            for r in ex._resolutions.values()
-        ],
+        resolutions=[resolution_state(r) for r in ex._resolutions.values()],
         settlement=SettlementState(
             st._cursor,
             st._handed,
@@ -533,6 +556,7 @@ def capture_exchange(ex: Exchange, cache: RecordCache | None = None) -> Exchange
         order_seq=ex._seq,
         trade_id_prefix=ex.matcher.trade_ids._prefix,
         trade_id_n=ex.matcher.trade_ids._n,
+        incentives=ex.incentives.export_state(),
     )
 
 
@@ -563,7 +587,7 @@ def capture(service: SimService, cache: RecordCache | None = None) -> ServiceSta
 # --- restore -------------------------------------------------------------------------------------
 
 
-def _spec(s: SpecState) -> MarketSpec:
+def spec_from_state(s: SpecState) -> MarketSpec:
     return MarketSpec(
         condition_id=s.condition_id,
         question=s.question,
@@ -591,6 +615,18 @@ def _spec(s: SpecState) -> MarketSpec:
     )
 
 
+def resolution_from_state(r: ResolutionState) -> Resolution:
+    return Resolution(
+        r.condition_id,
+        r.winning_token_id,
+        r.winning_outcome,
+        r.resolved_at_ms,
+        tuple(r.canceled),
+        dict(r.payouts),
+        dict(r.burned),
+    )
+
+
 def _restore_ledger(ledger: Ledger, st: LedgerState) -> None:
     for a in st.accounts:
         acct = ledger.account(a.address)
@@ -611,7 +647,7 @@ def _restore_ledger(ledger: Ledger, st: LedgerState) -> None:
     ledger.burned_tokens = dict(st.burned_tokens)
 
 
-def _order(s: SavedOrder, ledger: Ledger) -> Order:
+def order_from_state(s: SavedOrder, ledger: Ledger) -> Order:
     o = Order(
         s.order_id,
         s.maker,
@@ -643,7 +679,7 @@ def _order(s: SavedOrder, ledger: Ledger) -> Order:
     return o
 
 
-def _trade(s: TradeState) -> Trade:
+def trade_from_state(s: TradeState) -> Trade:
     makers: list[MakerFill] = []
     for m in s.maker_orders:
         mf = MakerFill(
@@ -687,12 +723,20 @@ def _trade(s: TradeState) -> Trade:
     return t
 
 
-def restore_exchange(st: ExchangeState, clock: Clock, settlement: SettlementConfig | None = None) -> Exchange:
+def restore_exchange(
+    st: ExchangeState,
+    clock: Clock,
+    settlement: SettlementConfig | None = None,
+    archive: HistoryArchive | None = None,
+) -> Exchange:
     """The exchange `st` describes, on `clock`; settlement delays and odds are `settlement` (config).
 
-    Raises SnapshotError if the state is inconsistent (dangling ids, a failing `audit`)."""
+    With an `archive` (exchange/history) the exchange archives into it again, and what the snapshot holds
+    that the archive holds too is skipped when it can no longer change (a crash between an archive run
+    and the next snapshot): each record is then in one place. Raises SnapshotError if the state is
+    inconsistent (dangling ids, a failing `audit`)."""
     try:
-        ex = _restore(st, clock, settlement)
+        ex = _restore(st, clock, settlement, archive)
     except SnapshotError:
         raise
     except (KeyError, IndexError, ValueError, TypeError, AssertionError, PolyomsError) as exc:
@@ -706,17 +750,50 @@ def restore_exchange(st: ExchangeState, clock: Clock, settlement: SettlementConf
     return ex
 
 
-def _restore(st: ExchangeState, clock: Clock, settlement: SettlementConfig | None) -> Exchange:
-    ex = Exchange([_spec(s) for s in st.markets], clock, fee_collector=st.fee_collector, settlement=settlement)
+_FINAL_TRADE: Final = frozenset({TRADE_CONFIRMED, TRADE_FAILED})
+
+
+def _archived_records(st: ExchangeState, archive: HistoryArchive | None) -> tuple[set[str], set[str]]:
+    """Ids of the snapshot's orders and trades the archive already holds and that cannot change any more:
+    final trades already past their first settlement step, finished orders whose trades are all final."""
+    if archive is None:
+        return set(), set()
+    status = {t.trade_id: t.status for t in st.trades}
+    trades = {
+        t.trade_id
+        for t in st.trades[: st.settlement.cursor]
+        if t.status in _FINAL_TRADE and archive.has_trade(t.trade_id)
+    }
+    orders = {
+        o.order_id
+        for o in st.orders
+        if not o.resting
+        and all(status.get(tid, TRADE_CONFIRMED) in _FINAL_TRADE for tid in o.associate_trades)
+        and archive.has_order(o.order_id)
+    }
+    return orders, trades
+
+
+def _restore(
+    st: ExchangeState, clock: Clock, settlement: SettlementConfig | None, archive: HistoryArchive | None
+) -> Exchange:
+    ex = Exchange(
+        [spec_from_state(s) for s in st.markets], clock, fee_collector=st.fee_collector, settlement=settlement
+    )
+    if archive is not None:
+        ex.attach_archive(archive)
     ledger = ex.ledger
     _restore_ledger(ledger, st.ledger)
+    skip_orders, skip_trades = _archived_records(st, archive)
     orders = ex._orders
     for s in st.orders:
         if s.order_id in orders:
             raise SnapshotError(f"the saved exchange state lists order {s.order_id} twice")
+        if s.order_id in skip_orders:
+            continue
         if s.asset_id not in ex._tokens:
             raise SnapshotError(f"order {s.order_id} is for unknown token {s.asset_id}")
-        orders[s.order_id] = _order(s, ledger)
+        orders[s.order_id] = order_from_state(s, ledger)
     for b in st.books:
         book = ex._books[b.condition_id.lower()]
         for oid in (*b.bids, *b.asks):
@@ -725,7 +802,7 @@ def _restore(st: ExchangeState, clock: Clock, settlement: SettlementConfig | Non
                 raise SnapshotError(f"order {oid} cannot rest where the saved book puts it")
             book.add(o)
     for s in st.orders:
-        if orders[s.order_id].resting != s.resting:
+        if s.order_id not in skip_orders and orders[s.order_id].resting != s.resting:
             raise SnapshotError(f"order {s.order_id} is {'' if s.resting else 'not '}resting but the books disagree")
     for o in sorted((o for o in orders.values() if o.resting), key=lambda o: o.seq):
         ex._open[o.order_id] = o
@@ -733,9 +810,16 @@ def _restore(st: ExchangeState, clock: Clock, settlement: SettlementConfig | Non
         if o.order_type is OrderType.GTD:
             ex._expiry.append(((o.expiration - GTD_SECURITY_THRESHOLD_S) * 1000, o.seq, o))
     heapq.heapify(ex._expiry)
+    skipped = 0
     for ts in st.trades:
-        t = _trade(ts)
-        if t.taker_order_id not in orders or any(m.order_id not in orders for m in t.maker_orders):
+        if ts.trade_id in skip_trades:
+            skipped += 1  # all of them before the settlement cursor (`_archived_records`)
+            continue
+        t = trade_from_state(ts)
+        refs = (t.taker_order_id, *(m.order_id for m in t.maker_orders))
+        # A final trade's orders may have been archived; one still settling needs them in memory.
+        missing = [oid for oid in refs if oid not in orders]
+        if missing and (not t.is_final or archive is None or not all(archive.has_order(oid) for oid in missing)):
             raise SnapshotError(f"trade {t.trade_id} refers to an order the saved state does not have")
         ex._trades.append(t)
         ex._trade_by_id[t.trade_id] = t
@@ -748,20 +832,13 @@ def _restore(st: ExchangeState, clock: Clock, settlement: SettlementConfig | Non
     for lt in st.last_trades:
         ex._last_trade[lt.token_id] = (lt.price, lt.side)
     for r in st.resolutions:
-        ex._resolutions[r.condition_id.lower()] = Resolution(
-            r.condition_id,
-            r.winning_token_id,
-            r.winning_outcome,
-            r.resolved_at_ms,
-            tuple(r.canceled),
-            dict(r.payouts),
-            dict(r.burned),
-        )
+        ex._resolutions[r.condition_id.lower()] = resolution_from_state(r)
     sst = st.settlement
     pipeline = ex.settlement
-    if not 0 <= sst.cursor <= sst.handed <= len(ex._trades):
+    cursor, handed = sst.cursor - skipped, sst.handed - skipped
+    if not 0 <= cursor <= handed <= len(ex._trades):
         raise SnapshotError("the saved settlement cursor is outside the trade list")
-    pipeline._cursor, pipeline._handed, pipeline._n = sst.cursor, sst.handed, sst.n
+    pipeline._cursor, pipeline._handed, pipeline._n = cursor, handed, sst.n
     by_id = ex._trade_by_id
     pipeline.due[:] = [(d.due_ms, d.n, by_id[d.trade_id], d.fate) for d in sst.due]
     heapq.heapify(pipeline.due)
@@ -771,6 +848,8 @@ def _restore(st: ExchangeState, clock: Clock, settlement: SettlementConfig | Non
     ids = ex.matcher.trade_ids
     ids._prefix = st.trade_id_prefix
     ids._n = (st.trade_id_n // TRADE_ID_EPOCH + 1) * TRADE_ID_EPOCH
+    if st.incentives is not None:
+        ex.incentives.restore_state(st.incentives)
     return ex
 
 

@@ -238,6 +238,26 @@ class Settlement:
         self._refresh()
         return changed
 
+    def final_before(self, cutoff_ms: int) -> list[Trade]:
+        """Trades past their first step, final, and unchanged since `cutoff_ms` (to archive)."""
+        return [t for t in self._trades[: self._cursor] if t.is_final and t.last_update_ms <= cutoff_ms]
+
+    def drop(self, gone: Sequence[Trade]) -> None:
+        """Take `gone` (from `final_before`) off the exchange's trade list, which this walks by index."""
+        if not gone:
+            return
+        ids = {id(t) for t in gone}
+        trades = self._trades
+        assert isinstance(trades, list)
+        k = self._cursor
+        kept = [t for t in trades[:k] if id(t) not in ids]
+        removed = k - len(kept)
+        if removed != len(ids):
+            raise AssertionError("only trades before the settlement cursor can be dropped")
+        trades[:k] = kept
+        self._cursor -= removed
+        self._handed -= removed
+
     # --- steps -----------------------------------------------------------------------------------
 
     def _draw(self) -> int:

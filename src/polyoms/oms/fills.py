@@ -10,11 +10,13 @@ favour (`maker_cash`); `taker_fee` is the one fee rule.
 from __future__ import annotations
 
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any, Final
 
 import msgspec
 
 from polyoms.core.enums import Side
+from polyoms.core.fees import MAX_FEE_RATE_BPS, UNKNOWN_RATE_BOUND_BPS, curve_fee
 from polyoms.core.units import MICRO, Micro
 from polyoms.core.user_events import TradeEvent, TraderSide, TradeStatus
 
@@ -56,30 +58,19 @@ STATUS_RANK: Final[dict[TradeStatus, int]] = {
 
 # --- fees ------------------------------------------------------------------------------------------
 
-FEE_STEP: Final = 10
-"""Fees are floored to 5 decimals of pUSD (doc §7.3, as the venue's adapters compute them)."""
-MAX_FEE_RATE_BPS: Final = 500
-"""CTF Exchange V2 `maxFeeRateBps`: a fee above 5 % of the fill's pUSD side cannot settle."""
 _HALF: Final = MICRO // 2
 
 
 def taker_fee(shares: Micro, price: Micro, cash: Micro, fee_rate_bps: int | None, exponent: int = 1) -> Micro:
-    """The one fee rule: what a taker pays for a fill, in pUSD micro-units (V2, doc §7.3).
-
-    fee = shares × r × (p × (1 − p))^e with r = fee_rate_bps / 10,000 (the trade's `fee_rate_bps` is the
-    rate the venue applied; the exponent e is the market's, from its fee schedule, 1 when not known),
-    floored to 5 decimals and capped at 5 % of the fill's pUSD value (`cash`). Assumptions, since the
-    user channel carries no fee amount: the platform fee only — builder fees are not modelled —, and
-    makers pay nothing (V2 markets are taker-only). A BUY pays it on top of `cash`; a SELL has it taken
-    from its proceeds.
+    """What a taker pays for a fill, in pUSD micro-units: the one fee rule (`core.fees.curve_fee`) with
+    r = fee_rate_bps / 10,000 (the trade's `fee_rate_bps` is the rate the venue applied; the exponent e is
+    the market's, from its fee schedule, 1 when not known). Assumptions, since the user channel carries
+    no fee amount: the platform fee only — builder fees are not modelled —, and makers pay nothing (V2
+    markets are taker-only). A BUY pays it on top of `cash`; a SELL has it taken from its proceeds.
     """
-    if not fee_rate_bps or shares <= 0:
+    if not fee_rate_bps:
         return 0
-    num = shares * fee_rate_bps * (price * (MICRO - price)) ** exponent
-    den = 10_000 * (MICRO * MICRO) ** exponent * FEE_STEP
-    fee = num // den * FEE_STEP
-    cap = cash * MAX_FEE_RATE_BPS // (10_000 * FEE_STEP) * FEE_STEP
-    return fee if fee < cap else cap
+    return curve_fee(Fraction(fee_rate_bps, 10_000), exponent, shares, price, cash)
 
 
 def fee_allowance(
@@ -88,13 +79,14 @@ def fee_allowance(
     """An upper bound of the fee a BUY that may still spend `cash` (for `shares` at a limit `price`)
     can owe: reserved on top of the order's pUSD so the fee is always covered.
 
-    Unknown rate (None): the contract cap, 5 % of `cash`. Otherwise the curve at the worst fill price
-    for the fee — fills happen at or below the limit and p(1 − p) peaks at 0.5 — rounded up; for a
-    dollar-sized BUY (shares unknown) `cash × r`, since p^(e−1)(1 − p)^e ≤ 1; and never above the cap.
+    Unknown rate (None): `core.fees.UNKNOWN_RATE_BOUND_BPS` of `cash`. Otherwise the curve at the worst
+    fill price for the fee — fills happen at or below the limit and p(1 − p) peaks at 0.5 — rounded up;
+    for a dollar-sized BUY (shares unknown) `cash × r`, since p^(e−1)(1 − p)^e ≤ 1; and never above the
+    contract's ceiling.
     """
-    cap = -(-cash * MAX_FEE_RATE_BPS // 10_000)
     if fee_rate_bps is None:
-        return cap
+        return -(-cash * UNKNOWN_RATE_BOUND_BPS // 10_000)
+    cap = -(-cash * MAX_FEE_RATE_BPS // 10_000)
     if fee_rate_bps == 0 or cash <= 0:
         return 0
     if notional:

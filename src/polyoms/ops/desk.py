@@ -29,12 +29,12 @@ from polyoms.core.errors import (
     NotFoundError,
     PolyomsError,
 )
+from polyoms.core.fees import UNKNOWN_RATE_BOUND_BPS, fee_fraction
 from polyoms.core.market_events import BookSnapshot
 from polyoms.core.units import MICRO, Micro, TickSize, fmt_micro, plain_micro, to_micro
 from polyoms.core.venue import Instrument, OrderRequest, PreparedOrder
 from polyoms.oms.engine import Engine
 from polyoms.oms.errors import ConfirmationRequiredError, UnknownOrderError
-from polyoms.oms.fills import MAX_FEE_RATE_BPS
 from polyoms.oms.ledger import div_round, mid_mark
 from polyoms.oms.manager import OrderManager, OrderSnapshot
 from polyoms.oms.risk import BookQuote, MarketRules, RiskLimits
@@ -1033,26 +1033,23 @@ def _fee_curve(info: MarketInfo) -> FeeCurve | None:
 
 
 _CENT: Final = SIZE_QUANTUM
-_FEE_CAP: Final = Fraction(MAX_FEE_RATE_BPS, 10_000)
+_UNKNOWN_FEE: Final = Fraction(UNKNOWN_RATE_BOUND_BPS, 10_000)
 
 
 def buy_fee_bound(book: BookSnapshot, cash: Micro, curve: FeeCurve | None, cap: Micro | None = None) -> Fraction:
     """An upper bound of the taker fee a market BUY spending `cash` pUSD owes, walking `book`'s asks from
     the best (up to the limit `cap`), per level as the venue charges it (doc §7.3): shares × r ×
-    (p(1 − p))^e, at most 5 % of the level's pUSD. Cash beyond the visible asks is charged at the best
-    ask's rate (the most per pUSD of any level seen: r(1 − p) falls as p rises). Unknown curve: the 5 %
-    contract cap."""
+    (p(1 − p))^e. Cash beyond the visible asks is charged at the best ask's rate (the most per pUSD of any
+    level seen: r(1 − p) falls as p rises). Unknown curve: `core.fees.UNKNOWN_RATE_BOUND_BPS` of the cash."""
     levels = [(p, n) for p, n in reversed(book.asks) if cap is None or p <= cap]
     fee = Fraction(0)
     rest = cash
 
     def at(price: Micro, c: Micro) -> Fraction:
         if curve is None:
-            return c * _FEE_CAP
+            return c * _UNKNOWN_FEE
         rate, e = curve
-        shares = Fraction(c * MICRO, price)
-        f = shares * rate * Fraction(price * (MICRO - price), MICRO * MICRO) ** e
-        return min(f, c * _FEE_CAP)
+        return fee_fraction(rate, e, 1, price) * Fraction(c * MICRO, price)  # linear in the shares
 
     for price, size in levels:
         if rest <= 0:

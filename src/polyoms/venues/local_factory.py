@@ -28,7 +28,7 @@ from polyoms.core.errors import PolyomsError
 from polyoms.core.units import Micro
 from polyoms.exchange import persist
 from polyoms.exchange.api.faults import REHEARSAL
-from polyoms.exchange.api.runner import SimServer, build_service
+from polyoms.exchange.api.runner import ARCHIVE_FILE, STATE_FILE, SimServer, build_service
 from polyoms.exchange.api.service import SimService
 from polyoms.polymarket.client import ClientConfig, ClientHub, MarketCatalog, Wallet
 from polyoms.polymarket.client.redact import register_secret
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 LOCAL_DIR: Final = "local"
 WALLET_KEY_FILE: Final = "wallet.key"
-EXCHANGE_FILE: Final = "exchange.json"
+EXCHANGE_FILE: Final = STATE_FILE
 JOURNAL_FILE: Final = "journal.sqlite"
 
 
@@ -77,9 +77,14 @@ def local_wallet_key(local_dir: Path) -> str:
 
 
 def exchange_service(
-    ctx: VenueContext, snapshot: persist.ServiceState | None = None, *, clock: Clock | None = None
+    ctx: VenueContext,
+    snapshot: persist.ServiceState | None = None,
+    *,
+    clock: Clock | None = None,
+    archive: Path | None = None,
 ) -> SimService:
-    """The local exchange as `[local]` describes it (or as it was saved); `clock` None: the wall clock."""
+    """The local exchange as `[local]` describes it (or as it was saved); `clock` None: the wall clock.
+    With `archive`, finished history moves into that SQLite file (exchange/history), so memory stays flat."""
     lc = ctx.local
     try:
         return build_service(
@@ -91,6 +96,7 @@ def exchange_service(
             faults=REHEARSAL if lc.faults else None,
             settlement=ctx.settlement,
             snapshot=snapshot,
+            archive=archive,
         )
     except persist.SnapshotError as exc:
         raise VenueStartError(f"{exc}; start over with `polyoms run --fresh`") from None
@@ -151,6 +157,9 @@ class LocalSession(EmbeddedSession):
         await VenueSession.close(self)
         self._final_snapshot()
         await self.server.stop()
+        archive = self.server.service.exchange.archive
+        if archive is not None:
+            archive.close()
 
     def _snapshot_now(self) -> persist.ServiceState | None:
         """The exchange's state if it changed since the last save (or a minute went by), else None."""
@@ -246,7 +255,7 @@ async def open_local(ctx: VenueContext) -> VenueSession:
     local_dir = ctx.state_dir / LOCAL_DIR
     snapshot = _local_session(ctx, local_dir)
     key = ctx.private_key or local_wallet_key(local_dir)
-    service = exchange_service(ctx, snapshot)
+    service = exchange_service(ctx, snapshot, archive=local_dir / ARCHIVE_FILE)
     restored = snapshot is not None
     if restored:
         ex = service.exchange

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
@@ -22,7 +23,9 @@ from aiohttp import web
 from polyoms.core.enums import Side, SignatureType
 from polyoms.core.errors import AuthError, ConfigError, InputError, InvalidOrderError, NotFoundError, PolyomsError
 from polyoms.core.units import MICRO, fmt_micro, from_micro, to_micro
-from polyoms.exchange.api import render, render_markets
+from polyoms.exchange.api import data_api, gamma, render, render_markets, rewards_routes
+from polyoms.exchange.api.binance_stream import BinanceHub
+from polyoms.exchange.api.binance_stream import install as install_binance
 from polyoms.exchange.api.faults import INTERNAL_ERROR, RESTARTING_MESSAGE
 from polyoms.exchange.api.http import (
     decode_json,
@@ -36,7 +39,7 @@ from polyoms.exchange.api.http import (
     query,
     too_deep,
 )
-from polyoms.exchange.api.service import Caller, SimService
+from polyoms.exchange.api.service import NEVER_MS, Caller, SimService
 from polyoms.exchange.api.ws import WsHub
 from polyoms.exchange.api.ws import install as install_ws
 from polyoms.exchange.markets import markets_from_config
@@ -55,10 +58,14 @@ log = logging.getLogger("polyoms.sim")
 
 SERVICE: Final = web.AppKey("service", SimService)
 HUB: Final = web.AppKey("ws_hub", WsHub)
+BINANCE_HUB: Final = web.AppKey("binance_hub", BinanceHub)
 TICK_INTERVAL_S: Final = 0.1
 DATA_PAGE: Final = 100
 MARKETS_PAGE: Final = 500
 MAX_UINT256: Final = str(2**256 - 1)
+# UNCONFIRMED: how many trades /markets/live-activity returns is not documented.
+LIVE_ACTIVITY_LIMIT: Final = 100
+_BUILDER_CODE: Final = re.compile(r"0x[0-9a-fA-F]{64}")
 # UNCONFIRMED: how old (or how far ahead) a signed L1/L2 timestamp may be is not documented
 # (protocol doc §2.1: "accept at least ±60 s, probably more"). One symmetric window, in seconds.
 AUTH_WINDOW_S: Final = 120
@@ -73,7 +80,7 @@ T = TypeVar("T")
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        if request.path.startswith(("/_sim/", "/ws/")):
+        if request.path.startswith(("/_sim/", "/ws/", "/binance/")):
             return await handler(request)
         failure = _http_failure(request)
         if failure is not None:
@@ -260,13 +267,29 @@ async def neg_risk(request: web.Request) -> web.Response:
 
 
 async def fee_rate(request: web.Request) -> web.Response:
-    # V1 legacy: V2 fees are not signed; the curve is in /clob-markets `fd`.
-    _svc(request).exchange.market_of_token(_token_param(request))
-    return json_response({"base_fee": 0})
+    # V1 legacy (V2 fees are not signed; the curve is /clob-markets `fd`): the same figure as
+    # `taker_base_fee`, `tbf` and the trades' `fee_rate_bps` (render_markets.fee_rate_bps).
+    market = _svc(request).exchange.market_of_token(_token_param(request))
+    return json_response({"base_fee": render_markets.fee_rate_bps(market)})
 
 
 async def builder_fees(request: web.Request) -> web.Response:
-    raise NotFoundError(f"builder code not found: {request.match_info['code']}")
+    code = request.match_info["code"]
+    if not _BUILDER_CODE.fullmatch(code):
+        raise InputError(f"invalid builder code: {code[:80]}", status=400)
+    # The local exchange registers no builder codes and charges no builder fees: every well-formed
+    # code is unknown, which the venue answers with a 404 (doc §2.4; a known one gets
+    # {"builder_maker_fee_rate_bps", "builder_taker_fee_rate_bps"}).
+    raise NotFoundError(f"builder code not found: {code}", status=404)
+
+
+async def live_activity(request: web.Request) -> web.Response:
+    """GET /markets/live-activity/{condition_id}: the market's latest trades, newest first (doc §4.5)."""
+    svc = _svc(request)
+    market = svc.exchange.market(request.match_info["condition_id"])
+    cid = market.condition_id.lower()
+    recent = [t for t in reversed(svc.exchange.all_trades) if t.market.lower() == cid][:LIVE_ACTIVITY_LIMIT]
+    return json_response([render_markets.market_trade_event(market, t) for t in recent])
 
 
 # --- book and prices -------------------------------------------------------------------------------
@@ -379,10 +402,8 @@ async def prices_history(request: web.Request) -> web.Response:
     start = int_query(request, "startTs") or 0
     end = int_query(request, "endTs") or None
     history = []
-    for t in svc.exchange.all_trades:
-        involved = t.asset_id == token or any(m.asset_id == token for m in t.maker_orders)
-        if not involved or t.match_time < start or (end is not None and t.match_time > end):
-            continue
+    # Through the exchange's query, so archived trades (exchange/history) are in the history too.
+    for t in svc.exchange.trades(asset_id=token, after=start, before=end):
         price = t.price if t.asset_id == token else MICRO - t.price
         history.append({"t": t.match_time, "p": from_micro(price)})
     return json_response({"history": history})
@@ -391,20 +412,43 @@ async def prices_history(request: web.Request) -> web.Response:
 # --- orders ----------------------------------------------------------------------------------------
 
 
+def _wake_for_delayed(svc: SimService) -> None:
+    """Release held orders when the first is due, not at the next tick (the taker delay is 250 ms)."""
+    due = svc.delayed.next_ms
+    if due >= NEVER_MS:
+        return
+
+    def release() -> None:
+        try:
+            svc.release_due()
+        except Exception:  # a timer must never die silently
+            log.exception("releasing delayed orders failed")
+
+    asyncio.get_running_loop().call_later(max(0, due - svc.clock.now_ms()) / 1000, release)
+
+
 async def post_order(request: web.Request) -> web.Response:
     caller, body = await _l2(request)
-    result = _svc(request).submit(caller, _envelopes(body, batch=False)[0])
+    svc = _svc(request)
+    result = svc.submit(caller, _envelopes(body, batch=False)[0])
+    if result.status == "delayed":
+        _wake_for_delayed(svc)
     return json_response(render.order_response(result))
 
 
 async def post_orders(request: web.Request) -> web.Response:
     caller, body = await _l2(request)
     out = []
-    for order_id, outcome in _svc(request).submit_batch(caller, _envelopes(body, batch=True)):
+    svc = _svc(request)
+    delayed = False
+    for order_id, outcome in svc.submit_batch(caller, _envelopes(body, batch=True)):
         if isinstance(outcome, PolyomsError):
             out.append(render.order_failure(order_id, outcome.message))
         else:
+            delayed |= outcome.status == "delayed"
             out.append(render.order_response(outcome))
+    if delayed:
+        _wake_for_delayed(svc)
     return json_response(out)
 
 
@@ -455,7 +499,9 @@ async def cancel_market_orders(request: web.Request) -> web.Response:
 
 async def get_order(request: web.Request) -> web.Response:
     caller, _ = await _l2(request)
-    order = _svc(request).exchange.get_order(request.match_info["order_id"])
+    svc = _svc(request)
+    order_id = request.match_info["order_id"]
+    order = svc.exchange.get_order(order_id) or svc.held_order(order_id)
     if order is None or order.owner != caller.api_key:
         raise NotFoundError("order not found", status=404)
     return json_response(render.open_order(order))
@@ -525,19 +571,6 @@ async def heartbeat(request: web.Request) -> web.Response:
     if not accepted:
         return json_response(error_body(venue_errors.INVALID_HEARTBEAT, heartbeat_id=next_id), status=400)
     return json_response({"heartbeat_id": next_id})
-
-
-async def order_scoring(request: web.Request) -> web.Response:
-    await _l2(request)
-    return json_response({"scoring": False})
-
-
-async def orders_scoring(request: web.Request) -> web.Response:
-    _, body = await _l2(request)
-    ids = decode_json(body) or []
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise InputError(venue_errors.INVALID_ORDER_PAYLOAD, status=400)
-    return json_response(dict.fromkeys(ids, False))
 
 
 async def notifications(request: web.Request) -> web.Response:
@@ -707,6 +740,7 @@ def make_app(service: SimService) -> web.Application:
     r.add_get("/neg-risk", neg_risk)
     r.add_get("/fee-rate", fee_rate)
     r.add_get("/fees/builder-fees/{code}", builder_fees)
+    r.add_get("/markets/live-activity/{condition_id}", live_activity)
     r.add_get("/book", get_book)
     r.add_post("/books", post_books)
     r.add_get("/price", get_price)
@@ -731,17 +765,21 @@ def make_app(service: SimService) -> web.Application:
     r.add_get("/balance-allowance", balance_allowance)
     r.add_get("/balance-allowance/update", balance_allowance)
     r.add_post("/v1/heartbeats", heartbeat)
-    r.add_get("/order-scoring", order_scoring)
-    r.add_post("/orders-scoring", orders_scoring)
+    rewards_routes.add_routes(r)
     r.add_get("/notifications", notifications)
     r.add_delete("/notifications", notifications)
     r.add_post("/_sim/fund", sim_fund)
     r.add_post("/_sim/markets", sim_markets)
     r.add_get("/_sim/faults", sim_faults)
     r.add_post("/_sim/faults", sim_faults)
+    gamma.add_routes(r)
+    data_api.add_routes(r)
     app[HUB] = WsHub(service)
+    app[BINANCE_HUB] = BinanceHub(service.clock)
     if service.life is not None:
         service.life.add_price_listener(app[HUB].publish_price)
+        service.life.add_price_listener(app[BINANCE_HUB].publish)
     app[HUB].transform = lambda conn, frame: service.faults.ws_transform(conn, frame, service.clock.now_ms())
     install_ws(app, app[HUB])
+    install_binance(app, app[BINANCE_HUB])
     return app

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
 from polyoms.core.clock import Clock, WallClock
 from polyoms.core.errors import ConfigError
 from polyoms.core.units import Micro
+from polyoms.exchange import persist
 from polyoms.exchange.api.app import HUB, make_app
 from polyoms.exchange.api.faults import FaultConfig, Faults
 from polyoms.exchange.api.keys import new_auth_secret
 from polyoms.exchange.api.service import SimService
 from polyoms.exchange.api.ws import WsHub
 from polyoms.exchange.engine import Exchange
+from polyoms.exchange.history import HistoryArchive
 from polyoms.exchange.life.market import MarketLife
 from polyoms.exchange.life.scenarios import scenario as named_scenario
 from polyoms.exchange.markets import MarketSpec, default_markets, markets_from_config, read_config_file
@@ -30,6 +35,14 @@ from polyoms.net.http_guard import ConnectionGuard, GuardedServer, GuardLimits, 
 from polyoms.polymarket.protocol import constants
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+STATE_FILE: Final = "exchange.json"
+"""In a state dir (`polyoms sim --state-dir`): the snapshot (exchange/persist)."""
+ARCHIVE_FILE: Final = "history.sqlite"
+"""In a state dir: the history archive (exchange/history)."""
+SNAPSHOT_EVERY_S: Final = 5.0
 
 
 def load_sim_config(path: str | Path) -> tuple[tuple[MarketSpec, ...], FaultConfig]:
@@ -58,19 +71,25 @@ def build_service(
     scenario: str | None = None,
     auth_secret: bytes | None = None,
     snapshot: ServiceState | None = None,
+    archive: str | Path | None = None,
 ) -> SimService:
     """The local exchange; `auth_secret` (what API keys derive from) is random unless restored.
 
     With a `snapshot` (exchange/persist) the exchange comes back as it was saved: its markets, seed,
     auth secret and background traders are the saved ones (`config` then only gives the fault
-    switches, `scenario` must be the saved one or None); faults and settlement timings are as given."""
+    switches, `scenario` must be the saved one or None); faults and settlement timings are as given.
+    With an `archive` path finished history moves into that SQLite file (exchange/history) and a restore
+    reads it back; without one everything stays in memory."""
     clock = clock or WallClock()
     markets, file_faults = load_sim_config(config) if config else (default_markets(), FaultConfig())
+    history = HistoryArchive(archive) if archive is not None else None
     if snapshot is not None:
-        exchange = restore_exchange(snapshot.exchange, clock, settlement)
+        exchange = restore_exchange(snapshot.exchange, clock, settlement, history)
         seed, auth_secret = snapshot.seed, snapshot.auth_secret
     else:
         exchange = Exchange(markets, clock, seed=seed, settlement=settlement)
+        if history is not None:
+            exchange.attach_archive(history)
     service = SimService(
         exchange,
         clock,
@@ -98,6 +117,67 @@ def build_service(
         plan = named_scenario(scenario).on_markets(markets)
         service.life = MarketLife(exchange, clock, plan, seed)
     return service
+
+
+def open_state_dir(state_dir: str | Path) -> tuple[ServiceState | None, Path]:
+    """Make `state_dir` (0700) if needed; the snapshot saved there (None: a new exchange) and the path
+    of its history archive. SnapshotError if the snapshot is unusable."""
+    d = Path(state_dir)
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(OSError):
+        os.chmod(d, 0o700)
+    return persist.load(d / STATE_FILE), d / ARCHIVE_FILE
+
+
+class StateSaver:
+    """Saves the service's snapshot to `path` every `every_s` seconds and on stop.
+
+    Captured on the exchange's loop between operations (a consistent copy; encoded records of finished
+    orders and trades are cached), written in a thread (off the request path) atomically
+    (`persist.save`). A failed save is logged and tried again next round."""
+
+    def __init__(self, service: SimService, path: Path, every_s: float = SNAPSHOT_EVERY_S) -> None:
+        self.service = service
+        self.path = path
+        self.every_s = every_s
+        self._cache = persist.RecordCache()
+        self._lock = threading.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self.saves = 0
+
+    def _write(self, state: ServiceState) -> None:
+        with self._lock:  # a save cancelled on stop may still be writing in its thread
+            persist.save(self.path, state)
+            self.saves += 1
+
+    def save_now(self) -> None:
+        """Capture and write now, on the caller's thread (the exchange's, or after its loop stopped)."""
+        self._write(persist.capture(self.service, self._cache))
+
+    async def save(self) -> None:
+        state = persist.capture(self.service, self._cache)
+        await asyncio.to_thread(self._write, state)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            try:
+                await self.save()
+            except Exception as exc:  # a full disk must not stop the exchange
+                log.warning("saving the exchange's state failed: %s: %s", type(exc).__name__, exc)
+
+    async def start(self) -> None:
+        await self.save()
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="polyoms-sim-snapshots")
+
+    async def stop(self) -> None:
+        """Stop the periodic saves and save a last time."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.save()
 
 
 class SimServer:

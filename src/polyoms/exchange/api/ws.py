@@ -32,7 +32,16 @@ from polyoms.exchange.events import (
     NewMarketEvent,
     TickSizeChangeEvent,
 )
-from polyoms.exchange.life.feed import RTDS_TOPIC, PriceTick, to_rtds_message, to_rtds_snapshot
+from polyoms.exchange.life.feed import (
+    BINANCE,
+    CHAINLINK,
+    RTDS_CHAINLINK_TOPIC,
+    RTDS_TOPIC,
+    PriceTick,
+    rtds_topic,
+    to_rtds_message,
+    to_rtds_snapshot,
+)
 
 log = logging.getLogger("polyoms.sim.ws")
 _encode = msgspec.json.Encoder().encode
@@ -50,6 +59,15 @@ SLOW_CONSUMER: Final = "slow consumer: {frames} frames unread, connection droppe
 CLOSE_TIMEOUT_S: Final = 2.0
 # The largest client frame (subscriptions are small).
 MAX_CLIENT_FRAME: Final = 1024 * 1024
+# RTDS price topics and the feed source each carries (doc §6.7; the official SDK's wire topics).
+RTDS_PRICE_TOPICS: Final[dict[str, str]] = {RTDS_TOPIC: BINANCE, RTDS_CHAINLINK_TOPIC: CHAINLINK}
+# Recent samples kept per (source, symbol) for an RTDS subscribe snapshot (the recorded one has 3+).
+RTDS_HISTORY: Final = 60
+# UNCONFIRMED: what the venue snapshots for a price subscription without filters (all symbols) is not
+# documented; here it is one `subscribe` snapshot per symbol seen so far, as for a filtered one.
+RTDS_SNAPSHOT_UNFILTERED: Final = True
+# The most symbols one RTDS subscription may name (a bound, not the venue's).
+MAX_RTDS_SYMBOLS: Final = 256
 
 
 @dataclass(eq=False)
@@ -64,6 +82,8 @@ class Connection:
     markets: set[str] = field(default_factory=set)
     custom: bool = False
     api_key: str = ""
+    # RTDS: price topic -> the symbols wanted, None for all of them.
+    rtds: dict[str, frozenset[str] | None] = field(default_factory=dict)
     # Why the server dropped this subscriber ("" while it is served).
     dropped: str = ""
     writer_task: asyncio.Task[None] | None = None
@@ -115,6 +135,7 @@ class Connection:
         self._discard_queue()
         self.assets.clear()
         self.markets.clear()
+        self.rtds.clear()
         self.writer_task = self.closer_task = None
 
     async def writer(self, transform: Callable[[Connection, str], Iterable[tuple[float, str | None]]]) -> None:
@@ -148,6 +169,29 @@ def _strings(value: Any) -> list[str] | None:
     return [str(v) for v in value]
 
 
+def rtds_filter(filters: Any) -> frozenset[str] | None:
+    """The symbols an RTDS subscription's `filters` names, None for all.
+
+    `crypto_prices` takes a comma list ("btcusdt,ethusdt"); `crypto_prices_chainlink` a JSON string
+    ('{"symbol":"eth/usd"}'); no filters, or empty ones, mean every symbol (what the official SDK sends).
+    """
+    if filters is None or filters == "":
+        return None
+    names: list[str] = []
+    if isinstance(filters, str) and filters.lstrip().startswith("{"):
+        try:
+            decoded = None if too_deep(filters) else msgspec.json.decode(filters)
+        except (msgspec.DecodeError, RecursionError):
+            decoded = None
+        filters = decoded.get("symbol", "") if isinstance(decoded, dict) else ""
+    if isinstance(filters, str):
+        names = filters.split(",")
+    elif isinstance(filters, list):
+        names = [f for f in filters if isinstance(f, str)]
+    symbols = frozenset(n.strip().lower() for n in names[:MAX_RTDS_SYMBOLS] if n.strip())
+    return symbols or None
+
+
 def _no_faults(conn: Connection, frame: str) -> Iterable[tuple[float, str | None]]:
     return ((0.0, frame),)
 
@@ -158,7 +202,7 @@ class WsHub:
         self.market_conns: set[Connection] = set()
         self.user_conns: set[Connection] = set()
         self.rtds_conns: set[Connection] = set()
-        self._ticks: deque[PriceTick] = deque(maxlen=120)
+        self._ticks: dict[tuple[str, str], deque[PriceTick]] = {}
         self.transform: Callable[[Connection, str], Iterable[tuple[float, str | None]]] = _no_faults
         self._pending: list[Event] = []
         self._scheduled = False
@@ -185,6 +229,7 @@ class WsHub:
             return
         now = self.service.clock.now_ms()
         touched: dict[str, None] = {}
+        traded: dict[str, None] = {}
         retick: dict[str, TickSizeChangeEvent] = {}
         for ev in events:
             if isinstance(ev, ExchangeOrderEvent):
@@ -192,6 +237,8 @@ class WsHub:
                 self._user_order(ev, now)
             elif isinstance(ev, ExchangeTradeEvent):
                 touched[ev.trade.market] = None
+                if ev.status == "MATCHED":
+                    traded[ev.trade.market] = None
                 self._trade(ev, now)
             elif isinstance(ev, TickSizeChangeEvent):
                 retick[ev.market] = ev
@@ -206,6 +253,8 @@ class WsHub:
         for market in touched:
             if market not in retick:
                 self._publish_book_changes(market, now)
+                if market in traded:
+                    self._publish_books(market, now)
         for ev in retick.values():
             self._publish_tick_change(ev, now)
 
@@ -254,6 +303,17 @@ class WsHub:
                     conn.send(change)
                     conn.send(snapshot)
 
+    def _publish_books(self, market: str, now: int) -> None:
+        """A `book` snapshot of both tokens after a trade changed the market's book (doc §6.2: "emitted
+        when you first subscribe and when a trade changes the book"), after its price_change messages."""
+        for token in self.service.exchange.market(market).token_ids:
+            if token not in self._shown:
+                continue
+            snapshot = self._snapshot(token, now)
+            for conn in self.market_conns:
+                if token in conn.assets:
+                    conn.send(snapshot)
+
     def _levels(self, token_id: str) -> tuple[Levels, Levels]:
         view = self.service.exchange.book(token_id)
         return dict(view.bids), dict(view.asks)
@@ -300,11 +360,17 @@ class WsHub:
     # --- real-time data service (crypto prices) -------------------------------------------------------
 
     def publish_price(self, tick: PriceTick) -> None:
-        """A reference-feed sample, to RTDS subscribers of its symbol (doc §6.7)."""
-        self._ticks.append(tick)
+        """A feed sample (exchange price or oracle report), to RTDS subscribers of its topic and symbol (§6.7)."""
+        key = (tick.source, tick.symbol)
+        recent = self._ticks.get(key)
+        if recent is None:
+            recent = self._ticks[key] = deque(maxlen=RTDS_HISTORY)
+        recent.append(tick)
+        topic = rtds_topic(tick.source)
         message: dict[str, Any] | None = None
         for conn in self.rtds_conns:
-            if tick.symbol in conn.markets:
+            wanted = conn.rtds.get(topic, frozenset())
+            if wanted is None or tick.symbol in wanted:
                 message = message or to_rtds_message(tick, self.service.clock.now_ms())
                 conn.send(message)
 
@@ -314,19 +380,49 @@ class WsHub:
         if action not in ("subscribe", "unsubscribe") or not isinstance(subs, list):
             conn.send("INVALID MESSAGE")
             return False
-        symbols: set[str] = set()
         for sub in subs:
-            if isinstance(sub, dict) and sub.get("topic") == RTDS_TOPIC:
-                symbols |= {s.strip().lower() for s in str(sub.get("filters", "")).split(",") if s.strip()}
-        if action == "unsubscribe":
-            conn.markets -= symbols
-            return True
-        self.rtds_conns.add(conn)
-        now = self.service.clock.now_ms()
-        for symbol in sorted(symbols - conn.markets):
-            conn.send(to_rtds_snapshot(self._ticks, now, symbol))
-        conn.markets |= symbols
+            if not isinstance(sub, dict):
+                continue
+            topic = sub.get("topic")
+            source = RTDS_PRICE_TOPICS.get(topic) if isinstance(topic, str) else None
+            if source is None or topic is None:
+                continue  # topics this exchange does not publish (comments, activity...) stay silent
+            symbols = rtds_filter(sub.get("filters"))
+            if action == "unsubscribe":
+                self._rtds_unsubscribe(conn, topic, symbols)
+            else:
+                self._rtds_subscribe(conn, topic, source, symbols)
+        if conn.rtds:
+            self.rtds_conns.add(conn)
+        else:
+            self.rtds_conns.discard(conn)
         return True
+
+    def _rtds_subscribe(self, conn: Connection, topic: str, source: str, symbols: frozenset[str] | None) -> None:
+        had = conn.rtds.get(topic, frozenset())
+        now = self.service.clock.now_ms()
+        if symbols is None:
+            known = sorted(sym for src, sym in self._ticks if src == source) if RTDS_SNAPSHOT_UNFILTERED else []
+            fresh = [] if had is None else [sym for sym in known if sym not in had]
+            conn.rtds[topic] = None
+        else:
+            fresh = [] if had is None else sorted(symbols - had)
+            conn.rtds[topic] = None if had is None else had | symbols
+        for symbol in fresh:
+            conn.send(to_rtds_snapshot(self._ticks.get((source, symbol), []), now, symbol, source))
+
+    @staticmethod
+    def _rtds_unsubscribe(conn: Connection, topic: str, symbols: frozenset[str] | None) -> None:
+        had = conn.rtds.get(topic, frozenset())
+        if symbols is None or had is None:
+            # Dropping all of a topic, or some symbols of an unfiltered subscription: the topic goes.
+            conn.rtds.pop(topic, None)
+            return
+        left = had - symbols
+        if left:
+            conn.rtds[topic] = left
+        else:
+            conn.rtds.pop(topic, None)
 
     # --- subscriptions --------------------------------------------------------------------------
 

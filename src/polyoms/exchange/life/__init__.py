@@ -19,9 +19,12 @@ from polyoms.exchange.life.agents import (
     NoiseTaker,
     Observation,
 )
+from polyoms.exchange.life.crypto import CryptoConfig, CryptoMarkets, TermsValue
 from polyoms.exchange.life.fair_value import AboveStrikeValue, LogitParams, LogitWalk
 from polyoms.exchange.life.feed import DAY_MS, FeedParams, PriceFeed, PriceTick, to_rtds_message, to_rtds_snapshot
 from polyoms.exchange.life.market import LifeStats, MarketLife
+from polyoms.exchange.life.oracle import OracleFeed, OracleParams
+from polyoms.exchange.life.population import CopyTrader, Identity, PoolParams
 from polyoms.exchange.life.scenarios import SCENARIOS, Scenario, ScenarioUnavailableError, scenario
 
 __all__ = [
@@ -31,7 +34,11 @@ __all__ = [
     "AgentCancel",
     "AgentDecision",
     "AgentPlace",
+    "CopyTrader",
+    "CryptoConfig",
+    "CryptoMarkets",
     "FeedParams",
+    "Identity",
     "InformedParams",
     "InformedTrader",
     "LPParams",
@@ -45,10 +52,14 @@ __all__ = [
     "NoiseParams",
     "NoiseTaker",
     "Observation",
+    "OracleFeed",
+    "OracleParams",
+    "PoolParams",
     "PriceFeed",
     "PriceTick",
     "Scenario",
     "ScenarioUnavailableError",
+    "TermsValue",
     "scenario",
     "to_rtds_message",
     "to_rtds_snapshot",

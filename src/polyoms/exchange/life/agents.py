@@ -106,6 +106,9 @@ class AgentDecision:
     commands: list[Command] = field(default_factory=list)
     wake_ms: int | None = None
     """When to decide again (None: never, unless rescheduled)."""
+    react_ms: int | None = None
+    """An extra, one-off decision at this time on top of the regular `wake_ms` (the driver does not
+    reschedule from that extra decision's `wake_ms`): a reaction in progress."""
 
 
 def fee_per_share(curve: FeeCurve, price: int) -> int:
@@ -115,24 +118,39 @@ def fee_per_share(curve: FeeCurve, price: int) -> int:
     return taker_fee(curve, SHARE, price, price)
 
 
-def reconcile(quotes: tuple[AgentQuote, ...], wanted: list[tuple[bool, int, int]], post_only: bool) -> list[Command]:
+def reconcile(
+    quotes: tuple[AgentQuote, ...], wanted: list[tuple[bool, int, int]], post_only: bool, top_up_min: int = 0
+) -> list[Command]:
     """Commands that turn the resting `quotes` into `wanted` (is_bid, price, size) levels.
 
     A resting order at a wanted price is kept whatever its remaining size — cancelling and re-placing
     it would send it to the back of the queue. Everything else is cancelled first (freeing its
     reservation), then the missing levels are placed, nearest the touch first.
+
+    `top_up_min > 0`: every order at a wanted price is kept, and a level whose orders add up to at
+    least `top_up_min` less than wanted gets one more order for the difference (at the back of the
+    queue, as a real quoter adding size does). Otherwise one order per level is kept, duplicates go.
     """
     want: dict[tuple[bool, int], int] = {}
     for is_bid, price, size in wanted:
         want.setdefault((is_bid, price), size)
+    have: dict[tuple[bool, int], int] = {}
     cancels: list[Command] = []
     for q in quotes:
         key = (q.is_bid, q.price)
-        if key in want:
-            del want[key]
+        if key in want and (top_up_min or key not in have):
+            have[key] = have.get(key, 0) + q.remaining
         else:
             cancels.append(AgentCancel(q.order_id))
-    places: list[Command] = [AgentPlace(b, p, s, post_only=post_only) for (b, p), s in want.items() if s > 0]
+    places: list[Command] = []
+    for (b, p), s in want.items():
+        held = have.get((b, p))
+        if held is None:
+            if s > 0:
+                places.append(AgentPlace(b, p, s, post_only=post_only))
+        elif top_up_min and s - held >= top_up_min:
+            short = s - held
+            places.append(AgentPlace(b, p, short - short % SIZE_STEP, post_only=post_only))
     return cancels + places
 
 
@@ -175,6 +193,11 @@ class Agent:
 
     def decide(self, obs: Observation, fair: int) -> AgentDecision:
         raise NotImplementedError
+
+    def on_fill(self, now_ms: int, is_bid: bool, size: int) -> int | None:
+        """Someone traded `size` micro-shares against the agent's resting YES-space bid (`is_bid`) or
+        ask. Returns when to make an extra decision (a reaction), or None. Default: no reaction."""
+        return None
 
 
 # --- noise takers -------------------------------------------------------------------------------
@@ -255,13 +278,27 @@ class LPParams:
     pusd: int = 300_000 * MICRO
     sets: float = 2_000.0
     """Full sets (YES + NO) to start with, so asks can be sells from inventory."""
+    react_ms: int = 1_000
+    """Median delay (log-normal) from being hit to the first refill; 0 turns reactions off."""
+    react_sigma: float = 0.6
+    refill_first_pct: int = 50
+    """The first refill re-quotes this percentage of each missing level; the rest follows later."""
+    refill_ms: int = 2_500
+    """Median delay (log-normal, `react_sigma`) from the first refill to the full one."""
+    impact_per_kshare: int = 25_000
+    """How far being hit moves the estimate, towards the aggressor, per 1,000 shares (micro): flow is
+    information. The lag filter then pulls the estimate back towards the fair value."""
+    impact_cap: int = 20_000
+    """The most one fill moves the estimate (micro)."""
 
 
 class LiquidityProvider(Agent):
     """Quotes several levels each side around its estimate of value, which follows the hidden fair value
     with a lag (an exponential filter) plus noise; skews both sides against its inventory and stops
     adding to it past a limit; requotes on a jittered timer, keeping orders whose price is unchanged so
-    they keep their queue position."""
+    they keep their queue position. When hit (`on_fill`) it moves its estimate towards the aggressor
+    and refills sooner: part of what is missing after a short delay, all of it after another, topping
+    up levels eaten into (docs/realism.md)."""
 
     role = "lp"
 
@@ -272,14 +309,39 @@ class LiquidityProvider(Agent):
         self._last_ms = 0
         self._max_pos = shares(params.max_position)
         self._size = shares(params.size)
+        self._stage = 0
+        """Reaction to a fill: 0 none, 1 first (partial) refill due, 2 full refill due."""
+        self._react_due = 0
 
     def funding(self) -> tuple[int, int]:
         return (self.params.pusd, shares(self.params.sets))
+
+    def _delay(self, median_ms: int) -> int:
+        return 1 + int(self.rng.lognormvariate(math.log(median_ms), self.params.react_sigma))
+
+    def on_fill(self, now_ms: int, is_bid: bool, size: int) -> int | None:
+        p = self.params
+        if self.estimate is not None and p.impact_per_kshare:
+            shift = min(p.impact_cap, p.impact_per_kshare * size / (1_000 * SHARE))
+            self.estimate += -shift if is_bid else shift  # a hit bid means someone sold
+        if p.react_ms <= 0 or self._stage:
+            return None  # a reaction is already on its way
+        self._stage = 1
+        self._react_due = now_ms + self._delay(p.react_ms)
+        return self._react_due
 
     def decide(self, obs: Observation, fair: int) -> AgentDecision:
         p, rng = self.params, self.rng
         now = obs.now_ms
         wake = now + int(p.requote_ms * (0.5 + rng.random()))
+        pct, react = 100, None
+        if self._stage and now >= self._react_due:
+            if self._stage == 1:
+                # First refill: part of each missing level now, the rest after another delay.
+                pct, self._stage = p.refill_first_pct, 2
+                self._react_due = react = now + self._delay(p.refill_ms)
+            else:
+                self._stage = 0
         err = rng.gauss(0.0, p.noise) if p.noise else 0.0
         if self.estimate is None:
             self.estimate = float(fair)
@@ -288,15 +350,18 @@ class LiquidityProvider(Agent):
             self.estimate += alpha * (fair - self.estimate)
         self._last_ms = now
         if not obs.accepting:
-            return AgentDecision([AgentCancel(q.order_id) for q in obs.quotes], wake)
+            return AgentDecision([AgentCancel(q.order_id) for q in obs.quotes], wake, react)
         pos = obs.position
         center = self.estimate + err - p.skew_per_kshare * pos / (1_000 * SHARE)
         wanted: list[tuple[bool, int, int]] = []
         for is_bid, price, level in _ladder(center, p.half_spread, p.levels, p.level_step, obs):
             if (is_bid and pos >= self._max_pos) or (not is_bid and pos <= -self._max_pos):
                 continue
-            wanted.append((is_bid, price, self._size * (level + 1)))
-        return AgentDecision(reconcile(obs.quotes, wanted, post_only=True), wake)
+            size = self._size * (level + 1) * pct // 100
+            wanted.append((is_bid, price, max(size - size % SIZE_STEP, obs.min_size)))
+        # With reactions on, levels eaten into are topped up (by at least the minimum size).
+        top_up = obs.min_size if p.react_ms > 0 else 0
+        return AgentDecision(reconcile(obs.quotes, wanted, post_only=True, top_up_min=top_up), wake, react)
 
 
 # --- informed traders ---------------------------------------------------------------------------

@@ -26,6 +26,9 @@ from typing import Any, Final
 DAY_MS: Final = 86_400_000
 YEAR_DAYS: Final = 365.0
 RTDS_TOPIC: Final = "crypto_prices"
+RTDS_CHAINLINK_TOPIC: Final = "crypto_prices_chainlink"
+BINANCE: Final = "binance"
+CHAINLINK: Final = "chainlink"
 _FULL_ACCURACY_DECIMALS: Final = 8  # the venue's `full_accuracy_value` carries 8 decimals ("61035.86000000")
 
 
@@ -45,6 +48,11 @@ class FeedParams:
     decimals: int = 2
     history: int = 60
     """How many recent samples are kept for an RTDS subscribe snapshot."""
+    spread: float = 0.0
+    """Quoted bid/ask spread in price units (0: ticks carry no bid/ask). Binance's BTCUSDT book is
+    almost always one 0.01 tick wide; each tick then has bid = value − spread/2 (rounded), ask = bid + spread."""
+    source: str = BINANCE
+    """Where the ticks come from, so a server routes them: RTDS `crypto_prices` and the Binance streams."""
 
     def __post_init__(self) -> None:
         if self.start_price <= 0 or not math.isfinite(self.start_price):
@@ -61,11 +69,20 @@ class FeedParams:
 
 @dataclass(frozen=True, slots=True)
 class PriceTick:
-    """One sample of the feed: `timestamp_ms` on the sampling grid, `value` rounded to `decimals`."""
+    """One sample of a feed: `timestamp_ms` on the sampling grid, `value` rounded to `decimals`.
+
+    `source` is "binance" for the exchange-price feed (RTDS `crypto_prices`, the Binance streams) or
+    "chainlink" for a resolution oracle's report (RTDS `crypto_prices_chainlink`, life.oracle). An
+    exchange tick with a spread also carries its best `bid` / `ask` (the `bookTicker` view); 0.0 when
+    there is none.
+    """
 
     symbol: str
     timestamp_ms: int
     value: float
+    source: str = BINANCE
+    bid: float = 0.0
+    ask: float = 0.0
 
 
 class PriceFeed:
@@ -96,8 +113,16 @@ class PriceFeed:
         self._jump_gap_mean_ms = DAY_MS / params.jump_rate_per_day if params.jump_rate_per_day > 0 else 0.0
         first = start_ms - start_ms % params.interval_ms
         self._next_jump_ms = self._draw_jump_gap(first)
-        self.last = PriceTick(params.symbol, first, round(params.start_price, params.decimals))
+        self.last = self._tick(first, params.start_price)
         self.recent: deque[PriceTick] = deque([self.last], maxlen=max(1, params.history))
+
+    def _tick(self, t: int, price: float) -> PriceTick:
+        p = self.params
+        value = round(price, p.decimals)
+        if p.spread <= 0:
+            return PriceTick(p.symbol, t, value, p.source)
+        bid = round(price - p.spread / 2, p.decimals)
+        return PriceTick(p.symbol, t, value, p.source, bid, round(bid + p.spread, p.decimals))
 
     def _draw_jump_gap(self, after_ms: float) -> float:
         if not self._jump_gap_mean_ms:
@@ -126,13 +151,18 @@ class PriceFeed:
         log_price = self._log_price
         recent = self.recent
         last = self.last
+        plain = p.spread <= 0
+        symbol, decimals, source = p.symbol, p.decimals, p.source
         while t + interval <= t_ms:
             t += interval
             log_price += drift + vol * gauss(0.0, 1.0)
             while self._next_jump_ms <= t:
                 log_price += gauss(p.jump_mean, p.jump_std)
                 self._next_jump_ms = self._draw_jump_gap(self._next_jump_ms)
-            last = PriceTick(p.symbol, t, round(math.exp(log_price), p.decimals))
+            if plain:
+                last = PriceTick(symbol, t, round(math.exp(log_price), decimals), source)
+            else:
+                last = self._tick(t, math.exp(log_price))
             recent.append(last)
         self._log_price = log_price
         self.last = last
@@ -154,6 +184,11 @@ def _full_accuracy(value: float) -> str:
     return f"{value:.{_FULL_ACCURACY_DECIMALS}f}"
 
 
+def rtds_topic(source: str) -> str:
+    """The RTDS topic a feed's ticks go out on: the oracle's on `crypto_prices_chainlink`."""
+    return RTDS_CHAINLINK_TOPIC if source == CHAINLINK else RTDS_TOPIC
+
+
 def to_rtds_message(tick: PriceTick, sent_ms: int | None = None) -> dict[str, Any]:
     """One RTDS `crypto_prices` update, keys and value types as the venue sends them.
 
@@ -161,7 +196,7 @@ def to_rtds_message(tick: PriceTick, sent_ms: int | None = None) -> dict[str, An
     e.g. 1780730269142 for a sample at 1780730269000); it defaults to the sample time.
     """
     return {
-        "topic": RTDS_TOPIC,
+        "topic": rtds_topic(tick.source),
         "type": "update",
         "timestamp": tick.timestamp_ms if sent_ms is None else sent_ms,
         "payload": {
@@ -173,10 +208,12 @@ def to_rtds_message(tick: PriceTick, sent_ms: int | None = None) -> dict[str, An
     }
 
 
-def to_rtds_snapshot(ticks: list[PriceTick] | deque[PriceTick], sent_ms: int, symbol: str) -> dict[str, Any]:
+def to_rtds_snapshot(
+    ticks: list[PriceTick] | deque[PriceTick], sent_ms: int, symbol: str, source: str = BINANCE
+) -> dict[str, Any]:
     """The message the venue answers a `crypto_prices` subscription with: recent samples of one symbol."""
     return {
-        "topic": RTDS_TOPIC,
+        "topic": rtds_topic(source),
         "type": "subscribe",
         "timestamp": sent_ms,
         "payload": {

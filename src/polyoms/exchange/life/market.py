@@ -21,7 +21,7 @@ import hashlib
 import heapq
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -43,8 +43,11 @@ from polyoms.exchange.life.agents import (
     NoiseTaker,
     Observation,
 )
+from polyoms.exchange.life.crypto import CryptoMarkets, first_listing
 from polyoms.exchange.life.fair_value import AboveStrikeValue, FairValue, LogitWalk
 from polyoms.exchange.life.feed import PriceFeed, PriceTick
+from polyoms.exchange.life.oracle import OracleFeed
+from polyoms.exchange.life.population import CopyTrader, Identity, funding_of
 from polyoms.exchange.life.scenarios import (
     RESOLVE_EVENT,
     TICK_SIZE_EVENT,
@@ -57,6 +60,7 @@ from polyoms.exchange.life.scenarios import scenario as named_scenario
 from polyoms.exchange.markets import MarketSpec
 from polyoms.exchange.orders import Order
 from polyoms.exchange.persist import LifeState
+from polyoms.exchange.trades import Trade
 
 DEFAULT_START_MS: Final = 1_777_000_000_000
 CENT: Final = 10_000
@@ -112,8 +116,10 @@ class AgentSlot:
         "agent",
         "condition_id",
         "fair",
+        "followers",
         "funded_pusd",
         "funded_sets",
+        "identity",
         "no",
         "orders",
         "owner",
@@ -138,6 +144,10 @@ class AgentSlot:
         self.funded_pusd = 0
         self.funded_sets = 0
         self.stopped = False
+        self.identity: Identity | None = None
+        """The persistent trader this slot is one market of (crypto scenario), None for a per-market agent."""
+        self.followers: list[AgentSlot] = []
+        """Copy-traders told of this slot's fills."""
         self.action: Action = _no_action
         """The scheduler entry that wakes this agent (built once, not per wake)."""
 
@@ -182,6 +192,7 @@ class MarketLife:
         self.scenario = scenario
         self.seed = seed
         self.start_ms = clock.now_ms() if start_ms is None else start_ms
+        self.background = background
         self._virtual = clock if isinstance(clock, VirtualClock) else None
         self._heap: list[tuple[int, int, Action]] = []
         self._seq = 0
@@ -197,13 +208,27 @@ class MarketLife:
         # directly so that an exchange without timers works too.
         self._advance: Callable[[int], Any] | None = getattr(exchange, "advance", None)
         self._advanced_ms = -1
+        # Agents hear of fills on their resting orders whoever took them (an agent, a client, a sweep);
+        # a liquidity provider reacts by deciding again sooner (`Agent.on_fill`, realism.md).
+        # Keyed by (owner, condition id): an identity trades several markets under one owner.
+        self._by_owner: dict[tuple[str, str], AgentSlot] = {}
+        self._reactions: dict[tuple[str, str], Action] = {}
+        add_trade_hook = getattr(exchange, "add_trade_hook", None)
+        if add_trade_hook is not None:
+            add_trade_hook(self._on_trades)
         self.resolutions: dict[str, bool] = {}
         """Condition id → YES won, for markets this life resolved."""
         self.ran_until_ms = self.start_ms - 1
         """Every event due at or before this has run (`run_until`); what a snapshot resumes from."""
 
         self._check_events(scenario.events)
-        self.feed = PriceFeed(scenario.feed, seed, self.start_ms)
+        self.crypto: CryptoMarkets | None = None
+        if scenario.crypto is not None:
+            self.crypto = CryptoMarkets(self, scenario.crypto)
+            self.feed = self.crypto.first_feed
+        else:
+            self.feed = PriceFeed(scenario.feed, seed, self.start_ms)
+        self._published: list[int] = []
         self.plans: dict[str, MarketPlan] = {}
         self.fair: dict[str, FairValue] = {}
         for plan in scenario.markets:
@@ -222,6 +247,8 @@ class MarketLife:
                 self._populate(plan)
         for event in scenario.events:
             self._schedule(self.start_ms + event.at_ms, self._event_action(event))
+        if background and self.crypto is not None:
+            self.crypto.start(max(self.start_ms, clock.now_ms()), fund=True)
 
     @classmethod
     def backtest(
@@ -229,7 +256,10 @@ class MarketLife:
     ) -> MarketLife:
         """A fresh exchange trading the scenario's markets on a virtual clock, with life attached."""
         clock = VirtualClock(start_ms)
-        exchange = Exchange(scenario.specs(), clock, seed=seed)
+        specs = scenario.specs()
+        if not specs and scenario.crypto is not None:
+            specs = (first_listing(scenario.crypto, start_ms),)
+        exchange = Exchange(specs, clock, seed=seed)
         return cls(exchange, clock, scenario, seed, background=background)
 
     def export_state(self) -> LifeState:
@@ -269,9 +299,13 @@ class MarketLife:
             if hasattr(life.stats, name) and name != "reject_reasons":
                 setattr(life.stats, name, value)
         life.stats.reject_reasons = dict(state.reject_reasons)
-        life.feed.advance_to(state.ran_until_ms)
         for p in plan.markets:
             life._populate(p, fund=False)
+        if life.crypto is not None:
+            life.background = True
+            life.crypto.start(state.ran_until_ms, fund=False)
+        else:
+            life.feed.advance_to(state.ran_until_ms)
         return life
 
     # --- setup -------------------------------------------------------------------------------------
@@ -311,11 +345,21 @@ class MarketLife:
         """The seeded random stream of one agent (a string seed is hashed stably by `random`)."""
         return random.Random(f"polyoms-life:agent:{name}:{self.seed}")
 
-    def add_agent(self, agent: Agent, condition_id: str, *, fund: bool = True) -> AgentSlot:
+    def add_agent(
+        self,
+        agent: Agent,
+        condition_id: str,
+        *,
+        fund: bool = True,
+        identity: Identity | None = None,
+        fair: FairValue | None = None,
+    ) -> AgentSlot:
         """Fund `agent` (its `funding()`) and schedule its first decision on market `condition_id`.
 
         `fund=False` (a resumed life): the account already holds what it was funded with; the agent
-        takes over the orders it has resting."""
+        takes over the orders it has resting. With an `identity` the agent trades from that identity's
+        address and owner (funded once for all its markets, never here); `fair` overrides the market's
+        hidden fair value as what the agent sees."""
         cid = condition_id.lower()
         if cid not in self.fair:
             raise ConfigError(f"market {condition_id} is not part of scenario {self.scenario.name!r}")
@@ -323,31 +367,60 @@ class MarketLife:
             raise ConfigError(f"duplicate agent name {agent.name!r}")
         ex = self.exchange
         spec = ex.market(cid)
-        address = agent_address(agent.name)
-        pusd, sets = agent.funding()
-        if fund:
-            ex.fund(address, pusd, {spec.yes_token_id: sets, spec.no_token_id: sets} if sets else None)
+        if identity is not None:
+            address, owner = identity.address, agent_owner(identity.name)
+            pusd = sets = 0
+        else:
+            address, owner = agent_address(agent.name), agent_owner(agent.name)
+            pusd, sets = agent.funding()
+            if fund:
+                ex.fund(address, pusd, {spec.yes_token_id: sets, spec.no_token_id: sets} if sets else None)
         account = ex.account(address)
         assert account is not None  # funding creates it (a resumed agent was funded before)
-        slot = AgentSlot(agent, spec, self.fair[cid], address, agent_owner(agent.name), account)
+        slot = AgentSlot(agent, spec, fair or self.fair[cid], address, owner, account)
+        slot.identity = identity
         slot.funded_pusd, slot.funded_sets = pusd, sets
         if not fund:
-            slot.orders = {o.order_id: o for o in ex.open_orders(slot.owner)}
+            slot.orders = {o.order_id: o for o in ex.open_orders(slot.owner) if o.market.lower() == cid}
         slot.action = lambda now: self._wake(slot, now)
         self.slots.append(slot)
         self._by_name[agent.name] = slot
+        self._by_owner[(slot.owner, cid)] = slot
+        self._reactions[(slot.owner, cid)] = lambda now: self._wake(slot, now, reschedule=False)
         now = max(self.clock.now_ms(), self.start_ms)
         self._schedule(agent.first_wake(now), slot.action)
         return slot
 
+    def price_sources(self) -> list[PriceFeed | OracleFeed]:
+        """Every published price stream: the feed, or (crypto) each exchange feed and each oracle."""
+        return self.crypto.sources() if self.crypto is not None else [self.feed]
+
     def add_price_listener(self, listener: PriceListener) -> None:
-        """Call `listener` with every feed sample as it becomes due (e.g. to publish RTDS messages)."""
+        """Call `listener` with every feed sample (and, in the crypto scenario, every oracle report; see
+        `PriceTick.source`) as it becomes due (e.g. to publish RTDS messages)."""
         if not self._price_listeners:
             self._published_ms = self.feed.last.timestamp_ms
+            self._published = [src.last.timestamp_ms for src in self.price_sources()]
             self._schedule(self.feed.next_sample_ms, self._publish)
         self._price_listeners.append(listener)
 
     # --- scheduling ----------------------------------------------------------------------------------
+
+    def schedule(self, due_ms: int, action: Action) -> None:
+        """Run `action(now)` at `due_ms` (the scheduler's order: time, then scheduling order)."""
+        self._schedule(due_ms, action)
+
+    def drop_slots(self, slots: list[AgentSlot]) -> None:
+        """Stop these agents and forget them (their market resolved): memory stays bounded."""
+        gone = {id(s) for s in slots}
+        for s in slots:
+            s.stopped = True
+            s.orders.clear()
+            s.followers = []
+            self._by_name.pop(s.agent.name, None)
+            self._by_owner.pop((s.owner, s.condition_id), None)
+            self._reactions.pop((s.owner, s.condition_id), None)
+        self.slots = [s for s in self.slots if id(s) not in gone]
 
     def _schedule(self, due_ms: int, action: Action) -> None:
         self._seq += 1
@@ -396,14 +469,39 @@ class MarketLife:
     # --- actions -------------------------------------------------------------------------------------
 
     def _publish(self, now: int) -> None:
-        self.feed.advance_to(now)
-        for tick in self.feed.since(self._published_ms):
-            self._published_ms = tick.timestamp_ms
-            for listener in self._price_listeners:
-                listener(tick)
+        if self.crypto is not None:
+            self.crypto.advance(now)
+        else:
+            self.feed.advance_to(now)
+        published = self._published
+        for i, src in enumerate(self.price_sources()):
+            for tick in src.since(published[i]):
+                published[i] = tick.timestamp_ms
+                for listener in self._price_listeners:
+                    listener(tick)
+        self._published_ms = self.feed.last.timestamp_ms
         self._schedule(self.feed.next_sample_ms, self._publish)
 
-    def _wake(self, slot: AgentSlot, now: int) -> None:
+    def _on_trades(self, trades: Sequence[Trade], now: int) -> None:
+        """Tell each agent whose resting orders one submission hit, per YES-space side, and schedule
+        the reaction it asks for."""
+        by_owner = self._by_owner
+        hits: dict[tuple[tuple[str, str], bool], int] = {}
+        for t in trades:
+            for m in t.maker_orders:
+                who = (m.owner, t.market.lower())
+                if who in by_owner:
+                    key = (who, (m.side is _BUY) == (m.outcome_index == 0))
+                    hits[key] = hits.get(key, 0) + m.matched_amount
+        for (who, is_bid), size in hits.items():
+            slot = by_owner[who]
+            due = slot.agent.on_fill(now, is_bid, size)
+            if due is not None and not slot.stopped:
+                self._schedule(max(due, now + 1), self._reactions[who])
+
+    def _wake(self, slot: AgentSlot, now: int, reschedule: bool = True) -> None:
+        if slot.stopped:
+            return
         book = self.exchange.books[slot.condition_id]
         spec = book.spec
         if spec.closed:
@@ -420,8 +518,10 @@ class MarketLife:
             else:
                 assert isinstance(cmd, AgentPlace)
                 self._place(slot, book, cmd, now)
-        if decision.wake_ms is not None:
+        if reschedule and decision.wake_ms is not None:
             self._schedule(max(decision.wake_ms, now + 1), slot.action)
+        if decision.react_ms is not None:
+            self._schedule(max(decision.react_ms, now + 1), self._reactions[(slot.owner, slot.condition_id)])
 
     def _observe(self, slot: AgentSlot, book: MatchingBook, spec: MarketSpec, now: int) -> Observation:
         tick = book.tick
@@ -525,7 +625,12 @@ class MarketLife:
         stats.orders += 1
         if result.trades:
             stats.trades += len(result.trades)
-            stats.shares_traded += sum(t.size for t in result.trades)
+            filled = sum(t.size for t in result.trades)
+            stats.shares_traded += filled
+            for follower in slot.followers:
+                copy = follower.agent
+                if isinstance(copy, CopyTrader) and not follower.stopped:
+                    self._schedule(copy.on_leader_trade(now, cmd.is_bid, filled), follower.action)
         rec = self.exchange.get_order(oid)
         if rec is not None and rec.resting:
             slot.orders[oid] = rec
@@ -558,6 +663,38 @@ class MarketLife:
 
     def agent(self, name: str) -> AgentSlot:
         return self._by_name[name]
+
+    @property
+    def identities(self) -> list[Identity]:
+        """The persistent traders (crypto scenario): names, addresses, kinds, skills, leaders — the truth."""
+        return list(self.crypto.pool) if self.crypto is not None else []
+
+    def true_probability(self, condition_id: str, t_ms: int | None = None) -> float:
+        """The hidden truth P(YES) of a market now or at a later `t_ms`: for a crypto market P(oracle at
+        end ≥ start price | the oracle's path so far); 0 or 1 once resolved."""
+        cid = condition_id.lower()
+        if cid in self.resolutions:
+            return 1.0 if self.resolutions[cid] else 0.0
+        return self.fair[cid].probability_at(self.clock.now_ms() if t_ms is None else t_ms)
+
+    def identity_pnl(self, name: str) -> int:
+        """An identity's PnL over all its markets (micro-pUSD): pUSD now plus unresolved tokens marked to
+        the truth, minus what it was funded with."""
+        crypto = self.crypto
+        if crypto is None:
+            raise NotFoundError(f"no identity {name!r}: only the crypto scenario has identities")
+        ident = next((i for i in crypto.pool if i.name == name), None)
+        if ident is None:
+            raise NotFoundError(f"no identity {name!r}")
+        bal = self.exchange.balances(ident.address)
+        total = bal.pusd
+        for cid, lm in crypto.live.items():
+            spec = lm.spec
+            yes, no = bal.token(spec.yes_token_id).balance, bal.token(spec.no_token_id).balance
+            if yes or no:
+                fv = self.fair_value(cid) if cid in self.fair else MICRO // 2
+                total += yes * fv // MICRO + no * (MICRO - fv) // MICRO
+        return total - funding_of(crypto.config.pool, ident.kind)
 
     def fair_value(self, condition_id: str, t_ms: int | None = None) -> int:
         """The hidden fair value (P(YES), micro) of a market now or at a later `t_ms`; 0 or 10^6 once resolved."""

@@ -11,6 +11,7 @@ that trades the scenario's markets (`scenario.specs()`); `MarketLife.backtest` b
 | thin | one small, wide, slow liquidity provider and little flow: wide spreads, gaps, slippage |
 | tick_size_change | an event market drifts towards 1; at 8 h its tick goes 0.01 → 0.001 (`Exchange.change_tick_size`) |
 | resolution | the event markets resolve at 20 h (`Exchange.resolve`) |
+| crypto | BTC/ETH up/down (5m, 15m, 1h, 1d) and daily above-strike markets on a schedule (life.crypto) |
 
 Scripted events that need an exchange feature the exchange does not have yet make `MarketLife` refuse
 the scenario up front with a `ScenarioUnavailableError` naming the missing method, rather than fail
@@ -26,13 +27,13 @@ from typing import Final
 from polyoms.core.errors import ConfigError
 from polyoms.exchange.fees import NO_FEES, FeeCurve
 from polyoms.exchange.life.agents import InformedParams, LPParams, NoiseParams
+from polyoms.exchange.life.crypto import CRYPTO_FEE, CryptoConfig
 from polyoms.exchange.life.fair_value import AboveStrikeParams, LogitParams
 from polyoms.exchange.life.feed import DAY_MS, FeedParams
 from polyoms.exchange.markets import MarketSpec, binary_market
 
 HOUR_MS: Final = 3_600_000
-CRYPTO_FEE: Final = FeeCurve("0.07", 1)
-"""The venue's crypto-category taker fee (doc §7.3)."""
+__all__ = ["CRYPTO_FEE", "HOUR_MS", "SCENARIOS", "MarketPlan", "Population", "Scenario", "ScriptedEvent", "scenario"]
 
 TICK_SIZE_EVENT: Final = "tick_size"
 RESOLVE_EVENT: Final = "resolve"
@@ -94,10 +95,12 @@ class Scenario:
     population: Population = field(default_factory=Population)
     events: tuple[ScriptedEvent, ...] = ()
     duration_ms: int = DAY_MS
+    crypto: CryptoConfig | None = None
+    """Scheduled crypto markets (listed, started and resolved by the life itself, life.crypto)."""
 
     def __post_init__(self) -> None:
         slugs = [m.spec.slug for m in self.markets]
-        if not slugs:
+        if not slugs and self.crypto is None:
             raise ConfigError(f"scenario {self.name!r} has no markets")
         if len(set(slugs)) != len(slugs):
             raise ConfigError(f"scenario {self.name!r} has duplicate market slugs")
@@ -233,7 +236,14 @@ def thin() -> Scenario:
         noise_params=NoiseParams(rate_per_min=0.5, size_median=10.0),
         lps=1,
         lp_params=LPParams(
-            requote_ms=45_000, half_spread=25_000, levels=2, level_step=20_000, size=15.0, lag_ms=900_000
+            requote_ms=45_000,
+            half_spread=25_000,
+            levels=2,
+            level_step=20_000,
+            size=15.0,
+            lag_ms=900_000,
+            react_ms=5_000,  # slow to refill after a hit, too (docs/realism.md)
+            refill_ms=10_000,
         ),
         informed=1,
         informed_params=InformedParams(check_ms=20_000, clip=40.0),
@@ -278,6 +288,19 @@ def resolution() -> Scenario:
     )
 
 
+def crypto() -> Scenario:
+    config = CryptoConfig()
+    return Scenario(
+        "crypto",
+        "BTC and ETH up/down markets every 5 min, 15 min, hour and day plus daily above-strike markets, "
+        "listed ahead, resolved on the Chainlink-like oracle; a pool of persistent traders.",
+        (),
+        feed=config.assets[0].feed,
+        crypto=config,
+        duration_ms=7 * DAY_MS,
+    )
+
+
 SCENARIOS: Final[dict[str, Callable[[], Scenario]]] = {
     "calm": calm,
     "trending": trending,
@@ -285,6 +308,7 @@ SCENARIOS: Final[dict[str, Callable[[], Scenario]]] = {
     "thin": thin,
     "tick_size_change": tick_size_change,
     "resolution": resolution,
+    "crypto": crypto,
 }
 
 

@@ -125,6 +125,11 @@ class Resolution:
     """Shares destroyed per token id (the whole supply of both outcomes)."""
 
 
+def _touches(t: Trade, asset_id: str) -> bool:
+    """Whether `t` moved `asset_id`: its taker's token or a maker's (a MINT/MERGE maker holds the other)."""
+    return t.asset_id == asset_id or any(m.asset_id == asset_id for m in t.maker_orders)
+
+
 class Exchange:
     """The local exchange's matching core behind one facade."""
 
@@ -703,33 +708,28 @@ class Exchange:
         in which that funder took part on either side.
         """
         live = self._live_trades(owner, trade_id, maker_address, market, asset_id, before, after)
+        stop = None if limit is None else offset + limit
         archive = self.archive
         if archive is None:
-            out = live
-        else:
-            held = self._trade_by_id
-            if asset_id and not market:
-                # Both outcomes' trades are filed under their market: narrow the archive's scan to it.
-                with contextlib.suppress(NotFoundError):
-                    market = self.market_of_token(asset_id).condition_id
-            old = archive.trades(
-                owner,
-                trade_id=trade_id,
-                maker_address=maker_address,
-                market=market,
-                before=before,
-                after=after,
-                skip=held.__contains__,
-            )
-            if asset_id:
-                old = (t for t in old if t.asset_id == asset_id or any(m.asset_id == asset_id for m in t.maker_orders))
-            # Trade ids are a fixed prefix and a zero-padded counter (trades.TradeIds): id order is match order.
-            merged = heapq.merge(old, live, key=lambda t: t.trade_id)
-            stop = None if limit is None else offset + limit
-            return list(itertools.islice(merged, offset, stop))
-        if offset or limit is not None:
-            return out[offset : None if limit is None else offset + limit]
-        return out
+            return live[offset:stop] if offset or stop is not None else live
+        if asset_id and not market:
+            # Both outcomes' trades are filed under their market: narrow the archive's scan to it.
+            with contextlib.suppress(NotFoundError):
+                market = self.market_of_token(asset_id).condition_id
+        old: Iterable[Trade] = archive.trades(
+            owner,
+            trade_id=trade_id,
+            maker_address=maker_address,
+            market=market,
+            before=before,
+            after=after,
+            skip=self._trade_by_id.__contains__,
+        )
+        if asset_id:
+            old = (t for t in old if _touches(t, asset_id))
+        # Trade ids are a fixed prefix and a zero-padded counter (trades.TradeIds): id order is match order.
+        merged = heapq.merge(old, live, key=lambda t: t.trade_id)
+        return list(itertools.islice(merged, offset, stop))
 
     def _live_trades(
         self,
@@ -749,7 +749,7 @@ class Exchange:
             for t in pool
             if (not trade_id or t.trade_id == trade_id)
             and (cid is None or t.market.lower() == cid)
-            and (not asset_id or t.asset_id == asset_id or any(m.asset_id == asset_id for m in t.maker_orders))
+            and (not asset_id or _touches(t, asset_id))
             and (before is None or t.match_time <= before)
             and (after is None or t.match_time >= after)
             and (

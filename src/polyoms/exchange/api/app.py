@@ -39,10 +39,11 @@ from polyoms.exchange.api.http import (
     query,
     too_deep,
 )
-from polyoms.exchange.api.service import NEVER_MS, Caller, SimService
+from polyoms.exchange.api.service import Caller, SimService
 from polyoms.exchange.api.ws import WsHub
 from polyoms.exchange.api.ws import install as install_ws
 from polyoms.exchange.markets import markets_from_config
+from polyoms.exchange.settlement import NEVER as NEVER_MS
 from polyoms.polymarket.protocol import constants
 from polyoms.polymarket.protocol import errors as venue_errors
 from polyoms.polymarket.protocol.auth import POLY_TIMESTAMP, verify_l1, verify_l2

@@ -30,6 +30,7 @@ from aiohttp import web
 
 from polyoms.core.errors import InputError, NotFoundError
 from polyoms.core.units import MICRO, Micro, from_micro
+from polyoms.exchange.api import render_markets
 from polyoms.exchange.api.http import json_response
 from polyoms.exchange.api.public_limits import GAMMA_LIMITS, RateLimiter, limited
 from polyoms.exchange.engine import Exchange
@@ -289,7 +290,7 @@ def _rewards(spec: MarketSpec, market_id: str) -> dict[str, Any]:
         return {"rewardsMinSize": 0, "rewardsMaxSpread": 0}
     return {
         "rewardsMinSize": from_micro(r.min_size),
-        "rewardsMaxSpread": from_micro(r.max_spread * 100),  # in cents, as the venue shows it
+        "rewardsMaxSpread": render_markets.max_spread_cents(spec),
         "clobRewards": [
             {
                 "id": market_id,
@@ -684,24 +685,23 @@ async def get_events(request: web.Request) -> web.Response:
     return json_response(_events_body(ex, index, page, _now(request)))
 
 
-async def get_event(request: web.Request) -> web.Response:
+def _one_event(request: web.Request, key: str) -> web.Response:
+    """The event whose `key` ("id" or "slug") is the path's, or 404."""
     ex = _exchange(request)
     index = GammaIndex.of(ex)
-    eid = request.match_info["id"]
-    event = next((e for e in index.events if e.id == eid), None)
+    wanted = request.match_info[key]
+    event = next((e for e in index.events if getattr(e, key) == wanted), None)
     if event is None:
-        raise NotFoundError(f"event not found: {eid}", status=404)
+        raise NotFoundError(f"event not found: {wanted}", status=404)
     return json_response(_events_body(ex, index, [event], _now(request))[0])
+
+
+async def get_event(request: web.Request) -> web.Response:
+    return _one_event(request, "id")
 
 
 async def get_event_by_slug(request: web.Request) -> web.Response:
-    ex = _exchange(request)
-    index = GammaIndex.of(ex)
-    slug = request.match_info["slug"]
-    event = next((e for e in index.events if e.slug == slug), None)
-    if event is None:
-        raise NotFoundError(f"event not found: {slug}", status=404)
-    return json_response(_events_body(ex, index, [event], _now(request))[0])
+    return _one_event(request, "slug")
 
 
 async def public_search(request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from polyoms.core.units import MICRO, fmt_micro, from_micro
 # app.py's helpers, reused rather than copied: its L2 check and service lookup are private there, and
 # app imports this module, so they are read through the module at call time.
 from polyoms.exchange.api import app as _app
+from polyoms.exchange.api import render_markets
 from polyoms.exchange.api.http import decode_json, int_query, json_response, page_body, paginate, query
 from polyoms.exchange.incentives import MAKER_REBATE, REWARD, REWARD_ASSET, Payout
 from polyoms.exchange.markets import MarketSpec
@@ -51,11 +52,6 @@ async def _maker(request: web.Request) -> str:
     caller, _ = await _app._l2(request)
     signature_type = int_query(request, "signature_type", maximum=max(SignatureType)) or 0
     return _app._svc(request).funder_of(caller.address, signature_type).lower()
-
-
-def _spread_cents(spec: MarketSpec) -> Decimal:
-    assert spec.rewards is not None
-    return from_micro(spec.rewards.max_spread * 100)
 
 
 def _rewards_config(svc: Any, spec: MarketSpec) -> list[dict[str, Any]]:
@@ -194,7 +190,7 @@ async def user_markets(request: web.Request) -> web.Response:
                 "market_slug": spec.slug,
                 "event_slug": spec.event_slug,
                 "image": "",
-                "rewards_max_spread": _spread_cents(spec),
+                "rewards_max_spread": render_markets.max_spread_cents(spec),
                 "rewards_min_size": from_micro(spec.rewards.min_size),
                 # UNCONFIRMED: the venue's rolling 24 h volume; here the pUSD matched since midnight UTC.
                 "volume_24hr": from_micro(incentives.volume_today(cid)),
@@ -222,7 +218,7 @@ async def markets_current(request: web.Request) -> web.Response:
         items.append(
             {
                 "condition_id": spec.condition_id,
-                "rewards_max_spread": _spread_cents(spec),
+                "rewards_max_spread": render_markets.max_spread_cents(spec),
                 "rewards_min_size": from_micro(spec.rewards.min_size),
                 "rewards_config": _rewards_config(svc, spec),
             }
@@ -245,7 +241,7 @@ async def market_rewards(request: web.Request) -> web.Response:
                 "market_slug": spec.slug,
                 "event_slug": spec.event_slug,
                 "image": "",
-                "rewards_max_spread": _spread_cents(spec),
+                "rewards_max_spread": render_markets.max_spread_cents(spec),
                 "rewards_min_size": from_micro(spec.rewards.min_size),
                 "market_competitiveness": _competitiveness(svc, spec),
                 "tokens": _tokens(svc, spec),

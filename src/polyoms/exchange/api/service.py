@@ -36,6 +36,7 @@ from polyoms.exchange.events import CANCELLATION, PLACEMENT, Event, ExchangeOrde
 from polyoms.exchange.life.market import MarketLife
 from polyoms.exchange.matching import new_order
 from polyoms.exchange.orders import CANCELED, EngineOrder, Order
+from polyoms.exchange.settlement import NEVER as NEVER_MS
 from polyoms.polymarket.protocol import constants
 from polyoms.polymarket.protocol import errors as venue_errors
 from polyoms.polymarket.protocol.auth import ApiCreds
@@ -119,8 +120,6 @@ class DelayQueue:
         self._heap.clear()
         self.held.clear()
 
-
-NEVER_MS: Final = 2**62
 
 
 @dataclass(slots=True)

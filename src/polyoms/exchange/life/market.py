@@ -213,9 +213,7 @@ class MarketLife:
         # Keyed by (owner, condition id): an identity trades several markets under one owner.
         self._by_owner: dict[tuple[str, str], AgentSlot] = {}
         self._reactions: dict[tuple[str, str], Action] = {}
-        add_trade_hook = getattr(exchange, "add_trade_hook", None)
-        if add_trade_hook is not None:
-            add_trade_hook(self._on_trades)
+        exchange.add_trade_hook(self._on_trades)
         self.resolutions: dict[str, bool] = {}
         """Condition id → YES won, for markets this life resolved."""
         self.ran_until_ms = self.start_ms - 1
